@@ -1,0 +1,364 @@
+"""The administrative commands (everything but the protocol verbs): argument parsing and output, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+from . import dockerconfig, protocol
+from .errors import InvalidInput, NotRegistered
+from .matching import host_of, parse_prefix, parse_reference
+from .model import Registration, Secrets, validate_id
+from .paths import docker_config_path, home_dir
+from .providers import canonical_type, get_provider, type_names
+from .providers.base import Option
+from .service import CredentialService
+from .vault import Vault
+
+PROG = "docker-credential-idp"
+MAX_SECRET_BYTES = 1024 * 1024
+COMMON_OPTIONS = (
+    Option("timeout", "seconds a provider call may take (default 10)", metavar="SECONDS"),
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            # Never echo the values: a mistyped `--password hunter2` would print the password.
+            words = message.split(":", 1)[1].split()
+            names = sorted({w.split("=", 1)[0] for w in words if w.startswith("-")})
+            hint = "; secrets are read from stdin or an environment variable, never from the command line" if any(
+                n in ("--password", "--token", "--secret", "--client-secret", "--secret-access-key") for n in names
+            ) else ""
+            what = f"unknown option {', '.join(names)}" if names else "unexpected extra arguments"
+            raise InvalidInput(f"{what}{hint} (see: {self.prog} --help)")
+        raise InvalidInput(f"{message} (see: {self.prog} --help)")
+
+
+# -- context -----------------------------------------------------------------------------------------------------
+
+
+class Context:
+    def __init__(self) -> None:
+        self.env = os.environ
+        self.home = home_dir(self.env)
+        self.vault = Vault(self.home, self.env)
+        self.service = CredentialService(self.vault, self.env, warn=lambda m: print(m, file=sys.stderr))
+
+    def registration(self, registration_id: str) -> Registration:
+        table = self.vault.registrations()
+        if registration_id not in table:
+            raise NotRegistered(f"no registration with id {registration_id!r}; see: {PROG} registry list")
+        return table[registration_id]
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _summary(registration: Registration) -> dict[str, Any]:
+    described = get_provider(registration.type).describe(registration)
+    return {"id": registration.id, "prefix": registration.prefix, "type": registration.type,
+            "origin": registration.origin, **described}
+
+
+# -- secrets -----------------------------------------------------------------------------------------------------
+
+
+def _read_stdin_secret(label: str) -> str:
+    data = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
+    if len(data) > MAX_SECRET_BYTES:
+        raise InvalidInput(f"{label} on stdin is larger than 1 MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{label} on stdin is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")  # as docker login --password-stdin does
+    if not text:
+        raise InvalidInput(f"{label}: stdin was empty")
+    return text
+
+
+def _resolve_secret(option: Option, args: argparse.Namespace, env: Any) -> Optional[str]:
+    dest = option.dest
+    given = [s for s in ("stdin", "env", "file") if getattr(args, f"{dest}_{s}", None)]
+    if len(given) > 1:
+        raise InvalidInput(f"give --{option.name} one way only: " + ", ".join(f"--{option.name}-{s}" for s in given))
+    if not given:
+        return None
+    source = given[0]
+    if source == "stdin":
+        return _read_stdin_secret(f"--{option.name}-stdin")
+    if source == "env":
+        variable = getattr(args, f"{dest}_env")
+        value = env.get(variable)
+        if not value:
+            raise InvalidInput(f"--{option.name}-env: environment variable {variable} is not set or empty")
+        return str(value)
+    path = getattr(args, f"{dest}_file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read(MAX_SECRET_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"--{option.name}-file: cannot read {path}: {getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
+    if not value.strip() or len(value) > MAX_SECRET_BYTES:
+        raise InvalidInput(f"--{option.name}-file: {path} is empty or larger than 1 MiB")
+    return value.strip()
+
+
+# -- registry ----------------------------------------------------------------------------------------------------
+
+
+def _provider_options() -> dict[str, tuple[Option, set[str]]]:
+    """Every provider option by name, with the types that accept it (several types share --region and the like)."""
+    table: dict[str, tuple[Option, set[str]]] = {o.name: (o, set(type_names())) for o in COMMON_OPTIONS}
+    for type_name in type_names():
+        provider = get_provider(type_name)
+        for option in provider.options:
+            table.setdefault(option.name, (option, set()))[1].add(type_name)
+    return table
+
+
+def _add_option_arguments(parser: argparse.ArgumentParser, options: dict[str, tuple[Option, set[str]]]) -> None:
+    group = parser.add_argument_group("type options (secrets only through stdin, a variable or a file)")
+    for name, (option, types) in sorted(options.items()):
+        where = "" if len(types) == len(type_names()) else f" [{', '.join(sorted(types))}]"
+        if option.secret:
+            group.add_argument(f"--{name}-stdin", action="store_true", help=f"read {option.help} from stdin{where}")
+            group.add_argument(f"--{name}-env", metavar="VAR", help=f"read {option.help} from variable VAR{where}")
+            if option.from_file:
+                group.add_argument(f"--{name}-file", metavar="PATH", help=f"read {option.help} from PATH{where}")
+        elif option.flag:
+            group.add_argument(f"--{name}", action="store_true", default=None, help=option.help + where)
+        else:
+            group.add_argument(f"--{name}", metavar=option.metavar or name.upper().replace("-", "_"), help=option.help + where)
+
+
+def _option_given(option: Option, args: argparse.Namespace) -> bool:
+    if option.secret:
+        return any(getattr(args, f"{option.dest}_{s}", None) for s in ("stdin", "env", "file"))
+    return getattr(args, option.dest, None) not in (None, False)
+
+
+def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
+    validate_id(args.id)
+    type_name = canonical_type(args.type)
+    prefix = parse_prefix(args.prefix)
+    provider = get_provider(type_name)
+    accepted = {o.name for o in provider.options} | {o.name for o in COMMON_OPTIONS}
+    for name, (option, _) in _provider_options().items():
+        if name not in accepted and _option_given(option, args):
+            raise InvalidInput(f"--{name} does not apply to --type {type_name}")
+    values: dict[str, Any] = {}
+    for option in provider.options:
+        values[option.dest] = _resolve_secret(option, args, ctx.env) if option.secret else getattr(args, option.dest)
+    settings, secrets = provider.configure(values)
+    if args.timeout is not None:
+        settings["timeout"] = _positive_seconds(args.timeout, "--timeout")
+    registration = Registration(args.id, prefix, type_name, settings, Secrets(secrets))
+
+    def change(table: dict[str, Registration]) -> None:
+        if args.id in table and not args.replace:
+            raise InvalidInput(f"registration {args.id!r} already exists; add --replace to overwrite it")
+        for other in table.values():
+            if other.prefix == prefix and other.id != args.id:
+                raise InvalidInput(f"prefix {prefix} is already registered as {other.id!r}; remove it or pick another prefix")
+        table[args.id] = registration
+
+    ctx.vault.update(change)
+    print(f"Registered {args.id}: {prefix} ({type_name})")
+    if host_of(prefix) not in dockerconfig.configured_hosts(docker_config_path(ctx.env)):
+        print(f"To let docker use it, run: {PROG} configure-docker", file=sys.stderr)
+    return 0
+
+
+def _positive_seconds(value: str, flag: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise InvalidInput(f"{flag} must be a number of seconds between 0 and 3600")
+    return seconds
+
+
+def cmd_registry_list(ctx: Context, args: argparse.Namespace) -> int:
+    rows = [_summary(r) for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"No registrations. Add one with: {PROG} registry add ID --prefix PREFIX --type TYPE ...")
+        return 0
+    table = [("ID", "PREFIX", "TYPE", "ORIGIN")] + [(r["id"], r["prefix"], r["type"], r["origin"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    return 0
+
+
+def cmd_registry_show(ctx: Context, args: argparse.Namespace) -> int:
+    summary = _summary(ctx.registration(args.id))
+    if args.json:
+        _print_json(summary)
+        return 0
+    for key in ("id", "prefix", "type", "origin"):
+        print(f"{key}: {summary[key]}")
+    for key, value in sorted(summary["settings"].items()):
+        print(f"{key}: {value}")
+    print(f"secrets: {', '.join(summary['secrets']) or '(none)'} (values are never shown)")
+    return 0
+
+
+def cmd_registry_remove(ctx: Context, args: argparse.Namespace) -> int:
+    def change(table: dict[str, Registration]) -> None:
+        if args.id not in table:
+            raise NotRegistered(f"no registration with id {args.id!r}; see: {PROG} registry list")
+        del table[args.id]
+
+    ctx.vault.update(change)
+    print(f"Removed {args.id}")
+    return 0
+
+
+# -- resolve / creds ---------------------------------------------------------------------------------------------
+
+
+def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
+    request = parse_reference(args.ref)
+    registration, selection = ctx.service.choose(request)
+    result = {"request": request, "id": registration.id, "prefix": registration.prefix,
+              "type": registration.type, "reason": selection.reason}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{request} -> {registration.id} ({registration.type}, prefix {registration.prefix}): {selection.reason}")
+    return 0
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
+    registration, _ = ctx.service.choose(parse_reference(args.ref))
+    credential = ctx.service.credential(registration)
+    registry = host_of(registration.prefix)
+    if args.format == "env":
+        for name, value in (("REGISTRY_SERVER", registry), ("REGISTRY_USERNAME", credential.username),
+                            ("REGISTRY_PASSWORD", credential.secret)):
+            print(f"export {name}={_shell_quote(value)}")
+        return 0
+    _print_json({"registry": registry, "registration": registration.id, "username": credential.username,
+                 "password": credential.secret, "expires_at": credential.expires_at})
+    return 0
+
+
+# -- docker / vault ----------------------------------------------------------------------------------------------
+
+
+def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
+    registered = sorted({host_of(r.prefix) for r in ctx.vault.registrations().values()})
+    hosts = [parse_prefix(h) for h in args.hosts] if args.hosts else registered
+    if not hosts and not args.creds_store:
+        print(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...", file=sys.stderr)
+        return 0
+    path = docker_config_path(ctx.env)
+    changed = dockerconfig.update(path, hosts, unset=args.unset, lock=ctx.home / "docker-config.lock",
+                                  creds_store=args.creds_store)
+    verb = "Removed" if args.unset else "Added"
+    if changed:
+        print(f"{verb} in {path}: {', '.join(changed)}")
+    else:
+        print(f"{path} already {'has none of these entries' if args.unset else 'routes these registries to idp'}")
+    return 0
+
+
+def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
+    status = ctx.vault.status()
+    if args.json:
+        _print_json(status)
+        return 0
+    print(f"vault: {status['path']}{'' if status['exists'] else ' (not created yet)'}")
+    print(f"key source: {status['key_source']}")
+    print(f"registrations: {status['registrations']}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description="A Docker credential helper for an internal developer platform. "
+                    f"Docker calls it with one of the protocol verbs: {', '.join(protocol.VERBS)}.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {protocol.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    registry = commands.add_parser("registry", help="manage the registry table")
+    registry_commands = registry.add_subparsers(dest="registry_command", metavar="COMMAND", parser_class=Parser)
+    add = registry_commands.add_parser("add", help="register a registry prefix and how to get its credentials",
+                                       description="Register a prefix. Types: " + ", ".join(
+                                           f"{t} ({get_provider(t).summary})" for t in type_names()))
+    add.add_argument("id", help="lowercase letters, digits, '-' and '.'; at most 253 characters")
+    add.add_argument("--prefix", required=True, help="host[:port][/path], e.g. registry.example.com/team")
+    add.add_argument("--type", required=True, help=f"one of: {', '.join(type_names())}")
+    add.add_argument("--replace", action="store_true", help="overwrite an existing registration with this id")
+    _add_option_arguments(add, _provider_options())
+    add.set_defaults(func=cmd_registry_add)
+    listing = registry_commands.add_parser("list", help="list registrations (never secrets)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_registry_list)
+    show = registry_commands.add_parser("show", help="show one registration (never secrets)")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_registry_show)
+    remove = registry_commands.add_parser("remove", help="remove a registration")
+    remove.add_argument("id")
+    remove.set_defaults(func=cmd_registry_remove)
+
+    resolve = commands.add_parser("resolve", help="which registration serves an image reference or host, and why")
+    resolve.add_argument("ref", help="an image reference (team/app:1.0, host:5000/app@sha256:...) or a host")
+    resolve.add_argument("--json", action="store_true")
+    resolve.set_defaults(func=cmd_resolve)
+    creds = commands.add_parser("creds", help="print the credential for an image reference or host (for CI steps)")
+    creds.add_argument("ref")
+    creds.add_argument("--format", choices=("json", "env"), default="json",
+                       help="json: an object with username and password; env: shell export lines")
+    creds.set_defaults(func=cmd_creds)
+
+    configure = commands.add_parser("configure-docker", help="route registered hosts to this helper in docker's config")
+    configure.add_argument("hosts", nargs="*", metavar="HOST", help="only these hosts (default: every registered host)")
+    configure.add_argument("--unset", action="store_true", help="remove the entries instead")
+    configure.add_argument("--creds-store", action="store_true", help='also set (or with --unset remove) "credsStore": "idp"')
+    configure.set_defaults(func=cmd_configure_docker)
+
+    vault = commands.add_parser("vault", help="the encrypted vault")
+    vault_commands = vault.add_subparsers(dest="vault_command", metavar="COMMAND", parser_class=Parser)
+    status = vault_commands.add_parser("status", help="where the vault is, its key source, how many registrations")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_vault_status)
+    return parser
+
+
+COMMANDS = ("registry", "resolve", "creds", "configure-docker", "vault")
+
+
+def run(argv: Sequence[str]) -> int:
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        sys.stdout.write(f"{PROG}: unknown action: {argv[0]}\n")
+        return 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Optional[Callable[[Context, argparse.Namespace], int]] = getattr(args, "func", None)
+    if func is None:
+        parser.parse_args([*argv, "--help"])
+        return 1
+    return func(Context(), args)

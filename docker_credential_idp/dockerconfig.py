@@ -1,0 +1,80 @@
+"""Editing Docker's config.json: credHelpers entries that route registries to this helper."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ConfigError
+from .fsutil import atomic_write, exclusive_lock, read_file
+from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL
+
+HELPER_NAME = "idp"
+
+
+def keys_for_host(host: str) -> list[str]:
+    """credHelpers keys for a registered host. Docker CLI and docker-py look Docker Hub up as docker's index URL,
+    containers/image (skopeo, podman) as docker.io."""
+    return [DOCKER_HUB, DOCKER_HUB_SERVER_URL] if host == DOCKER_HUB else [host]
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = read_file(path, 16 * 1024 * 1024)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data is None or not data.strip():
+        return {}
+    try:
+        config = json.loads(data)
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON; fix or move it, then run this again (it was not changed)") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} does not hold a JSON object; fix or move it (it was not changed)")
+    if not isinstance(config.get("credHelpers", {}), dict):
+        raise ConfigError(f"credHelpers in {path} is not a JSON object; fix it (the file was not changed)")
+    return config
+
+
+def configured_hosts(path: Path) -> set[str]:
+    try:
+        helpers = load(path).get("credHelpers", {})
+    except ConfigError:
+        return set()
+    return {key for key, value in helpers.items() if value == HELPER_NAME}
+
+
+def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, creds_store: bool = False) -> list[str]:
+    """Add (or with `unset`, remove) our credHelpers entries; every other key stays. Returns the keys changed.
+
+    `lock` serialises our own writers; docker itself does not lock, which the atomic rename makes harmless."""
+    with exclusive_lock(lock):
+        config = load(path)
+        helpers = dict(config.get("credHelpers", {}))
+        changed = []
+        for host in hosts:
+            for key in keys_for_host(host):
+                if unset and helpers.get(key) == HELPER_NAME:
+                    del helpers[key]
+                    changed.append(key)
+                elif not unset and helpers.get(key) != HELPER_NAME:
+                    helpers[key] = HELPER_NAME
+                    changed.append(key)
+        if creds_store:
+            if unset and config.get("credsStore") == HELPER_NAME:
+                del config["credsStore"]
+                changed.append("credsStore")
+            elif not unset and config.get("credsStore") != HELPER_NAME:
+                config["credsStore"] = HELPER_NAME
+                changed.append("credsStore")
+        if not changed:
+            return []
+        if helpers:
+            config["credHelpers"] = helpers
+        else:
+            config.pop("credHelpers", None)
+        mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o600
+        atomic_write(path, (json.dumps(config, indent="\t") + "\n").encode("utf-8"), mode=mode)
+        return changed

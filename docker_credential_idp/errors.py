@@ -1,0 +1,59 @@
+"""One error hierarchy. Every failure the user can see is an IdpError with a one-line, secret-free message.
+
+Only the CLI catches these; it prints `message` (stdout for protocol verbs, stderr otherwise) and exits 1.
+"""
+
+# Docker compares the helper's trimmed stdout with this exact text (docker-credential-helpers, credentials/error.go).
+NOT_FOUND_MESSAGE = "credentials not found in native keychain"
+
+
+class IdpError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = " ".join(message.split())  # one line, always
+
+
+class CredentialsNotFound(IdpError):
+    def __init__(self, message: str = NOT_FOUND_MESSAGE) -> None:
+        super().__init__(message)
+
+
+class InvalidInput(IdpError):
+    """The request, its stdin or the command line is malformed."""
+
+
+class NotRegistered(IdpError):
+    """An admin command named a registration id that does not exist."""
+
+
+class AmbiguousRegistry(IdpError):
+    """A host-only request matches several path-scoped registrations."""
+
+
+class ConfigError(IdpError):
+    """A file we read or write (docker config, key file) is unusable."""
+
+
+class VaultError(IdpError):
+    """The vault cannot be opened: wrong key, tampered or truncated file, unknown version."""
+
+
+class ProviderError(IdpError):
+    """A provider could not produce a credential. `retryable` marks faults worth serving a cached token for."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's SDK is not installed."""
+
+    def __init__(self, provider: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"the {provider} provider needs the Python package {module!r}, which is not installed; "
+            f"install it with: pip install 'docker-credential-idp[{extra}]'",
+            retryable=False,
+        )

@@ -1,0 +1,133 @@
+"""Where the vault's key-encryption key comes from: a key file, DOCKER_CREDENTIAL_IDP_KEY, or a passphrase."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Mapping, NamedTuple
+
+from . import crypto
+from .errors import VaultError
+from .fsutil import ensure_private_dir
+
+KEY_VARIABLE = "DOCKER_CREDENTIAL_IDP_KEY"
+PASSPHRASE_VARIABLE = "DOCKER_CREDENTIAL_IDP_PASSPHRASE"
+KEY_FILE_NAME = "vault.key"
+
+# Kinds recorded in the vault header: which family of key sources can open it.
+RAW_KEY = 1
+PASSPHRASE = 2
+
+SCRYPT_DEFAULT = (15, 8, 1)  # log2(n), r, p: about 32 MiB and 60-100 ms, once per call that needs the vault
+SCRYPT_MEMORY_LIMIT = 256 * 1024 * 1024
+
+
+class ScryptParams(NamedTuple):
+    log2_n: int
+    r: int
+    p: int
+
+    def check(self, where: str) -> None:
+        """Bounds on read: a tampered header must not make us allocate gigabytes or spin for minutes."""
+        memory = 128 * self.r * (1 << self.log2_n)
+        if not (14 <= self.log2_n <= 20 and 1 <= self.r <= 16 and 1 <= self.p <= 4 and memory <= SCRYPT_MEMORY_LIMIT):
+            raise VaultError(f"{where} asks for out-of-bounds scrypt parameters; refusing to derive a key from them")
+
+
+class KeySource:
+    """A resolved key source. `kek(...)` returns the 32-byte key-encryption key."""
+
+    def __init__(self, kind: int, description: str, raw_key: bytes | None = None, passphrase: str | None = None):
+        self.kind = kind
+        self.description = description
+        self._raw_key = raw_key
+        self._passphrase = passphrase
+
+    def kek(self, salt: bytes, params: ScryptParams) -> bytes:
+        if self.kind == RAW_KEY:
+            assert self._raw_key is not None
+            return self._raw_key
+        import hashlib
+
+        assert self._passphrase is not None
+        return hashlib.scrypt(
+            self._passphrase.encode("utf-8"),
+            salt=salt,
+            n=1 << params.log2_n,
+            r=params.r,
+            p=params.p,
+            maxmem=SCRYPT_MEMORY_LIMIT + 1024 * 1024,
+            dklen=crypto.KEY_BYTES,
+        )
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != crypto.KEY_BYTES:
+        raise VaultError(f"{where} must hold a base64-encoded 32-byte key; generate one with: openssl rand -base64 32")
+    return key
+
+
+def key_file_path(home: Path) -> Path:
+    return home / KEY_FILE_NAME
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise VaultError(
+            f"the vault key file {path} is missing; restore it, or set {KEY_VARIABLE} to the key the vault was created with"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VaultError(f"cannot read the vault key file {path}: {getattr(exc, 'strerror', None) or 'not ASCII'}") from None
+    return _decode_key(text, f"the key file {path}")
+
+
+def for_existing_vault(kind: int, home: Path, env: Mapping[str, str]) -> KeySource:
+    """The key source able to open a vault whose header records `kind`."""
+    if kind == PASSPHRASE:
+        passphrase = env.get(PASSPHRASE_VARIABLE)
+        if not passphrase:
+            raise VaultError(f"the vault is sealed with a passphrase; set {PASSPHRASE_VARIABLE}")
+        return KeySource(PASSPHRASE, f"passphrase from {PASSPHRASE_VARIABLE}", passphrase=passphrase)
+    if env.get(KEY_VARIABLE):
+        return KeySource(RAW_KEY, f"key from {KEY_VARIABLE}", raw_key=_decode_key(env[KEY_VARIABLE], KEY_VARIABLE))
+    path = key_file_path(home)
+    return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
+
+
+def describe_new(home: Path, env: Mapping[str, str]) -> str:
+    """What for_new_vault would use, without creating anything."""
+    if env.get(KEY_VARIABLE):
+        return f"key from {KEY_VARIABLE}"
+    if env.get(PASSPHRASE_VARIABLE):
+        return f"passphrase from {PASSPHRASE_VARIABLE}"
+    return f"key file {key_file_path(home)} (created on first write)"
+
+
+def for_new_vault(home: Path, env: Mapping[str, str]) -> KeySource:
+    """The key source a new vault is sealed with: DOCKER_CREDENTIAL_IDP_KEY, a passphrase, else a new key file."""
+    if env.get(KEY_VARIABLE):
+        return KeySource(RAW_KEY, f"key from {KEY_VARIABLE}", raw_key=_decode_key(env[KEY_VARIABLE], KEY_VARIABLE))
+    if env.get(PASSPHRASE_VARIABLE):
+        return KeySource(PASSPHRASE, f"passphrase from {PASSPHRASE_VARIABLE}", passphrase=env[PASSPHRASE_VARIABLE])
+    path = key_file_path(home)
+    if path.exists():
+        return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
+    ensure_private_dir(home)
+    key = crypto.random_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(key).decode("ascii") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return KeySource(RAW_KEY, f"key file {path}", raw_key=key)

@@ -1,0 +1,245 @@
+"""Normalising server strings, image references and prefixes, and choosing a registration. Pure functions.
+
+Every location is one normalised string, `host[:port][/segment...]`: host lowercased, Docker Hub under one name
+(`docker.io`), no scheme, no trailing slash, no tag or digest. Prefixes and requests share that form, so matching
+is a whole-segment prefix test on strings.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple, Optional, Sequence
+
+from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+# The key docker CLI uses for Docker Hub, in requests to helpers and in config.json.
+DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
+SCOPE_VARIABLE = "DOCKER_CREDENTIAL_IDP_SCOPE"
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+_PATH_FORBIDDEN = frozenset(" \t\r\n\\?#@\x00")
+
+
+class Selection(NamedTuple):
+    registration_id: str
+    prefix: str
+    reason: str
+
+
+# -- normalising -------------------------------------------------------------------------------------------------
+
+
+def _normalise_host(raw: str, original: str) -> str:
+    host = raw.lower()
+    port = ""
+    if host.startswith("["):  # IPv6 literal, [::1]:5000
+        end = host.find("]")
+        if end < 0:
+            raise InvalidInput(f"invalid registry host in {original!r}: unclosed '['")
+        name, rest = host[: end + 1], host[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise InvalidInput(f"invalid registry host in {original!r}")
+            port = rest[1:]
+        if not all(c in "0123456789abcdef:." for c in name[1:-1]) or len(name) < 3:
+            raise InvalidInput(f"invalid IPv6 address in {original!r}")
+    else:
+        name, sep, port = host.partition(":")
+        if sep and not port:
+            raise InvalidInput(f"invalid registry host in {original!r}: empty port")
+        if not name or not set(name) <= _HOST_CHARS or name.startswith((".", "-")) or name.endswith((".", "-")):
+            raise InvalidInput(f"invalid registry host in {original!r}; expected host[:port], e.g. registry.example.com")
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise InvalidInput(f"invalid port in {original!r}; expected a number from 1 to 65535")
+    if name in DOCKER_HUB_ALIASES and not port:
+        return DOCKER_HUB
+    return f"{name}:{port}" if port else name
+
+
+def _check_path(segments: Sequence[str], original: str) -> None:
+    for segment in segments:
+        if not segment or segment in (".", "..") or not _PATH_FORBIDDEN.isdisjoint(segment):
+            raise InvalidInput(f"invalid repository path in {original!r}")
+
+
+def _strip_scheme(text: str, original: str) -> tuple[str, bool]:
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text, False
+    if scheme.lower() not in ("http", "https"):
+        raise InvalidInput(f"unsupported scheme {scheme!r} in {original!r}; use a registry host such as registry.example.com")
+    for mark in ("?", "#"):
+        rest = rest.split(mark, 1)[0]
+    return rest, True
+
+
+def _join(host: str, segments: Sequence[str], had_scheme: bool) -> str:
+    # `https://index.docker.io/v1/` and `https://host/v2/` name the registry API root, not a repository.
+    if segments and (had_scheme or host == DOCKER_HUB) and list(segments) in (["v1"], ["v2"]):
+        segments = []
+    return "/".join([host, *segments])
+
+
+def _clean(text: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("expected a registry host or image reference")
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidInput("empty registry host or image reference")
+    if len(stripped) > 4096 or any(ord(c) < 32 for c in stripped):
+        raise InvalidInput("registry host or image reference is too long or contains control characters")
+    return stripped
+
+
+def parse_server(text: str) -> str:
+    """What a client sends to the helper: `https://index.docker.io/v1/`, `host:port`, or a `list` key with a path."""
+    original = _clean(text)
+    rest, had_scheme = _strip_scheme(original, original)
+    host, *segments = rest.rstrip("/").split("/")
+    if not host:
+        raise InvalidInput(f"no registry host in {original!r}")
+    normalised_host = _normalise_host(host, original)
+    _check_path(segments, original)
+    return _join(normalised_host, segments, had_scheme)
+
+
+def looks_like_host(component: str) -> bool:
+    """Docker's rule for the first component of an image reference (distribution/reference normalize.go)."""
+    return "." in component or ":" in component or component == "localhost" or component.lower() != component
+
+
+def _single_component_is_host(text: str) -> bool:
+    if text.startswith("["):
+        return True
+    name, sep, after = text.rpartition(":")
+    if not sep:
+        return "." in text or text == "localhost"
+    return after.isdigit() and ("." in name or name == "localhost")
+
+
+def _drop_tag_and_digest(segments: list[str]) -> list[str]:
+    last = segments[-1].split("@", 1)[0]
+    segments[-1] = last.split(":", 1)[0]
+    return segments
+
+
+def parse_reference(text: str) -> str:
+    """An image reference (`nginx`, `host:5000/team/app:1.0@sha256:...`) or a registry host, as users write them."""
+    original = _clean(text)
+    if "://" in original:
+        return parse_server(original)
+    body = original.rstrip("/")
+    if "/" not in body:
+        if _single_component_is_host(body.split("@", 1)[0]):
+            return parse_server(body)
+        segments = _drop_tag_and_digest([body])
+        _check_path(segments, original)
+        return _join(DOCKER_HUB, ["library", *segments], False)
+    first, remainder = body.split("/", 1)
+    if looks_like_host(first):
+        host = _normalise_host(first, original)
+        segments = _drop_tag_and_digest(remainder.split("/"))
+    else:
+        host = DOCKER_HUB
+        segments = _drop_tag_and_digest(body.split("/"))
+    if host == DOCKER_HUB and len(segments) == 1:
+        segments = ["library", *segments]
+    _check_path(segments, original)
+    return _join(host, segments, False)
+
+
+def parse_prefix(text: str) -> str:
+    """A registration prefix: `host[:port][/path...]`, never a tag or digest."""
+    original = _clean(text)
+    rest, had_scheme = _strip_scheme(original, original)
+    host, *segments = rest.rstrip("/").split("/")
+    if not host:
+        raise InvalidInput(f"no registry host in prefix {original!r}")
+    if not had_scheme and not (looks_like_host(host) or host.startswith("[")):
+        raise InvalidInput(
+            f"prefix {original!r} does not start with a registry host; "
+            f"write the host first, e.g. docker.io/{original} for Docker Hub"
+        )
+    normalised_host = _normalise_host(host, original)
+    for segment in segments:
+        if ":" in segment or "@" in segment:
+            raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
+    _check_path(segments, original)
+    return _join(normalised_host, segments, had_scheme)
+
+
+def host_of(location: str) -> str:
+    return location.split("/", 1)[0]
+
+
+def server_key(prefix: str) -> str:
+    """The key under which docker and `list` know a prefix: Docker Hub's host is docker's index URL."""
+    return DOCKER_HUB_SERVER_URL if prefix == DOCKER_HUB else prefix
+
+
+# -- choosing ----------------------------------------------------------------------------------------------------
+
+
+def is_under(location: str, prefix: str) -> bool:
+    """True when `prefix` covers `location` on whole path segments (team covers team/app, never teammates)."""
+    return location == prefix or location.startswith(prefix + "/")
+
+
+def longest_prefix(location: str, candidates: Iterable[tuple[str, str]]) -> Optional[tuple[str, str]]:
+    """The (prefix, id) with the longest prefix covering `location`; ties cannot happen as prefixes are unique."""
+    best: Optional[tuple[str, str]] = None
+    for prefix, registration_id in candidates:
+        if is_under(location, prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, registration_id)
+    return best
+
+
+def _scope_choice(host: str, candidates: Sequence[tuple[str, str]], scope: str) -> Optional[Selection]:
+    for item in scope.replace(",", " ").split():
+        for prefix, registration_id in candidates:
+            if item == registration_id:
+                return Selection(registration_id, prefix, f"{SCOPE_VARIABLE} names registration {registration_id!r}")
+        try:
+            scoped = parse_reference(item)
+        except InvalidInput:
+            continue
+        if host_of(scoped) != host:
+            continue
+        found = longest_prefix(scoped, candidates)
+        if found:
+            return Selection(found[1], found[0], f"{SCOPE_VARIABLE}={item} falls under prefix {found[0]}")
+    return None
+
+
+def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[str] = None) -> Selection:
+    """Choose the registration serving a normalised request among (prefix, id) pairs.
+
+    A request with a path takes the longest prefix. A host-only request (what docker, skopeo and podman send)
+    takes, in order: the registration DOCKER_CREDENTIAL_IDP_SCOPE names, the bare-host registration, the only
+    registration under the host; several candidates and no scope is an error naming them.
+    """
+    host = host_of(request)
+    on_host = [(p, i) for p, i in candidates if host_of(p) == host]
+    if request != host:
+        found = longest_prefix(request, on_host)
+        if not found:
+            raise CredentialsNotFound()
+        return Selection(found[1], found[0], f"longest prefix covering {request}")
+    if scope:
+        chosen = _scope_choice(host, on_host, scope)
+        if chosen:
+            return chosen
+    for prefix, registration_id in on_host:
+        if prefix == host:
+            return Selection(registration_id, prefix, f"registered for the whole host {host}")
+    if len(on_host) == 1:
+        prefix, registration_id = on_host[0]
+        return Selection(registration_id, prefix, f"the only registration under host {host}")
+    if not on_host:
+        raise CredentialsNotFound()
+    names = ", ".join(f"{i} ({p})" for p, i in sorted(on_host))
+    raise AmbiguousRegistry(
+        f"{host} has {len(on_host)} path-scoped registrations and the client sent only the host: {names}; "
+        f"set {SCOPE_VARIABLE} to one of their ids or an image prefix"
+    )

@@ -1,0 +1,109 @@
+"""The two records everything else passes around: a registration and the credential it yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Optional
+
+# Docker's marker for an identity (refresh) token in the Username field.
+IDENTITY_TOKEN_USERNAME = "<token>"
+
+
+ID_MAX_LENGTH = 253
+
+
+def validate_id(registration_id: str) -> str:
+    """Ids follow the Kubernetes/IBM Code Engine naming rule: lowercase alphanumerics, '-' and '.', at most 253
+    characters, starting and ending with a letter or digit."""
+    import re
+
+    from .errors import InvalidInput
+
+    if len(registration_id) > ID_MAX_LENGTH or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", registration_id):
+        raise InvalidInput(
+            f"invalid registration id {registration_id[:64]!r}: use lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters"
+        )
+    return registration_id
+
+
+class Secrets(Mapping[str, str]):
+    """A read-only mapping of secret values whose repr never shows them."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Optional[Mapping[str, str]] = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secrets) and self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Secrets({', '.join(sorted(self._values))}: hidden)"
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self._values)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One row of the registry table. `prefix` is normalised (see matching.parse_prefix)."""
+
+    id: str
+    prefix: str
+    type: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets)
+    # "add": created with `registry add`; "store": created by `docker login` through the protocol's store verb.
+    origin: str = "add"
+
+    @property
+    def host(self) -> str:
+        return self.prefix.split("/", 1)[0]
+
+    def with_secrets(self, secrets: Mapping[str, str]) -> Registration:
+        return replace(self, secrets=Secrets(secrets))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "type": self.type,
+            "settings": dict(self.settings),
+            "secrets": self.secrets.to_dict(),
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Registration:
+        return cls(
+            id=record["id"],
+            prefix=record["prefix"],
+            type=record["type"],
+            settings=dict(record.get("settings") or {}),
+            secrets=Secrets(record.get("secrets") or {}),
+            origin=record.get("origin", "add"),
+        )
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str
+    secret: str = field(repr=False)
+    # Seconds since the epoch; None for credentials that do not expire (static passwords).
+    expires_at: Optional[float] = None
+
+    @property
+    def is_identity_token(self) -> bool:
+        return self.username == IDENTITY_TOKEN_USERNAME

@@ -1,0 +1,87 @@
+"""The docker-credential-* protocol as a pure function: (verb, stdin bytes, service) -> (stdout bytes, exit status).
+
+Wire format and messages follow docker/docker-credential-helpers (credentials/credentials.go, credentials/error.go).
+Errors go to stdout: docker shows the helper's stdout to the user and compares it with the not-found text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Callable
+
+from . import __version__
+from .errors import IdpError, InvalidInput
+
+if TYPE_CHECKING:
+    from .service import CredentialService
+
+NAME = "docker-credential-idp"
+PACKAGE = "docker_credential_idp"
+VERBS = ("store", "get", "erase", "list", "version")
+MAX_INPUT_BYTES = 1024 * 1024
+
+
+def usage() -> str:
+    return f"Usage: {NAME} <{'|'.join(VERBS)}>"
+
+
+def _text(stdin: bytes) -> str:
+    if len(stdin) > MAX_INPUT_BYTES:
+        raise InvalidInput(f"input is larger than {MAX_INPUT_BYTES // 1024} KiB; send one server URL or one JSON object")
+    try:
+        return stdin.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("input is not UTF-8 text; send the server URL or a JSON object") from None
+
+
+def _server(stdin: bytes) -> str:
+    server = _text(stdin).strip()
+    if not server:
+        raise InvalidInput("no credentials server URL")
+    return server
+
+
+def _store_request(stdin: bytes) -> tuple[str, str, str]:
+    text = _text(stdin).strip()
+    try:
+        request = json.loads(text) if text else None
+    except ValueError:
+        request = None
+    if not isinstance(request, dict):
+        raise InvalidInput('store expects a JSON object {"ServerURL": "...", "Username": "...", "Secret": "..."}')
+    fields = [request.get(name) for name in ("ServerURL", "Username", "Secret")]
+    if any(value is not None and not isinstance(value, str) for value in fields):
+        raise InvalidInput("ServerURL, Username and Secret must be strings")
+    server, username, secret = (value or "" for value in fields)
+    if not server.strip():
+        raise InvalidInput("no credentials server URL")
+    if not username:
+        raise InvalidInput("no credentials username")
+    return server, username, secret
+
+
+def _dump(value: object) -> bytes:
+    return (json.dumps(value) + "\n").encode("utf-8")
+
+
+def handle(verb: str, stdin: bytes, service: Callable[[], CredentialService]) -> tuple[bytes, int]:
+    """Answer one protocol call. `service` is called only when the verb needs the vault."""
+    try:
+        if verb == "version":
+            return f"{NAME} ({PACKAGE}) {__version__}\n".encode(), 0
+        if verb == "get":
+            server = _server(stdin)
+            credential = service().get(server)
+            return _dump({"ServerURL": server, "Username": credential.username, "Secret": credential.secret}), 0
+        if verb == "store":
+            service().store(*_store_request(stdin))
+            return b"", 0
+        if verb == "erase":
+            service().erase(_server(stdin))
+            return b"", 0
+        if verb == "list":
+            _text(stdin)
+            return _dump(service().list_servers()), 0
+        return f"{NAME}: unknown action: {verb}\n".encode(), 1
+    except IdpError as error:
+        return (error.message + "\n").encode("utf-8"), error.exit_code

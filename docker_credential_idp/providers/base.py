@@ -1,0 +1,89 @@
+"""The provider interface: declare your `registry add` options, validate them, fetch a credential.
+
+Providers never read the environment, stdin or stdout themselves and never cache: the CLI resolves secret
+options before `configure`, and the service owns caching. SDKs are imported inside `fetch`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Optional
+
+from ..errors import InvalidInput
+from ..model import Credential, Registration
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `registry add` option. A secret option becomes `--NAME-stdin` and `--NAME-env VAR` (and `--NAME-file`
+    when `from_file`), so a secret never has to appear in argv."""
+
+    name: str
+    help: str
+    secret: bool = False
+    required: bool = False
+    flag: bool = False  # a boolean switch rather than a value
+    from_file: bool = False
+    metavar: Optional[str] = None
+    # Settings whose value is a number of seconds, an integer, and so on.
+    convert: Optional[Callable[[str], Any]] = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    now: Callable[[], float] = time.time
+
+
+class Provider:
+    type_name: ClassVar[str]
+    summary: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Split validated option values into (settings, secrets). `values` holds only the options given."""
+        settings: dict[str, Any] = {}
+        secrets: dict[str, str] = {}
+        for option in self.options:
+            value = values.get(option.dest)
+            if value is None or value is False:
+                if option.required:
+                    raise InvalidInput(f"--type {self.type_name} needs {_spelling(option)}")
+                continue
+            if option.secret:
+                secrets[option.dest] = value
+            else:
+                settings[option.dest] = option.convert(value) if option.convert and not option.flag else value
+        self.validate(settings, secrets)
+        return settings, secrets
+
+    def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        """Checks across options; raise InvalidInput."""
+
+    def fetch(self, registration: Registration, context: FetchContext) -> Credential:
+        raise NotImplementedError
+
+    def username_hint(self, registration: Registration) -> str:
+        """The username `list` reports without fetching anything."""
+        return ""
+
+    def describe(self, registration: Registration) -> dict[str, Any]:
+        """What `registry show` prints: the settings and the names (never values) of the secrets."""
+        return {"settings": dict(registration.settings), "secrets": sorted(registration.secrets)}
+
+
+def _spelling(option: Option) -> str:
+    if option.secret:
+        sources = [f"--{option.name}-stdin", f"--{option.name}-env VAR"]
+        if option.from_file:
+            sources.insert(0, f"--{option.name}-file PATH")
+        return " or ".join(sources)
+    return f"--{option.name}"

@@ -1,0 +1,24 @@
+"""Static username and password: Docker Hub, Harbor, JFrog, GitHub, GitLab, Azure service principals, IBM iamapikey."""
+
+from __future__ import annotations
+
+from ..model import Credential, Registration
+from .base import FetchContext, Option, Provider
+
+
+class BasicProvider(Provider):
+    type_name = "basic"
+    summary = "a static username and password (or token) kept in the vault"
+    options = (
+        Option("username", "registry username (IBM Cloud: iamapikey; an identity token: <token>)", required=True),
+        Option("password", "the password, access token or API key", secret=True, required=True),
+    )
+
+    def fetch(self, registration: Registration, context: FetchContext) -> Credential:
+        return Credential(username=registration.settings["username"], secret=registration.secrets["password"])
+
+    def username_hint(self, registration: Registration) -> str:
+        return str(registration.settings.get("username", ""))
+
+
+PROVIDER = BasicProvider()
