@@ -1,0 +1,94 @@
+"""Every test runs in its own homes: DOCKER_CREDENTIAL_IDP_HOME, HOME, DOCKER_CONFIG and XDG dirs in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Optional
+
+import pytest
+
+# Variables from the developer's or CI's shell that would change what the helper or the clients do.
+LEAKY_PREFIXES = ("DOCKER_CREDENTIAL_IDP_", "AWS_", "GOOGLE_", "GCE_", "AZURE_", "REGISTRY_AUTH_FILE", "CLOUDSDK_")
+
+
+def helper_path() -> str:
+    """The helper under test: $IDP_TEST_HELPER (e.g. the PyInstaller bundle), else the installed entry point."""
+    explicit = os.environ.get("IDP_TEST_HELPER")
+    if explicit:
+        return explicit
+    beside_python = Path(sys.executable).parent / "docker-credential-idp"
+    found = str(beside_python) if beside_python.exists() else shutil.which("docker-credential-idp")
+    if not found:
+        pytest.fail("docker-credential-idp is not installed; run the tests with `make test`")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name in list(os.environ):
+        if name.startswith(LEAKY_PREFIXES):
+            monkeypatch.delenv(name)
+    homes = {
+        "DOCKER_CREDENTIAL_IDP_HOME": tmp_path / "idp-home",
+        "HOME": tmp_path / "home",
+        "DOCKER_CONFIG": tmp_path / "docker-config",
+        "XDG_RUNTIME_DIR": tmp_path / "xdg-runtime",
+        "XDG_CONFIG_HOME": tmp_path / "xdg-config",
+        "XDG_DATA_HOME": tmp_path / "xdg-data",
+    }
+    for name, path in homes.items():
+        path.mkdir(mode=0o700, exist_ok=True)
+        monkeypatch.setenv(name, str(path))
+    # The idp home must not pre-exist: the helper creates it 0700 itself.
+    homes["DOCKER_CREDENTIAL_IDP_HOME"].rmdir()
+    # No test may reach a real cloud: point the SDKs' discovery at nothing.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return {name: str(path) for name, path in homes.items()}
+
+
+class Result:
+    def __init__(self, completed: subprocess.CompletedProcess[bytes]) -> None:
+        self.code = completed.returncode
+        self.out = completed.stdout.decode("utf-8", "replace")
+        self.err = completed.stderr.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+def run_helper(
+    *args: str, stdin: bytes | str = b"", env: Optional[Mapping[str, str]] = None, timeout: float = 60
+) -> Result:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    completed = subprocess.run(
+        [helper_path(), *args], input=data, capture_output=True, env=full_env, timeout=timeout, check=False
+    )
+    return Result(completed)
+
+
+def add_basic(registration_id: str, prefix: str, username: str, password: str) -> Result:
+    result = run_helper(
+        "registry", "add", registration_id, "--prefix", prefix, "--type", "basic", "--username", username,
+        "--password-stdin", stdin=password,
+    )
+    assert result.code == 0, result
+    return result
+
+
+def assert_one_line_error(result: Result, *fragments: str, stream: str = "err") -> str:
+    """A failure: exit 1, one line naming the cause, no traceback anywhere."""
+    text = result.err if stream == "err" else result.out
+    assert result.code == 1, result
+    assert "Traceback" not in result.out + result.err, result
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, result
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, result)
+    return lines[0]

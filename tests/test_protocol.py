@@ -1,0 +1,173 @@
+"""The protocol: the pure handler against an in-memory service, then the installed program end to end."""
+
+import json
+
+import pytest
+
+from docker_credential_idp import protocol
+from docker_credential_idp.errors import CredentialsNotFound
+from docker_credential_idp.model import Credential
+
+from .conftest import add_basic, assert_one_line_error, run_helper
+
+
+class MemoryService:
+    def __init__(self):
+        self.stored = {}
+
+    def get(self, server):
+        if server not in self.stored:
+            raise CredentialsNotFound()
+        return Credential(*self.stored[server])
+
+    def store(self, server, username, secret):
+        self.stored[server] = (username, secret)
+
+    def erase(self, server):
+        if self.stored.pop(server, None) is None:
+            raise CredentialsNotFound()
+
+    def list_servers(self):
+        return {server: username for server, (username, _) in self.stored.items()}
+
+
+def call(verb, stdin, service):
+    out, status = protocol.handle(verb, stdin if isinstance(stdin, bytes) else stdin.encode(), lambda: service)
+    return out.decode(), status
+
+
+def test_store_get_list_erase_round_trip():
+    service = MemoryService()
+    assert call("store", '{"ServerURL":"reg.io","Username":"u","Secret":"s"}', service) == ("", 0)
+    out, status = call("get", "reg.io\n", service)
+    assert status == 0 and json.loads(out) == {"ServerURL": "reg.io", "Username": "u", "Secret": "s"}
+    assert out.endswith("\n")
+    assert json.loads(call("list", "unused", service)[0]) == {"reg.io": "u"}
+    assert call("erase", "reg.io", service) == ("", 0)
+    assert call("get", "reg.io", service) == ("credentials not found in native keychain\n", 1)
+
+
+def test_identity_token_round_trips_as_username_token():
+    service = MemoryService()
+    call("store", '{"ServerURL":"reg.io","Username":"<token>","Secret":"refresh"}', service)
+    assert json.loads(call("get", "reg.io", service)[0])["Username"] == "<token>"
+
+
+@pytest.mark.parametrize(
+    "stdin, message",
+    [
+        (b"", "store expects a JSON object"),
+        (b"not json", "store expects a JSON object"),
+        (b"[1,2]", "store expects a JSON object"),
+        (b'{"ServerURL":"","Username":"u","Secret":"s"}', "no credentials server URL"),
+        (b'{"ServerURL":"reg.io","Username":"","Secret":"s"}', "no credentials username"),
+        (b'{"ServerURL":"reg.io","Username":5,"Secret":"s"}', "must be strings"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"x" * (protocol.MAX_INPUT_BYTES + 1), "larger than"),
+    ],
+)
+def test_store_bad_input_is_one_clear_line(stdin, message):
+    service = MemoryService()
+    out, status = call("store", stdin, service)
+    assert status == 1 and message in out and out.count("\n") == 1
+    assert service.stored == {}
+
+
+@pytest.mark.parametrize("verb", ["get", "erase"])
+@pytest.mark.parametrize("stdin, message", [(b"", "no credentials server URL"), (b"  \n", "no credentials server URL"),
+                                            (b"\xc3\x28", "not UTF-8")])
+def test_get_erase_bad_input(verb, stdin, message):
+    out, status = call(verb, stdin, MemoryService())
+    assert status == 1 and message in out
+
+
+def test_version_and_unknown_verb_need_no_service():
+    def no_service():
+        raise AssertionError("version must not open the vault")
+
+    out, status = protocol.handle("version", b"", no_service)
+    assert status == 0 and out.decode().startswith("docker-credential-idp (docker_credential_idp) ")
+    out, status = protocol.handle("frobnicate", b"", no_service)
+    assert (out, status) == (b"docker-credential-idp: unknown action: frobnicate\n", 1)
+
+
+# -- the installed program ---------------------------------------------------------------------------------------
+
+
+def test_program_usage_unknown_and_version():
+    result = run_helper()
+    assert result.code == 1 and result.out == "Usage: docker-credential-idp <store|get|erase|list|version>\n"
+    result = run_helper("bogus")
+    assert result.code == 1 and result.out == "docker-credential-idp: unknown action: bogus\n"
+    for flag in ("version", "--version", "-v"):
+        result = run_helper(flag)
+        assert result.code == 0 and "docker-credential-idp" in result.out and result.err == ""
+    for flag in ("--help", "-h"):
+        result = run_helper(flag)
+        assert result.code == 0 and "registry" in result.out
+
+
+def test_program_get_not_found_prints_exactly_the_docker_text():
+    result = run_helper("get", stdin="registry.example.com\n")
+    assert (result.code, result.out) == (1, "credentials not found in native keychain\n")
+
+
+def test_program_get_serves_registration_and_stdout_is_only_protocol():
+    add_basic("team-a", "registry.example.com/team", "alice", "pa55-word")
+    result = run_helper("get", stdin="registry.example.com")
+    assert result.code == 0, result
+    assert json.loads(result.out) == {"ServerURL": "registry.example.com", "Username": "alice", "Secret": "pa55-word"}
+    assert result.err == ""
+
+
+def test_program_ambiguous_host_is_one_line_on_stdout():
+    add_basic("team-a", "registry.example.com/team", "alice", "a-secret")
+    add_basic("team-b", "registry.example.com/teammates", "bob", "b-secret")
+    result = run_helper("get", stdin="registry.example.com")
+    line = assert_one_line_error(result, "team-a", "team-b", "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
+    assert "a-secret" not in line and "b-secret" not in line
+    scoped = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-b"})
+    assert json.loads(scoped.out)["Username"] == "bob"
+
+
+def test_program_store_creates_then_erase_removes():
+    result = run_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u1","Secret":"first-secret"}')
+    assert result.code == 0 and result.out == "", result
+    assert json.loads(run_helper("list", stdin="unused").out) == {"127.0.0.1:5000": "u1"}
+    run_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u2","Secret":"second-secret"}')
+    got = json.loads(run_helper("get", stdin="127.0.0.1:5000").out)
+    assert (got["Username"], got["Secret"]) == ("u2", "second-secret")
+    assert run_helper("erase", stdin="127.0.0.1:5000").code == 0
+    assert run_helper("get", stdin="127.0.0.1:5000").out == "credentials not found in native keychain\n"
+    erase_again = run_helper("erase", stdin="127.0.0.1:5000")
+    assert (erase_again.code, erase_again.out) == (1, "credentials not found in native keychain\n")
+
+
+def test_program_store_for_docker_hub_and_list_key():
+    run_helper("store", stdin='{"ServerURL":"https://index.docker.io/v1/","Username":"hubuser","Secret":"hub-token"}')
+    assert json.loads(run_helper("list").out) == {"https://index.docker.io/v1/": "hubuser"}
+    for name in ("docker.io", "https://index.docker.io/v1/", "registry-1.docker.io"):
+        assert json.loads(run_helper("get", stdin=name).out)["Secret"] == "hub-token"
+
+
+def test_program_erase_keeps_registrations_added_by_hand():
+    add_basic("corp", "registry.example.com", "alice", "hand-added")
+    result = run_helper("erase", stdin="registry.example.com")
+    assert result.code == 0 and "registry remove corp" in result.err and result.out == ""
+    assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "hand-added"
+
+
+def test_program_store_updates_hand_added_basic_registration_for_that_host():
+    add_basic("corp", "registry.example.com", "alice", "old-password")
+    run_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"new-password"}')
+    assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "new-password"
+    assert json.loads(run_helper("list").out) == {"registry.example.com": "alice"}
+
+
+def test_program_list_keys_come_back_to_get_with_their_path():
+    add_basic("team-a", "registry.example.com/team", "alice", "sa")
+    add_basic("team-b", "registry.example.com/teammates", "bob", "sb")
+    keys = json.loads(run_helper("list").out)
+    assert keys == {"registry.example.com/team": "alice", "registry.example.com/teammates": "bob"}
+    for key, username in keys.items():
+        assert json.loads(run_helper("get", stdin=key).out)["Username"] == username
