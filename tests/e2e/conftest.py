@@ -1,0 +1,65 @@
+"""Fixtures for the real-client tests: one authenticated registry per session, the helper on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ..conftest import helper_path
+from .registry import Registry, ensure_tools
+
+ALICE_PASSWORD = "alice-e2e-pass-5d1e"
+IMAGE = "team/app"
+TAG = "1"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    ensure_tools()
+    server = Registry(tmp_path_factory.mktemp("registry"), {"alice": ALICE_PASSWORD})
+    try:
+        server.push_image(IMAGE, TAG, "alice")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def helper_on_path(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Clients find `docker-credential-idp` on PATH, as they do on a user's machine."""
+    directory = str(Path(helper_path()).parent)
+    monkeypatch.setenv("PATH", directory + os.pathsep + os.environ["PATH"])
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    return directory
+
+
+def write_docker_config(content: dict) -> Path:
+    path = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def run_client(*argv: str, stdin: bytes = b"", timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), input=stdin.decode(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def skopeo(registry: Registry, *argv: str) -> subprocess.CompletedProcess[str]:
+    return run_client("skopeo", "--policy", str(registry.policy), *argv)
+
+
+def skopeo_inspect(registry: Registry, repository: str = IMAGE) -> subprocess.CompletedProcess[str]:
+    return skopeo(registry, "inspect", "--cert-dir", str(registry.ca_dir), f"docker://{registry.host}/{repository}:{TAG}")
+
+
+@pytest.fixture
+def podman_dirs() -> Iterator[list[str]]:
+    # podman refuses a --runroot longer than 50 characters, so these live directly under /tmp.
+    with tempfile.TemporaryDirectory(prefix="idp-pm-", dir="/tmp") as base:
+        yield ["--root", f"{base}/root", "--runroot", f"{base}/run", "--tmpdir", f"{base}/tmp",
+               "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]

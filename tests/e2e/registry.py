@@ -1,0 +1,193 @@
+"""A real registry for the end-to-end tests: Debian's docker-registry (distribution v2) with htpasswd and TLS,
+listening on 127.0.0.1 only, stopped by the fixture and, failing that, by `timeout` on its own."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import gzip
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+REQUIRED_TOOLS = {
+    "docker-registry": "docker-registry",
+    "htpasswd": "apache2-utils",
+    "skopeo": "skopeo",
+    "podman": "podman",
+    "docker": "docker.io",
+}
+MAX_LIFETIME_SECONDS = 1800
+POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
+
+
+def ensure_tools() -> None:
+    """Install what the real-client tests need (they are never skipped). CI runs as root, like this machine."""
+    missing = sorted({package for tool, package in REQUIRED_TOOLS.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError(f"missing {', '.join(missing)}; install them (make setup) and run again")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_tls(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 and localhost; returns (ca.crt, server cert, server key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp test CA")])
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_dir = directory / "ca"
+    ca_dir.mkdir(parents=True)
+    ca_path = ca_dir / "ca.crt"  # alone in its directory: skopeo's --cert-dir rejects a .key without a .cert
+    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_path, key_path = directory / "server.crt", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return ca_path, cert_path, key_path
+
+
+def write_htpasswd(path: Path, users: Mapping[str, str]) -> None:
+    path.write_text("")
+    for user, password in users.items():
+        # -i reads the password from stdin; bcrypt (-B) is the only scheme distribution accepts.
+        subprocess.run(["htpasswd", "-B", "-i", str(path), user], input=password.encode(), check=True,
+                       capture_output=True)
+
+
+def _blob(directory: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (directory / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_oci_image(directory: Path, tag: str, content: bytes) -> None:
+    """A one-layer OCI image layout holding /hello.txt, for skopeo to push."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as archive:
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.mtime, info.mode = len(content), 0, 0o644
+        archive.addfile(info, io.BytesIO(content))
+    layer_tar = raw.getvalue()
+    layer = _blob(directory, gzip.compress(layer_tar, mtime=0))
+    config = _blob(directory, json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello.txt"]},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]},
+    }).encode())
+    manifest = _blob(directory, json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
+    }).encode())
+    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+        "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+
+
+class Registry:
+    def __init__(self, workdir: Path, users: Mapping[str, str]) -> None:
+        self.workdir = workdir
+        self.users = dict(users)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.ca_path, cert, key = make_tls(workdir)
+        self.ca_dir = self.ca_path.parent
+        self.policy = workdir / "policy.json"
+        self.policy.write_text(json.dumps(POLICY))
+        write_htpasswd(workdir / "htpasswd", users)
+        (workdir / "config.yml").write_text(json.dumps({
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
+            "http": {"addr": self.host, "tls": {"certificate": str(cert), "key": str(key)}},
+            "auth": {"htpasswd": {"realm": "idp-test", "path": str(workdir / "htpasswd")}},
+        }))
+        self.log = open(workdir / "registry.log", "wb")
+        self.process = subprocess.Popen(
+            ["timeout", str(MAX_LIFETIME_SECONDS), "docker-registry", "serve", str(workdir / "config.yml")],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {(self.workdir / 'registry.log').read_text()}")
+            try:
+                urllib.request.urlopen(f"https://{self.host}/v2/", context=context, timeout=2)
+            except urllib.error.HTTPError as error:
+                if error.code == 401:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("docker-registry did not start within 30 s")
+
+    def auth_file(self, user: str) -> Path:
+        """A static containers auth.json for one user: used only to seed images, never by the tests' clients."""
+        path = self.workdir / f"seed-auth-{user}.json"
+        token = base64.b64encode(f"{user}:{self.users[user]}".encode()).decode()
+        path.write_text(json.dumps({"auths": {self.host: {"auth": token}}}))
+        return path
+
+    def push_image(self, repository: str, tag: str, user: str, content: bytes = b"hello from idp\n") -> None:
+        layout = self.workdir / "layouts" / repository.replace("/", "_")
+        make_oci_image(layout, tag, content)
+        subprocess.run(
+            ["skopeo", "--policy", str(self.policy), "copy", "--quiet", "--dest-authfile", str(self.auth_file(user)),
+             "--dest-cert-dir", str(self.ca_dir), f"oci:{layout}:{tag}", f"docker://{self.host}/{repository}:{tag}"],
+            check=True, capture_output=True, timeout=120, env={**os.environ, "REGISTRY_AUTH_FILE": ""},
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+        self.log.close()
