@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the end-to-end tests and the demo run: a real registry and real clients.
+set -euo pipefail
+declare -A package_for=(
+  [docker-registry]=docker-registry [htpasswd]=apache2-utils [skopeo]=skopeo [podman]=podman [docker]=docker.io
+)
+missing=()
+for tool in "${!package_for[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_for[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing: ${missing[*]}; install them with your package manager (Debian: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
