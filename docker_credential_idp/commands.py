@@ -22,6 +22,8 @@ PROG = "docker-credential-idp"
 MAX_SECRET_BYTES = 1024 * 1024
 COMMON_OPTIONS = (
     Option("timeout", "seconds a provider call may take (default 10)", metavar="SECONDS"),
+    Option("refresh-margin", "refresh a cached token this many seconds before it expires (default 300)",
+           metavar="SECONDS"),
 )
 
 
@@ -162,8 +164,11 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
         values[option.dest] = _resolve_secret(option, args, ctx.env) if option.secret else getattr(args, option.dest)
     settings, secrets = provider.configure(values)
     if args.timeout is not None:
-        settings["timeout"] = _positive_seconds(args.timeout, "--timeout")
+        settings["timeout"] = _positive_seconds(args.timeout, "--timeout", 3600)
+    if args.refresh_margin is not None:
+        settings["refresh_margin"] = _positive_seconds(args.refresh_margin, "--refresh-margin", 86400)
     registration = Registration(args.id, prefix, type_name, settings, Secrets(secrets))
+    provider.check_prefix(registration)
 
     def change(table: dict[str, Registration]) -> None:
         if args.id in table and not args.replace:
@@ -180,13 +185,13 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_seconds(value: str, flag: str) -> float:
+def _positive_seconds(value: str, flag: str, most: int) -> float:
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 3600:
-        raise InvalidInput(f"{flag} must be a number of seconds between 0 and 3600")
+    if not 0 < seconds <= most:
+        raise InvalidInput(f"{flag} must be a number of seconds between 0 and {most}")
     return seconds
 
 
@@ -225,7 +230,19 @@ def cmd_registry_remove(ctx: Context, args: argparse.Namespace) -> int:
         del table[args.id]
 
     ctx.vault.update(change)
+    cache = ctx.service.token_cache()
+    if cache:
+        cache.drop([args.id], ctx.service.now())
     print(f"Removed {args.id}")
+    return 0
+
+
+def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
+    if args.id:
+        ctx.registration(args.id)
+    cache = ctx.service.token_cache()
+    dropped = cache.drop([args.id] if args.id else None, ctx.service.now()) if cache else 0
+    print(f"Dropped {dropped} cached token{'s' if dropped != 1 else ''}")
     return 0
 
 
@@ -345,10 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = vault_commands.add_parser("status", help="where the vault is, its key source, how many registrations")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_vault_status)
+    cache = commands.add_parser("cache", help="the token cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="COMMAND", parser_class=Parser)
+    clear = cache_commands.add_parser("clear", help="forget cached tokens (of one registration, or all)")
+    clear.add_argument("id", nargs="?")
+    clear.set_defaults(func=cmd_cache_clear)
     return parser
 
 
-COMMANDS = ("registry", "resolve", "creds", "configure-docker", "vault")
+COMMANDS = ("registry", "resolve", "creds", "configure-docker", "vault", "cache")
 
 
 def run(argv: Sequence[str]) -> int:

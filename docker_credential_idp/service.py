@@ -5,15 +5,20 @@ This is the one place that combines the vault, the matching rules and the provid
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from dataclasses import replace
 from typing import Callable, Mapping, Optional
 
-from .errors import AmbiguousRegistry, CredentialsNotFound
+from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, STALE, token_state, worth_caching
+from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
+from .fsutil import exclusive_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
 from .model import Credential, Registration, Secrets
 from .providers import get_provider
 from .providers.base import DEFAULT_TIMEOUT, FetchContext, Provider
+from .token_cache import CachedToken, TokenCache
 from .vault import Table, Vault
 
 ID_MAX = 253
@@ -61,10 +66,68 @@ class CredentialService:
 
     # -- credentials -------------------------------------------------------------------------------------------
 
+    def token_cache(self) -> Optional[TokenCache]:
+        data_key = self.vault.data_key()
+        return TokenCache(self.vault.home, data_key) if data_key else None
+
     def credential(self, registration: Registration) -> Credential:
+        """The registration's credential: from the token cache while fresh, else fetched once for all callers."""
         provider = self.providers(registration.type)
+        cache = self.token_cache() if provider.caches_tokens else None
+        if cache is None:
+            return self._fetch(provider, registration)
+        margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+        token = cache.get(registration)
+        if token and token_state(self.now(), token.fetched_at, token.expires_at, margin) == FRESH:
+            return Credential(token.username, token.secret, token.expires_at)
+        # One fetch per registration at a time across processes: the others wait here, then reuse its token.
+        lock_name = hashlib.sha256(registration.id.encode()).hexdigest()[:24]
+        with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock"):
+            token = cache.get(registration)
+            now = self.now()
+            state = token_state(now, token.fetched_at, token.expires_at, margin) if token else None
+            if token and state == FRESH:
+                return Credential(token.username, token.secret, token.expires_at)
+            try:
+                credential = self._fetch(provider, registration)
+            except ProviderError as error:
+                if token and state == STALE:
+                    left = int(token.expires_at - now)
+                    self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
+                              f"valid for {left} more seconds")
+                    return Credential(token.username, token.secret, token.expires_at)
+                raise
+            if worth_caching(now, credential.expires_at):
+                assert credential.expires_at is not None
+                cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now), now)
+            return credential
+
+    def _fetch(self, provider: Provider, registration: Registration) -> Credential:
+        """provider.fetch bounded in time, its failures named after the registration."""
         timeout = float(registration.settings.get("timeout", DEFAULT_TIMEOUT))
-        return provider.fetch(registration, FetchContext(env=self.env, timeout=timeout, now=self.now))
+        context = FetchContext(env=self.env, timeout=timeout, now=self.now)
+        outcome: list[object] = []
+
+        def run() -> None:
+            try:
+                outcome.append(provider.fetch(registration, context))
+            except BaseException as error:  # noqa: BLE001 - carried to the caller's thread
+                outcome.append(error)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(timeout + 1)
+        where = f"registration {registration.id!r} ({registration.type})"
+        if not outcome:
+            raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow")
+        result = outcome[0]
+        if isinstance(result, Credential):
+            return result
+        if isinstance(result, ProviderError):
+            raise ProviderError(f"{where}: {result.message}", retryable=result.retryable)
+        if isinstance(result, IdpError):
+            raise result
+        raise ProviderError(f"{where}: unexpected {type(result).__name__} from the provider")
 
     def get(self, server: str) -> Credential:
         registration, _ = self.choose(parse_server(server))

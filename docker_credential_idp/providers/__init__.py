@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 # type name -> module under docker_credential_idp.providers (also the PyInstaller hidden-import list)
 MODULES: dict[str, str] = {
     "basic": "basic",
+    "ecr": "ecr",
+    "gcr": "gcr",
+    "acr": "acr",
 }
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {"gar": "gcr"}
 
 
 def canonical_type(type_name: str) -> str:

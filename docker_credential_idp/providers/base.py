@@ -47,6 +47,10 @@ class Provider:
     type_name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()
+    # Short-lived tokens go through the token cache; static credentials do not need it.
+    caches_tokens: ClassVar[bool] = False
+    # The Python package the provider imports, and the extra that installs it (for ProviderUnavailable).
+    sdk: ClassVar[Optional[tuple[str, str]]] = None
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
@@ -67,6 +71,9 @@ class Provider:
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
         """Checks across options; raise InvalidInput."""
+
+    def check_prefix(self, registration: Registration) -> None:
+        """Refuse, at `registry add`, a prefix this type cannot serve; raise InvalidInput."""
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         raise NotImplementedError

@@ -15,6 +15,10 @@ from ..conftest import helper_path
 from .registry import Registry, ensure_tools
 
 ALICE_PASSWORD = "alice-e2e-pass-5d1e"
+# The cloud providers' tokens, as the local token endpoints issue them (tests/servers.py, tests/test_cloud_providers.py).
+MOTO_ECR_PASSWORD = "123456789012-auth-token"  # moto answers AWS:<account>-auth-token
+GOOGLE_ACCESS_TOKEN = "ya29.e2e-google-access-token"
+ACR_REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 IMAGE = "team/app"
 TAG = "1"
 
@@ -22,12 +26,20 @@ TAG = "1"
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     ensure_tools()
-    server = Registry(tmp_path_factory.mktemp("registry"), {"alice": ALICE_PASSWORD})
+    users = {"alice": ALICE_PASSWORD, "AWS": MOTO_ECR_PASSWORD, "oauth2accesstoken": GOOGLE_ACCESS_TOKEN,
+             ACR_REFRESH_TOKEN_USER: acr_refresh_token()}
+    server = Registry(tmp_path_factory.mktemp("registry"), users)
     try:
         server.push_image(IMAGE, TAG, "alice")
         yield server
     finally:
         server.stop()
+
+
+def acr_refresh_token() -> str:
+    from ..servers import fake_jwt
+
+    return fake_jwt({"exp": 4102444800, "aud": "registry"})  # 2100-01-01
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,92 @@
+"""Google Container Registry and Artifact Registry: OAuth access tokens through google-auth.
+
+A service-account key kept in the vault, or Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+ADC file, workload identity federation config, the metadata server).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from typing import Any
+
+from ..errors import InvalidInput, ProviderError, ProviderUnavailable
+from ..model import Credential, Registration
+from .base import FetchContext, Option, Provider
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+USERNAME = "oauth2accesstoken"
+
+
+class GcrProvider(Provider):
+    type_name = "gcr"
+    summary = "Google GCR / Artifact Registry access tokens (a service-account key in the vault, or ADC)"
+    caches_tokens = True
+    sdk = ("google-auth", "gcp")
+    options = (
+        Option("key", "a Google service-account key or external-account (JSON)", secret=True, from_file=True),
+    )
+
+    def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        if "key" not in secrets:
+            return
+        try:
+            info = json.loads(secrets["key"])
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or info.get("type") not in ("service_account", "external_account"):
+            raise InvalidInput("the key is not a Google service-account or external-account JSON file")
+        if info["type"] == "service_account" and not all(info.get(k) for k in ("client_email", "private_key", "token_uri")):
+            raise InvalidInput("the service-account key lacks client_email, private_key or token_uri")
+
+    def username_hint(self, registration: Registration) -> str:
+        return USERNAME
+
+    def fetch(self, registration: Registration, context: FetchContext) -> Credential:
+        try:
+            import google.auth
+            import google.auth.exceptions
+            import google.auth.transport.requests
+        except ImportError:
+            raise ProviderUnavailable("gcr", "google-auth[requests]", "gcp") from None
+        base = google.auth.transport.requests.Request()
+
+        def request(*args: Any, **kwargs: Any) -> Any:  # google-auth's default timeout is 120 s
+            kwargs["timeout"] = context.timeout
+            return base(*args, **kwargs)
+
+        try:
+            credentials = _credentials(registration, google.auth)
+            credentials.refresh(request)
+        except google.auth.exceptions.DefaultCredentialsError as error:
+            raise ProviderError(f"no Google credentials: {_short(error)}; give the registration --key-file or set "
+                                "GOOGLE_APPLICATION_CREDENTIALS", retryable=False) from None
+        except google.auth.exceptions.GoogleAuthError as error:
+            raise ProviderError(f"Google token request failed: {_short(error)}") from None
+        expiry = getattr(credentials, "expiry", None)
+        # google-auth keeps expiry as a naive UTC datetime
+        expires_at = float(calendar.timegm(expiry.utctimetuple())) if expiry else None
+        return Credential(USERNAME, credentials.token, expires_at)
+
+
+def _credentials(registration: Registration, google_auth: Any) -> Any:
+    if "key" not in registration.secrets:
+        credentials, _ = google_auth.default(scopes=SCOPES)
+        return credentials
+    info = json.loads(registration.secrets["key"])
+    if info["type"] == "service_account":
+        from google.oauth2 import service_account
+
+        return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+    from google.auth import external_account  # noqa: F401 - load_credentials_from_dict dispatches on "type"
+
+    credentials, _ = google_auth.load_credentials_from_dict(info, scopes=SCOPES)
+    return credentials
+
+
+def _short(error: BaseException) -> str:
+    # google-auth errors can carry the token endpoint's whole answer: keep the first line, bounded.
+    return " ".join(str(error).split())[:200]
+
+
+PROVIDER = GcrProvider()

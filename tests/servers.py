@@ -1,0 +1,136 @@
+"""Local stand-ins for cloud token endpoints, speaking their documented wire formats on 127.0.0.1.
+
+Each counts the calls it answers (the tests assert on those counts) and has fault modes: an HTTP status, a delay,
+malformed JSON. They run in a daemon thread of the test process and stop with the fixture (or the process).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def json_answer(value: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Answer:
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(value).encode()
+
+
+def fake_jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 whose answers come from `route(method, path, headers, body) -> Answer`."""
+
+    def __init__(self, route: Callable[[str, str, Any, bytes], Answer]) -> None:
+        self.route = route
+        self.calls: list[tuple[str, str]] = []
+        self.delay = 0.0
+        self.fault: Optional[str] = None  # "500", "403", "garbage"
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer._lock:
+                    outer.calls.append((self.command, self.path))
+                if outer.delay:
+                    time.sleep(outer.delay)
+                if outer.fault == "garbage":
+                    status, headers, payload = 200, {"Content-Type": "application/json"}, b"{not json"
+                elif outer.fault:
+                    status, headers, payload = json_answer({"error": "injected_fault"}, int(outer.fault))
+                else:
+                    status, headers, payload = outer.route(self.command, self.path, self.headers, body)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self, fragment: str = "") -> int:
+        with self._lock:
+            return sum(1 for _, path in self.calls if fragment in path)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def form(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+
+
+def google_token_endpoint(access_token: str, expires_in: Callable[[], int] = lambda: 3600) -> LocalServer:
+    """OAuth 2.0 token endpoint as google-auth's service-account flow uses it (JWT-bearer grant)."""
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        fields = form(body)
+        if method != "POST" or fields.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not fields.get("assertion"):
+            return json_answer({"error": "invalid_grant"}, 400)
+        return json_answer({"access_token": access_token, "expires_in": expires_in(), "token_type": "Bearer"})
+
+    return LocalServer(route)
+
+
+def gce_metadata_server(access_token: str) -> LocalServer:
+    """The GCE metadata server: every answer carries Metadata-Flavor: Google, every request must too."""
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        flavor = {"Metadata-Flavor": "Google"}
+        if headers.get("Metadata-Flavor") != "Google":
+            return 403, flavor, b"missing Metadata-Flavor"
+        if "/token" in path:
+            return json_answer({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"}, headers=flavor)
+        if "recursive=true" in path:
+            return json_answer({"email": "node@project.iam.gserviceaccount.com", "aliases": ["default"],
+                                "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}, headers=flavor)
+        return 200, {**flavor, "Content-Type": "application/text"}, b"project-id"
+
+    return LocalServer(route)
+
+
+def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: str, registry_host: str,
+                           refresh_token: str) -> LocalServer:
+    """Entra ID's client-credentials token endpoint and ACR's /oauth2/exchange, on one server."""
+    access_token = "entra-access-token-for-acr"
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        fields = form(body)
+        if path == f"/{tenant}/oauth2/v2.0/token":
+            good_secret = fields.get("client_secret") == client_secret
+            good_assertion = (fields.get("client_assertion") == federated_token and
+                              fields.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            if fields.get("grant_type") != "client_credentials" or not (good_secret or good_assertion):
+                return json_answer({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret",
+                                    "error_codes": [7000215]}, 401)
+            return json_answer({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"})
+        if path == "/oauth2/exchange":
+            if fields.get("grant_type") != "access_token" or fields.get("access_token") != access_token \
+                    or fields.get("service") != registry_host or fields.get("tenant") != tenant:
+                return json_answer({"errors": [{"code": "UNAUTHORIZED"}]}, 401)
+            return json_answer({"refresh_token": refresh_token})
+        return json_answer({"error": "not_found"}, 404)
+
+    return LocalServer(route)

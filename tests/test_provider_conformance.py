@@ -1,0 +1,198 @@
+"""One conformance suite run against every provider, each set up against its nearest real thing on 127.0.0.1:
+moto's server mode for ECR and STS, a local OAuth token endpoint for a Google service-account key, local Entra ID
+and ACR exchange endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import assert_one_line_error, run_helper
+from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint
+
+ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+AWS_SECRET = "moto-secret-access-key-e8a1"
+GOOGLE_TOKEN = "ya29.conformance-google-token"
+AZURE_SECRET = "azure-client-secret-77b0"
+ACR_REFRESH = fake_jwt({"exp": 4102444800})
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def service_account_key(tmp_path_factory):
+    """A real RSA service-account key; token_uri is filled in per test."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "idp-test", "private_key_id": "k1", "private_key": pem,
+            "client_email": "ci@idp-test.iam.gserviceaccount.com", "client_id": "1"}
+
+
+def write_key(directory: Path, key: dict, token_uri: str) -> Path:
+    path = directory / "sa.json"
+    path.write_text(json.dumps({**key, "token_uri": token_uri}))
+    return path
+
+
+def add(*args: str, stdin: str = "", env=None):
+    result = run_helper("registry", "add", *args, stdin=stdin, env=env)
+    assert result.code == 0, result
+    return result
+
+
+class ProviderConformance:
+    """What every provider owes: a credential for a good setup, no secret anywhere but the answer, one bounded
+    line naming the registration when its source is down, and no SDK import until it is used."""
+
+    type_name: str
+    module: str
+    heavy_modules: tuple[str, ...] = ()
+    expected_username: str
+
+    def register(self, prefix: str, tmp_path: Path, upstream) -> list[str]:
+        """Add a working registration; return the secrets used."""
+        raise NotImplementedError
+
+    def test_get_returns_the_credential(self, tmp_path, upstream):
+        self.register(self.prefix, tmp_path, upstream)
+        result = run_helper("get", stdin=self.prefix.split("/")[0])
+        assert result.code == 0, result
+        answer = json.loads(result.out)
+        assert answer["Username"] == self.expected_username and answer["Secret"]
+
+    def test_secrets_appear_only_in_the_answer(self, tmp_path, upstream, isolated_env):
+        used = self.register(self.prefix, tmp_path, upstream)
+        got = run_helper("get", stdin=self.prefix.split("/")[0])
+        assert got.code == 0, got
+        outputs = [run_helper(*argv) for argv in (("registry", "list"), ("registry", "list", "--json"),
+                                                  ("registry", "show", "it"), ("registry", "show", "it", "--json"),
+                                                  ("vault", "status"), ("resolve", self.prefix), ("list",))]
+        files = [p for p in Path(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"]).rglob("*") if p.is_file()]
+        for secret in [*used, json.loads(got.out)["Secret"]]:
+            for result in outputs:
+                assert secret not in result.out + result.err
+            for path in files:
+                assert secret.encode() not in path.read_bytes(), path
+
+    def test_module_import_leaves_sdks_alone(self):
+        code = (f"import sys, docker_credential_idp.providers.{self.module}, docker_credential_idp.cli; "
+                f"print([m for m in {list(self.heavy_modules)!r} if m in sys.modules])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]"
+
+
+class UpstreamConformance(ProviderConformance):
+    """Providers that call a token source."""
+
+    def register_unreachable(self, prefix: str, tmp_path: Path) -> None:
+        raise NotImplementedError
+
+    def test_unreachable_source_is_one_bounded_line(self, tmp_path):
+        self.register_unreachable(self.prefix, tmp_path)
+        started = time.monotonic()
+        result = run_helper("get", stdin=self.prefix.split("/")[0])
+        elapsed = time.monotonic() - started
+        assert_one_line_error(result, "registration 'it'", stream="out")
+        assert elapsed < 15, elapsed
+
+
+class TestBasic(ProviderConformance):
+    type_name, module, expected_username = "basic", "basic", "robot"
+    prefix = "registry.example.com/team"
+
+    @pytest.fixture
+    def upstream(self):
+        return None
+
+    def register(self, prefix, tmp_path, upstream):
+        add("it", "--prefix", prefix, "--type", "basic", "--username", "robot", "--password-stdin", stdin="basic-pw-3f9")
+        return ["basic-pw-3f9"]
+
+
+class TestEcr(UpstreamConformance):
+    type_name, module, expected_username = "ecr", "ecr", "AWS"
+    heavy_modules = ("boto3", "botocore")
+    prefix = ECR_HOST
+
+    @pytest.fixture
+    def upstream(self, moto_url):
+        return moto_url
+
+    def register(self, prefix, tmp_path, upstream):
+        add("it", "--prefix", prefix, "--type", "ecr", "--access-key-id", "AKIAIOSFODNN7EXAMPLE",
+            "--secret-access-key-env", "MY_AWS_SECRET", "--endpoint-url", upstream, env={"MY_AWS_SECRET": AWS_SECRET})
+        return [AWS_SECRET]
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "ecr", "--access-key-id", "AKIAIOSFODNN7EXAMPLE",
+            "--secret-access-key-stdin", "--endpoint-url", "http://127.0.0.1:9", "--timeout", "2", stdin=AWS_SECRET)
+
+
+class TestGcr(UpstreamConformance):
+    type_name, module, expected_username = "gcr", "gcr", "oauth2accesstoken"
+    heavy_modules = ("google.auth", "google.oauth2", "requests")
+    prefix = "europe-docker.pkg.dev/project/repo"
+
+    @pytest.fixture
+    def upstream(self, service_account_key):
+        server = google_token_endpoint(GOOGLE_TOKEN)
+        yield server, service_account_key
+        server.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        server, key = upstream
+        key_file = write_key(tmp_path, key, f"{server.url}/token")
+        add("it", "--prefix", prefix, "--type", "gar", "--key-file", str(key_file))
+        key_file.unlink()  # kept in the vault: the file is not needed afterwards
+        return [key["private_key"].splitlines()[1]]
+
+    def register_unreachable(self, prefix, tmp_path):
+        key = {"type": "service_account", "client_email": "x@y.iam.gserviceaccount.com", "private_key_id": "1",
+               "token_uri": "http://127.0.0.1:9/token"}
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key["private_key"] = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        add("it", "--prefix", prefix, "--type", "gcr", "--key-stdin", "--timeout", "2", stdin=json.dumps(key))
+
+
+class TestAcr(UpstreamConformance):
+    type_name, module, expected_username = "acr", "acr", "00000000-0000-0000-0000-000000000000"
+    prefix = "myregistry.azurecr.io"
+
+    @pytest.fixture
+    def upstream(self):
+        server = entra_and_acr_exchange(tenant="tenant-1", client_secret=AZURE_SECRET, federated_token="fed",
+                                        registry_host=self.prefix, refresh_token=ACR_REFRESH)
+        yield server
+        server.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        add("it", "--prefix", prefix, "--type", "acr", "--tenant", "tenant-1", "--client-id", "app-1",
+            "--client-secret-stdin", "--authority-host", upstream.url, "--exchange-url", f"{upstream.url}/oauth2/exchange",
+            stdin=AZURE_SECRET)
+        return [AZURE_SECRET]
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
+            "--authority-host", "http://127.0.0.1:9", "--timeout", "2", stdin=AZURE_SECRET)
