@@ -254,11 +254,23 @@ def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
     registration, selection = ctx.service.choose(request)
     result = {"request": request, "id": registration.id, "prefix": registration.prefix,
               "type": registration.type, "reason": selection.reason}
+    cache = ctx.service.token_cache()
+    token = cache.get(registration) if cache else None
+    if token:
+        result["token_expires_at"] = token.expires_at
     if args.json:
         _print_json(result)
-    else:
-        print(f"{request} -> {registration.id} ({registration.type}, prefix {registration.prefix}): {selection.reason}")
+        return 0
+    print(f"{request} -> {registration.id} ({registration.type}, prefix {registration.prefix}): {selection.reason}")
+    if token:
+        print(f"cached token valid until {_iso(token.expires_at)}")
     return 0
+
+
+def _iso(timestamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _shell_quote(value: str) -> str:
@@ -273,9 +285,12 @@ def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
         for name, value in (("REGISTRY_SERVER", registry), ("REGISTRY_USERNAME", credential.username),
                             ("REGISTRY_PASSWORD", credential.secret)):
             print(f"export {name}={_shell_quote(value)}")
+        if credential.expires_at:
+            print(f"export REGISTRY_EXPIRES_AT={_iso(credential.expires_at)}")
         return 0
     _print_json({"registry": registry, "registration": registration.id, "username": credential.username,
-                 "password": credential.secret, "expires_at": credential.expires_at})
+                 "password": credential.secret,
+                 "expires_at": _iso(credential.expires_at) if credential.expires_at else None})
     return 0
 
 
@@ -301,12 +316,15 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
     status = ctx.vault.status()
+    cache = ctx.service.token_cache()
+    status["cached_tokens"] = len(cache.entries()) if cache else 0
     if args.json:
         _print_json(status)
         return 0
     print(f"vault: {status['path']}{'' if status['exists'] else ' (not created yet)'}")
     print(f"key source: {status['key_source']}")
     print(f"registrations: {status['registrations']}")
+    print(f"cached tokens: {status['cached_tokens']}")
     return 0
 
 

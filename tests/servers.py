@@ -134,3 +134,21 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
         return json_answer({"error": "not_found"}, 404)
 
     return LocalServer(route)
+
+
+def ecr_api_endpoint(password: str, lifetime: float = 43200) -> LocalServer:
+    """ECR's and ECR Public's GetAuthorizationToken in the AWS JSON 1.1 wire format, with a future expiresAt
+    (moto's is in the past, so moto cannot show caching)."""
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        target = headers.get("X-Amz-Target", "")
+        token = base64.b64encode(f"AWS:{password}".encode()).decode()
+        data = {"authorizationToken": token, "expiresAt": time.time() + lifetime}
+        if target == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken":
+            return json_answer({"authorizationData": [{**data, "proxyEndpoint": "https://ecr"}]},
+                               headers={"Content-Type": "application/x-amz-json-1.1"})
+        if target == "SpencerFrontendService.GetAuthorizationToken":
+            return json_answer({"authorizationData": data}, headers={"Content-Type": "application/x-amz-json-1.1"})
+        return json_answer({"__type": "UnknownOperationException"}, 400)
+
+    return LocalServer(route)

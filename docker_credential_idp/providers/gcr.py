@@ -63,6 +63,9 @@ class GcrProvider(Provider):
                                 "GOOGLE_APPLICATION_CREDENTIALS", retryable=False) from None
         except google.auth.exceptions.GoogleAuthError as error:
             raise ProviderError(f"Google token request failed: {_short(error)}") from None
+        except (ValueError, TypeError, KeyError):
+            # google-auth lets a token endpoint's malformed answer escape as a plain parsing error
+            raise ProviderError("the Google token endpoint answered with something that is not a token response") from None
         expiry = getattr(credentials, "expiry", None)
         # google-auth keeps expiry as a naive UTC datetime
         expires_at = float(calendar.timegm(expiry.utctimetuple())) if expiry else None

@@ -1,0 +1,257 @@
+"""The token cache: its policy, one upstream fetch for many parallel callers, cache hits that load no SDK,
+stale tokens served when the source fails, and each fault's own clear message."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at, token_state, worth_caching
+
+from .conftest import assert_one_line_error, run_helper
+from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint
+from .test_provider_conformance import AWS_SECRET, ECR_HOST, moto_url, service_account_key, write_key  # noqa: F401
+
+GAR = "europe-docker.pkg.dev"
+
+
+# -- policy ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "now, expected",
+    [(0, FRESH), (3299, FRESH), (3300, STALE), (3599, STALE), (3600, EXPIRED), (9999, EXPIRED)],
+)
+def test_policy_margin_before_expiry(now, expected):
+    assert token_state(now, fetched_at=0, expires_at=3600, margin=300) == expected
+
+
+def test_policy_short_lived_token_refreshes_at_half_life():
+    assert refresh_at(0, 60, 300) == 30
+    assert token_state(29, 0, 60, 300) == FRESH and token_state(31, 0, 60, 300) == STALE
+
+
+def test_policy_what_is_worth_caching():
+    assert worth_caching(100, 200) and not worth_caching(100, 100) and not worth_caching(100, 50)
+    assert not worth_caching(100, None)
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+
+def add_gar(tmp_path: Path, key: dict, server, *extra: str) -> None:
+    key_file = write_key(tmp_path, key, f"{server.url}/token")
+    result = run_helper("registry", "add", "gar", "--prefix", f"{GAR}/project", "--type", "gar", "--key-file",
+                        str(key_file), *extra)
+    assert result.code == 0, result
+
+
+def get_json(host: str, env=None) -> dict:
+    result = run_helper("get", stdin=host, env=env)
+    assert result.code == 0, result
+    return json.loads(result.out)
+
+
+@pytest.fixture
+def google(service_account_key):  # noqa: F811
+    server = google_token_endpoint("ya29.cached-token")
+    yield server
+    server.stop()
+
+
+# -- behaviour ---------------------------------------------------------------------------------------------------
+
+
+def test_thirty_two_parallel_cold_gets_make_one_upstream_call(tmp_path, google, service_account_key):  # noqa: F811
+    add_gar(tmp_path, service_account_key, google)
+    google.delay = 0.5  # the first caller is still fetching while the others arrive
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda _: run_helper("get", stdin=GAR), range(32)))
+    assert all(a.code == 0 for a in answers), [a for a in answers if a.code]
+    assert {json.loads(a.out)["Secret"] for a in answers} == {"ya29.cached-token"}
+    assert google.count("/token") == 1
+
+
+def test_cache_hit_imports_no_sdk(tmp_path, google, service_account_key):  # noqa: F811
+    add_gar(tmp_path, service_account_key, google)
+    get_json(GAR)
+    result = run_helper("get", stdin=GAR, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.code == 0 and google.count("/token") == 1
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.err.splitlines() if line.startswith("import time:")}
+    assert "docker_credential_idp.service" in imported  # the profile did record our imports
+    heavy = {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "google", "requests", "urllib3", "platformdirs")}
+    assert heavy == set()
+
+
+def test_ecr_cache_hit_and_ecr_public(tmp_path):
+    api = ecr_api_endpoint("ecr-cached-password")
+    try:
+        for registration_id, prefix in (("private", ECR_HOST), ("public", "public.ecr.aws/my-alias")):
+            result = run_helper("registry", "add", registration_id, "--prefix", prefix, "--type", "ecr",
+                                "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin",
+                                "--endpoint-url", api.url, stdin=AWS_SECRET)
+            assert result.code == 0, result
+        for _ in range(3):
+            assert get_json(ECR_HOST) == {"ServerURL": ECR_HOST, "Username": "AWS", "Secret": "ecr-cached-password"}
+            assert get_json("public.ecr.aws")["Secret"] == "ecr-cached-password"
+        assert api.count() == 2
+        hit = run_helper("get", stdin=ECR_HOST, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert "boto3" not in hit.err and "botocore" not in hit.err
+    finally:
+        api.stop()
+
+
+def test_token_expired_when_issued_is_returned_but_not_cached(moto_url):  # noqa: F811
+    result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--access-key-id",
+                        "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", "--endpoint-url", moto_url, stdin=AWS_SECRET)
+    assert result.code == 0, result
+    assert get_json(ECR_HOST)["Secret"] == "123456789012-auth-token"
+    assert json.loads(run_helper("vault", "status", "--json").out)["cached_tokens"] == 0
+
+
+def test_stale_token_served_with_warning_when_refresh_fails_then_expired_fails(tmp_path, service_account_key):  # noqa: F811
+    server = google_token_endpoint("ya29.short-lived", expires_in=lambda: 4)
+    try:
+        add_gar(tmp_path, service_account_key, server)
+        assert get_json(GAR)["Secret"] == "ya29.short-lived"
+        time.sleep(2.2)  # past half of its 4 s life: stale
+        server.fault = "500"
+        stale = run_helper("get", stdin=GAR)
+        assert stale.code == 0 and json.loads(stale.out)["Secret"] == "ya29.short-lived"
+        assert "serving the cached token" in stale.err and "ya29" not in stale.err
+        time.sleep(2.2)  # expired: never served
+        assert_one_line_error(run_helper("get", stdin=GAR), "registration 'gar'", "Google token request failed", stream="out")
+    finally:
+        server.stop()
+
+
+def test_remove_replace_and_cache_clear_retire_tokens(tmp_path, google, service_account_key):  # noqa: F811
+    add_gar(tmp_path, service_account_key, google)
+    get_json(GAR)
+    status = json.loads(run_helper("vault", "status", "--json").out)
+    assert status["cached_tokens"] == 1
+    resolved = json.loads(run_helper("resolve", f"{GAR}/project/app:1", "--json").out)
+    assert resolved["token_expires_at"] > time.time() + 3000
+    assert "expires_at" in json.loads(run_helper("creds", f"{GAR}/project/app").out)
+    assert run_helper("cache", "clear", "gar").out.startswith("Dropped 1 cached token")
+    get_json(GAR)
+    assert google.count("/token") == 2
+    add_gar(tmp_path, service_account_key, google, "--replace", "--refresh-margin", "60")  # new fingerprint
+    get_json(GAR)
+    assert google.count("/token") == 3
+    assert run_helper("registry", "remove", "gar").code == 0
+    assert json.loads(run_helper("vault", "status", "--json").out)["cached_tokens"] == 0
+
+
+def test_gcr_application_default_credentials_from_metadata_server(tmp_path):
+    from .servers import gce_metadata_server
+
+    metadata = gce_metadata_server("ya29.from-metadata")
+    try:
+        assert run_helper("registry", "add", "adc", "--prefix", "gcr.io/project", "--type", "gcr").code == 0
+        env = {"GCE_METADATA_HOST": metadata.address, "GCE_METADATA_IP": metadata.address,
+               "GOOGLE_CLOUD_PROJECT": "project", "CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud")}
+        assert get_json("gcr.io", env=env) == {"ServerURL": "gcr.io", "Username": "oauth2accesstoken",
+                                                "Secret": "ya29.from-metadata"}
+    finally:
+        metadata.stop()
+
+
+def test_gcr_adc_from_google_application_credentials(tmp_path, google, service_account_key):  # noqa: F811
+    key_file = write_key(tmp_path, service_account_key, f"{google.url}/token")
+    assert run_helper("registry", "add", "adc", "--prefix", "gcr.io", "--type", "gcr").code == 0
+    assert get_json("gcr.io", env={"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["Secret"] == "ya29.cached-token"
+
+
+def test_acr_workload_identity_federated_token_file(tmp_path):
+    server = entra_and_acr_exchange(tenant="t1", client_secret="unused", federated_token="federated-oidc-token",
+                                    registry_host="myregistry.azurecr.io", refresh_token="acr-refresh")
+    try:
+        token_file = tmp_path / "azure-identity-token"
+        token_file.write_text("federated-oidc-token\n")
+        result = run_helper("registry", "add", "acr", "--prefix", "myregistry.azurecr.io", "--type", "acr",
+                            "--tenant", "t1", "--client-id", "c1", "--federated-token-file", str(token_file),
+                            "--authority-host", server.url, "--exchange-url", f"{server.url}/oauth2/exchange")
+        assert result.code == 0, result
+        assert get_json("myregistry.azurecr.io")["Secret"] == "acr-refresh"
+    finally:
+        server.stop()
+
+
+# -- faults ------------------------------------------------------------------------------------------------------
+
+
+def test_ecr_without_any_aws_credentials(moto_url):  # noqa: F811
+    assert run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", moto_url).code == 0
+    line = assert_one_line_error(run_helper("get", stdin=ECR_HOST, env={"AWS_CONFIG_FILE": "/nonexistent",
+                                                                          "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}),
+                                 "registration 'ecr'", "no AWS credentials", stream="out")
+    assert "Traceback" not in line
+
+
+def test_ecr_unknown_profile(moto_url):  # noqa: F811
+    assert run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--profile", "ghost").code == 0
+    assert_one_line_error(run_helper("get", stdin=ECR_HOST, env={"AWS_CONFIG_FILE": "/nonexistent"}),
+                          "AWS profile 'ghost'", stream="out")
+
+
+def test_ecr_profile_and_assumed_role_through_moto_sts(tmp_path, moto_url):  # noqa: F811
+    config = tmp_path / "aws-config"
+    config.write_text("[profile ci]\nregion = eu-west-1\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+                      f"aws_secret_access_key = {AWS_SECRET}\n")
+    result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--profile", "ci",
+                        "--role-arn", "arn:aws:iam::123456789012:role/puller", "--external-id", "ext-1")
+    assert result.code == 0, result
+    env = {"AWS_CONFIG_FILE": str(config), "AWS_ENDPOINT_URL": moto_url}  # both STS and ECR go to moto
+    assert get_json(ECR_HOST, env=env)["Username"] == "AWS"
+
+
+def test_ecr_host_must_be_ecr_or_named(moto_url):  # noqa: F811
+    assert_one_line_error(run_helper("registry", "add", "x", "--prefix", "registry.example.com", "--type", "ecr"),
+                          "not an ECR host", "--region")
+
+
+@pytest.mark.parametrize("fault, fragment", [("403", "Google token request failed"), ("garbage", "not a token response")])
+def test_gcr_token_endpoint_faults(tmp_path, google, service_account_key, fault, fragment):  # noqa: F811
+    add_gar(tmp_path, service_account_key, google)
+    google.fault = fault
+    assert_one_line_error(run_helper("get", stdin=GAR), "registration 'gar'", fragment, stream="out")
+
+
+def test_slow_source_is_cut_at_the_timeout(tmp_path, google, service_account_key):  # noqa: F811
+    add_gar(tmp_path, service_account_key, google, "--timeout", "1")
+    google.delay = 5
+    started = time.monotonic()
+    result = run_helper("get", stdin=GAR)
+    assert time.monotonic() - started < 4
+    assert_one_line_error(result, "registration 'gar'", stream="out")
+
+
+def test_acr_wrong_secret_names_the_entra_error():
+    server = entra_and_acr_exchange(tenant="t1", client_secret="right", federated_token="f",
+                                    registry_host="myregistry.azurecr.io", refresh_token="r")
+    try:
+        result = run_helper("registry", "add", "acr", "--prefix", "myregistry.azurecr.io", "--type", "acr", "--tenant",
+                            "t1", "--client-id", "c1", "--client-secret-stdin", "--authority-host", server.url,
+                            "--exchange-url", f"{server.url}/oauth2/exchange", stdin="wrong")
+        assert result.code == 0
+        line = assert_one_line_error(run_helper("get", stdin="myregistry.azurecr.io"), "Entra ID refused",
+                                     "invalid_client", "AADSTS7000215", stream="out")
+        assert "wrong" not in line
+    finally:
+        server.stop()
+
+
+def test_acr_needs_exactly_one_identity():
+    assert_one_line_error(run_helper("registry", "add", "a", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant",
+                                     "t", "--client-id", "c"), "exactly one of")
+
+
+def test_gcr_key_must_be_a_google_key():
+    assert_one_line_error(run_helper("registry", "add", "g", "--prefix", "gcr.io", "--type", "gcr", "--key-stdin",
+                                     stdin='{"hello": "world"}'), "not a Google service-account")
