@@ -92,3 +92,30 @@ def assert_one_line_error(result: Result, *fragments: str, stream: str = "err") 
     for fragment in fragments:
         assert fragment in lines[0], (fragment, result)
     return lines[0]
+
+
+# -- cloud stand-ins shared by the provider, cache and end-to-end tests ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def service_account_key(tmp_path_factory):
+    """A real RSA service-account key; token_uri is filled in per test."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "idp-test", "private_key_id": "k1", "private_key": pem,
+            "client_email": "ci@idp-test.iam.gserviceaccount.com", "client_id": "1"}

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -152,3 +153,9 @@ def ecr_api_endpoint(password: str, lifetime: float = 43200) -> LocalServer:
         return json_answer({"__type": "UnknownOperationException"}, 400)
 
     return LocalServer(route)
+
+
+def write_key(directory: Path, key: dict, token_uri: str) -> Path:
+    path = directory / "sa.json"
+    path.write_text(json.dumps({**key, "token_uri": token_uri}))
+    return path

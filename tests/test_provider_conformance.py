@@ -14,43 +14,13 @@ from pathlib import Path
 import pytest
 
 from .conftest import assert_one_line_error, run_helper
-from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint
+from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, write_key
 
 ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 AWS_SECRET = "moto-secret-access-key-e8a1"
 GOOGLE_TOKEN = "ya29.conformance-google-token"
 AZURE_SECRET = "azure-client-secret-77b0"
 ACR_REFRESH = fake_jwt({"exp": 4102444800})
-
-
-@pytest.fixture(scope="session")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def service_account_key(tmp_path_factory):
-    """A real RSA service-account key; token_uri is filled in per test."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return {"type": "service_account", "project_id": "idp-test", "private_key_id": "k1", "private_key": pem,
-            "client_email": "ci@idp-test.iam.gserviceaccount.com", "client_id": "1"}
-
-
-def write_key(directory: Path, key: dict, token_uri: str) -> Path:
-    path = directory / "sa.json"
-    path.write_text(json.dumps({**key, "token_uri": token_uri}))
-    return path
 
 
 def add(*args: str, stdin: str = "", env=None):

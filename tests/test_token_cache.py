@@ -15,7 +15,8 @@ from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at
 
 from .conftest import assert_one_line_error, run_helper
 from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint
-from .test_provider_conformance import AWS_SECRET, ECR_HOST, moto_url, service_account_key, write_key  # noqa: F401
+from .servers import write_key
+from .test_provider_conformance import AWS_SECRET, ECR_HOST
 
 GAR = "europe-docker.pkg.dev"
 
@@ -58,7 +59,7 @@ def get_json(host: str, env=None) -> dict:
 
 
 @pytest.fixture
-def google(service_account_key):  # noqa: F811
+def google(service_account_key):
     server = google_token_endpoint("ya29.cached-token")
     yield server
     server.stop()
@@ -67,7 +68,7 @@ def google(service_account_key):  # noqa: F811
 # -- behaviour ---------------------------------------------------------------------------------------------------
 
 
-def test_thirty_two_parallel_cold_gets_make_one_upstream_call(tmp_path, google, service_account_key):  # noqa: F811
+def test_thirty_two_parallel_cold_gets_make_one_upstream_call(tmp_path, google, service_account_key):
     add_gar(tmp_path, service_account_key, google)
     google.delay = 0.5  # the first caller is still fetching while the others arrive
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -77,7 +78,7 @@ def test_thirty_two_parallel_cold_gets_make_one_upstream_call(tmp_path, google, 
     assert google.count("/token") == 1
 
 
-def test_cache_hit_imports_no_sdk(tmp_path, google, service_account_key):  # noqa: F811
+def test_cache_hit_imports_no_sdk(tmp_path, google, service_account_key):
     add_gar(tmp_path, service_account_key, google)
     get_json(GAR)
     result = run_helper("get", stdin=GAR, env={"PYTHONPROFILEIMPORTTIME": "1"})
@@ -106,7 +107,7 @@ def test_ecr_cache_hit_and_ecr_public(tmp_path):
         api.stop()
 
 
-def test_token_expired_when_issued_is_returned_but_not_cached(moto_url):  # noqa: F811
+def test_token_expired_when_issued_is_returned_but_not_cached(moto_url):
     result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--access-key-id",
                         "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", "--endpoint-url", moto_url, stdin=AWS_SECRET)
     assert result.code == 0, result
@@ -114,7 +115,7 @@ def test_token_expired_when_issued_is_returned_but_not_cached(moto_url):  # noqa
     assert json.loads(run_helper("vault", "status", "--json").out)["cached_tokens"] == 0
 
 
-def test_stale_token_served_with_warning_when_refresh_fails_then_expired_fails(tmp_path, service_account_key):  # noqa: F811
+def test_stale_token_served_with_warning_when_refresh_fails_then_expired_fails(tmp_path, service_account_key):
     server = google_token_endpoint("ya29.short-lived", expires_in=lambda: 4)
     try:
         add_gar(tmp_path, service_account_key, server)
@@ -130,7 +131,7 @@ def test_stale_token_served_with_warning_when_refresh_fails_then_expired_fails(t
         server.stop()
 
 
-def test_remove_replace_and_cache_clear_retire_tokens(tmp_path, google, service_account_key):  # noqa: F811
+def test_remove_replace_and_cache_clear_retire_tokens(tmp_path, google, service_account_key):
     add_gar(tmp_path, service_account_key, google)
     get_json(GAR)
     status = json.loads(run_helper("vault", "status", "--json").out)
@@ -162,7 +163,7 @@ def test_gcr_application_default_credentials_from_metadata_server(tmp_path):
         metadata.stop()
 
 
-def test_gcr_adc_from_google_application_credentials(tmp_path, google, service_account_key):  # noqa: F811
+def test_gcr_adc_from_google_application_credentials(tmp_path, google, service_account_key):
     key_file = write_key(tmp_path, service_account_key, f"{google.url}/token")
     assert run_helper("registry", "add", "adc", "--prefix", "gcr.io", "--type", "gcr").code == 0
     assert get_json("gcr.io", env={"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["Secret"] == "ya29.cached-token"
@@ -186,7 +187,7 @@ def test_acr_workload_identity_federated_token_file(tmp_path):
 # -- faults ------------------------------------------------------------------------------------------------------
 
 
-def test_ecr_without_any_aws_credentials(moto_url):  # noqa: F811
+def test_ecr_without_any_aws_credentials(moto_url):
     assert run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", moto_url).code == 0
     line = assert_one_line_error(run_helper("get", stdin=ECR_HOST, env={"AWS_CONFIG_FILE": "/nonexistent",
                                                                           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}),
@@ -194,13 +195,13 @@ def test_ecr_without_any_aws_credentials(moto_url):  # noqa: F811
     assert "Traceback" not in line
 
 
-def test_ecr_unknown_profile(moto_url):  # noqa: F811
+def test_ecr_unknown_profile(moto_url):
     assert run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--profile", "ghost").code == 0
     assert_one_line_error(run_helper("get", stdin=ECR_HOST, env={"AWS_CONFIG_FILE": "/nonexistent"}),
                           "AWS profile 'ghost'", stream="out")
 
 
-def test_ecr_profile_and_assumed_role_through_moto_sts(tmp_path, moto_url):  # noqa: F811
+def test_ecr_profile_and_assumed_role_through_moto_sts(tmp_path, moto_url):
     config = tmp_path / "aws-config"
     config.write_text("[profile ci]\nregion = eu-west-1\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
                       f"aws_secret_access_key = {AWS_SECRET}\n")
@@ -211,19 +212,19 @@ def test_ecr_profile_and_assumed_role_through_moto_sts(tmp_path, moto_url):  # n
     assert get_json(ECR_HOST, env=env)["Username"] == "AWS"
 
 
-def test_ecr_host_must_be_ecr_or_named(moto_url):  # noqa: F811
+def test_ecr_host_must_be_ecr_or_named(moto_url):
     assert_one_line_error(run_helper("registry", "add", "x", "--prefix", "registry.example.com", "--type", "ecr"),
                           "not an ECR host", "--region")
 
 
 @pytest.mark.parametrize("fault, fragment", [("403", "Google token request failed"), ("garbage", "not a token response")])
-def test_gcr_token_endpoint_faults(tmp_path, google, service_account_key, fault, fragment):  # noqa: F811
+def test_gcr_token_endpoint_faults(tmp_path, google, service_account_key, fault, fragment):
     add_gar(tmp_path, service_account_key, google)
     google.fault = fault
     assert_one_line_error(run_helper("get", stdin=GAR), "registration 'gar'", fragment, stream="out")
 
 
-def test_slow_source_is_cut_at_the_timeout(tmp_path, google, service_account_key):  # noqa: F811
+def test_slow_source_is_cut_at_the_timeout(tmp_path, google, service_account_key):
     add_gar(tmp_path, service_account_key, google, "--timeout", "1")
     google.delay = 5
     started = time.monotonic()
