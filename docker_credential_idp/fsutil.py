@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+
+class LockTimeout(Exception):
+    """The lock stayed held by another process for longer than the caller would wait."""
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -53,12 +58,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created 0600) for the duration; released when the process dies."""
+def exclusive_lock(path: Path, wait: Optional[float] = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600) for the duration; released when the process dies.
+
+    With `wait`, give up after that many seconds with LockTimeout instead of queueing behind a stuck holder."""
     ensure_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if wait is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(str(path)) from None
+                    time.sleep(0.02)
         yield
     finally:
         os.close(fd)  # closing drops the lock

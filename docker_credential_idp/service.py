@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Optional
 
 from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, STALE, token_state, worth_caching
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
-from .fsutil import exclusive_lock
+from .fsutil import LockTimeout, exclusive_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
 from .model import Credential, Registration, Secrets
 from .providers import get_provider
@@ -81,26 +81,40 @@ class CredentialService:
         if token and token_state(self.now(), token.fetched_at, token.expires_at, margin) == FRESH:
             return Credential(token.username, token.secret, token.expires_at)
         # One fetch per registration at a time across processes: the others wait here, then reuse its token.
+        # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
         lock_name = hashlib.sha256(registration.id.encode()).hexdigest()[:24]
-        with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock"):
-            token = cache.get(registration)
-            now = self.now()
-            state = token_state(now, token.fetched_at, token.expires_at, margin) if token else None
-            if token and state == FRESH:
+        wait = float(registration.settings.get("timeout", DEFAULT_TIMEOUT)) + 2
+        try:
+            with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock", wait=wait):
+                return self._refresh(provider, registration, cache, margin)
+        except LockTimeout:
+            if token and token_state(self.now(), token.fetched_at, token.expires_at, margin) == STALE:
+                self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
+                          "serving the cached token")
                 return Credential(token.username, token.secret, token.expires_at)
-            try:
-                credential = self._fetch(provider, registration)
-            except ProviderError as error:
-                if token and state == STALE:
-                    left = int(token.expires_at - now)
-                    self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
-                              f"valid for {left} more seconds")
-                    return Credential(token.username, token.secret, token.expires_at)
-                raise
-            if worth_caching(now, credential.expires_at):
-                assert credential.expires_at is not None
-                cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now), now)
-            return credential
+            raise ProviderError(f"registration {registration.id!r} ({registration.type}): another caller has been "
+                                f"fetching its token for {wait:g} s without an answer; the source may be down") from None
+
+    def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache, margin: float) -> Credential:
+        """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
+        token = cache.get(registration)
+        now = self.now()
+        state = token_state(now, token.fetched_at, token.expires_at, margin) if token else None
+        if token and state == FRESH:
+            return Credential(token.username, token.secret, token.expires_at)
+        try:
+            credential = self._fetch(provider, registration)
+        except ProviderError as error:
+            if token and state == STALE:
+                left = int(token.expires_at - now)
+                self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
+                          f"valid for {left} more seconds")
+                return Credential(token.username, token.secret, token.expires_at)
+            raise
+        if worth_caching(now, credential.expires_at):
+            assert credential.expires_at is not None
+            cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now), now)
+        return credential
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:
         """provider.fetch bounded in time, its failures named after the registration."""

@@ -233,6 +233,18 @@ def test_slow_source_is_cut_at_the_timeout(tmp_path, google, service_account_key
     assert_one_line_error(result, "registration 'gar'", stream="out")
 
 
+def test_parallel_callers_of_a_hung_source_are_all_bounded(tmp_path, google, service_account_key):
+    add_gar(tmp_path, service_account_key, google, "--timeout", "1")
+    google.delay = 8
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: run_helper("get", stdin=GAR), range(6)))
+    # each caller waits for the lock at most one fetch (timeout + 2 s), then fetches at most once (timeout + 1 s)
+    assert time.monotonic() - started < 12
+    for result in results:
+        assert_one_line_error(result, "registration 'gar'", stream="out")
+
+
 def test_acr_wrong_secret_names_the_entra_error():
     server = entra_and_acr_exchange(tenant="t1", client_secret="right", federated_token="f",
                                     registry_host="myregistry.azurecr.io", refresh_token="r")
