@@ -5,7 +5,6 @@ and ACR exchange endpoints."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

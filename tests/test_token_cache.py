@@ -4,7 +4,6 @@ stale tokens served when the source fails, and each fault's own clear message.""
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

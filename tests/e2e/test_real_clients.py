@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import add_basic, run_helper
-from .conftest import ALICE_PASSWORD, IMAGE, TAG, podman_dirs, run_client, skopeo, skopeo_inspect, write_docker_config
+from .conftest import ALICE_PASSWORD, IMAGE, TAG, run_client, skopeo, skopeo_inspect, write_docker_config
 
 pytestmark = pytest.mark.e2e
 
