@@ -21,9 +21,12 @@ from .vault import Vault
 PROG = "docker-credential-idp"
 MAX_SECRET_BYTES = 1024 * 1024
 COMMON_OPTIONS = (
-    Option("timeout", "seconds a provider call may take (default 10)", metavar="SECONDS"),
+    Option("timeout", "seconds a provider call may take (default 10; script 30)", metavar="SECONDS"),
     Option("refresh-margin", "refresh a cached token this many seconds before it expires (default 300)",
            metavar="SECONDS"),
+    Option("ca-file", "a PEM CA bundle to trust for this registration's HTTPS calls (registry, platform API)",
+           metavar="PATH"),
+    Option("insecure", "skip TLS verification for this registration's HTTPS calls (test registries only)", flag=True),
 )
 
 
@@ -119,29 +122,32 @@ def _resolve_secret(option: Option, args: argparse.Namespace, env: Any) -> Optio
 # -- registry ----------------------------------------------------------------------------------------------------
 
 
-def _provider_options() -> dict[str, tuple[Option, set[str]]]:
-    """Every provider option by name, with the types that accept it (several types share --region and the like)."""
-    table: dict[str, tuple[Option, set[str]]] = {o.name: (o, set(type_names())) for o in COMMON_OPTIONS}
+def _provider_options() -> dict[str, tuple[Option, dict[str, set[str]]]]:
+    """Every option by name, with its help texts and the types each applies to (types share --region and the like,
+    sometimes with a meaning of their own, as --registry-id)."""
+    table: dict[str, tuple[Option, dict[str, set[str]]]] = {
+        o.name: (o, {o.help: set(type_names())}) for o in COMMON_OPTIONS}
     for type_name in type_names():
-        provider = get_provider(type_name)
-        for option in provider.options:
-            table.setdefault(option.name, (option, set()))[1].add(type_name)
+        for option in get_provider(type_name).options:
+            helps = table.setdefault(option.name, (option, {}))[1]
+            helps.setdefault(option.help, set()).add(type_name)
     return table
 
 
-def _add_option_arguments(parser: argparse.ArgumentParser, options: dict[str, tuple[Option, set[str]]]) -> None:
+def _add_option_arguments(parser: argparse.ArgumentParser, options: dict[str, tuple[Option, dict[str, set[str]]]]) -> None:
     group = parser.add_argument_group("type options (secrets only through stdin, a variable or a file)")
-    for name, (option, types) in sorted(options.items()):
-        where = "" if len(types) == len(type_names()) else f" [{', '.join(sorted(types))}]"
+    everyone = set(type_names())
+    for name, (option, helps) in sorted(options.items()):
+        text = "; ".join(h + ("" if types == everyone else f" [{', '.join(sorted(types))}]") for h, types in helps.items())
         if option.secret:
-            group.add_argument(f"--{name}-stdin", action="store_true", help=f"read {option.help} from stdin{where}")
-            group.add_argument(f"--{name}-env", metavar="VAR", help=f"read {option.help} from variable VAR{where}")
+            group.add_argument(f"--{name}-stdin", action="store_true", help=f"read {text} from stdin")
+            group.add_argument(f"--{name}-env", metavar="VAR", help="read it from variable VAR")
             if option.from_file:
-                group.add_argument(f"--{name}-file", metavar="PATH", help=f"read {option.help} from PATH{where}")
+                group.add_argument(f"--{name}-file", metavar="PATH", help="read it from PATH")
         elif option.flag:
-            group.add_argument(f"--{name}", action="store_true", default=None, help=option.help + where)
+            group.add_argument(f"--{name}", action="store_true", default=None, help=text)
         else:
-            group.add_argument(f"--{name}", metavar=option.metavar or name.upper().replace("-", "_"), help=option.help + where)
+            group.add_argument(f"--{name}", metavar=option.metavar or name.upper().replace("-", "_"), help=text)
 
 
 def _option_given(option: Option, args: argparse.Namespace) -> bool:
@@ -167,6 +173,10 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
         settings["timeout"] = _positive_seconds(args.timeout, "--timeout", 3600)
     if args.refresh_margin is not None:
         settings["refresh_margin"] = _positive_seconds(args.refresh_margin, "--refresh-margin", 86400)
+    if args.ca_file is not None:
+        settings["ca_file"] = _readable_file(args.ca_file, "--ca-file")
+    if args.insecure:
+        settings["insecure"] = True
     registration = Registration(args.id, prefix, type_name, settings, Secrets(secrets))
     provider.check_prefix(registration)
 
@@ -183,6 +193,16 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
     if host_of(prefix) not in dockerconfig.configured_hosts(docker_config_path(ctx.env)):
         print(f"To let docker use it, run: {PROG} configure-docker", file=sys.stderr)
     return 0
+
+
+def _readable_file(path: str, flag: str) -> str:
+    absolute = os.path.abspath(path)
+    try:
+        with open(absolute, "rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise InvalidInput(f"{flag}: cannot read {path}: {error.strerror}") from None
+    return absolute
 
 
 def _positive_seconds(value: str, flag: str, most: int) -> float:

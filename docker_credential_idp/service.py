@@ -17,7 +17,7 @@ from .fsutil import LockTimeout, exclusive_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
 from .model import Credential, Registration, Secrets
 from .providers import get_provider
-from .providers.base import DEFAULT_TIMEOUT, FetchContext, Provider
+from .providers.base import FetchContext, Provider
 from .token_cache import CachedToken, TokenCache
 from .vault import Table, Vault
 
@@ -83,7 +83,7 @@ class CredentialService:
         # One fetch per registration at a time across processes: the others wait here, then reuse its token.
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
         lock_name = hashlib.sha256(registration.id.encode()).hexdigest()[:24]
-        wait = float(registration.settings.get("timeout", DEFAULT_TIMEOUT)) + 2
+        wait = float(registration.settings.get("timeout", provider.default_timeout)) + 2
         try:
             with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock", wait=wait):
                 return self._refresh(provider, registration, cache, margin)
@@ -118,7 +118,7 @@ class CredentialService:
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:
         """provider.fetch bounded in time, its failures named after the registration."""
-        timeout = float(registration.settings.get("timeout", DEFAULT_TIMEOUT))
+        timeout = float(registration.settings.get("timeout", provider.default_timeout))
         context = FetchContext(env=self.env, timeout=timeout, now=self.now)
         outcome: list[object] = []
 

@@ -16,6 +16,9 @@ MODULES: dict[str, str] = {
     "ecr": "ecr",
     "gcr": "gcr",
     "acr": "acr",
+    "script": "script",
+    "platform": "platform",
+    "aws-secret": "aws_secret",
 }
 ALIASES: dict[str, str] = {"gar": "gcr"}
 

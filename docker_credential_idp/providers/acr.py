@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InvalidInput, ProviderError
+from ..httpclient import network_reason, send
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider
 
@@ -59,13 +59,13 @@ class AcrProvider(Provider):
         else:
             form["client_secret"] = registration.secrets["client_secret"]
         token_url = f"{authority}/{urllib.parse.quote(settings['tenant'])}/oauth2/v2.0/token"
-        entra = _post_form(token_url, form, context.timeout, "Entra ID")
+        entra = _post_form(token_url, form, context.timeout, "Entra ID", {})
         if not isinstance(entra.get("access_token"), str):
             raise ProviderError("Entra ID answered without an access_token")
         exchange_url = settings.get("exchange_url") or f"https://{registration.host}/oauth2/exchange"
         exchanged = _post_form(exchange_url, {"grant_type": "access_token", "service": registration.host,
                                               "tenant": settings["tenant"], "access_token": entra["access_token"]},
-                               context.timeout, "the ACR token exchange")
+                               context.timeout, "the ACR token exchange", settings)
         refresh_token = exchanged.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise ProviderError("the ACR token exchange answered without a refresh_token")
@@ -83,19 +83,19 @@ def _read_token_file(path: str) -> str:
     return token
 
 
-def _post_form(url: str, form: Mapping[str, str], timeout: float, who: str) -> dict[str, Any]:
+def _post_form(url: str, form: Mapping[str, str], timeout: float, who: str,
+               settings: Mapping[str, Any]) -> dict[str, Any]:
     body = urllib.parse.urlencode(form).encode("ascii")
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
                                                              "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read(1024 * 1024))
-    except urllib.error.HTTPError as error:
-        raise ProviderError(f"{who} refused the request: HTTP {error.code}{_oauth_error(error)}",
-                            retryable=error.code >= 500) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {reason}") from None
+        status, _, payload = send(request, settings, timeout)
+    except OSError as error:
+        raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}") from None
+    if status != 200:
+        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}", retryable=status >= 500)
+    try:
+        answer = json.loads(payload)
     except ValueError:
         raise ProviderError(f"{who} answered with something that is not JSON") from None
     if not isinstance(answer, dict):
@@ -103,11 +103,11 @@ def _post_form(url: str, form: Mapping[str, str], timeout: float, who: str) -> d
     return answer
 
 
-def _oauth_error(error: urllib.error.HTTPError) -> str:
+def _oauth_error(payload: bytes) -> str:
     """The OAuth error code (and Entra's AADSTS number) from an error answer; never the whole body."""
     try:
-        detail = json.loads(error.read(64 * 1024))
-    except (ValueError, OSError):
+        detail = json.loads(payload)
+    except ValueError:
         return ""
     if not isinstance(detail, dict) or not isinstance(detail.get("error"), str):
         return ""

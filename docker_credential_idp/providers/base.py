@@ -6,6 +6,7 @@ options before `configure`, and the service owns caching. SDKs are imported insi
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
@@ -51,6 +52,8 @@ class Provider:
     caches_tokens: ClassVar[bool] = False
     # The Python package the provider imports, and the extra that installs it (for ProviderUnavailable).
     sdk: ClassVar[Optional[tuple[str, str]]] = None
+    # Seconds one fetch may take unless the registration says otherwise (--timeout).
+    default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
@@ -85,6 +88,35 @@ class Provider:
     def describe(self, registration: Registration) -> dict[str, Any]:
         """What `registry show` prints: the settings and the names (never values) of the secrets."""
         return {"settings": dict(registration.settings), "secrets": sorted(registration.secrets)}
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `1h`, `12h`, `1d` or `1h30m` (or plain seconds) -> seconds, as --expire takes them."""
+    value = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    elif re.fullmatch(r"(\d+[smhd])+", value):
+        seconds = float(sum(int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([smhd])", value)))
+    else:
+        raise InvalidInput(f"{text!r} is not a duration; write it like 90s, 30m, 1h, 12h or 1d")
+    if not 0 < seconds <= 30 * 86400:
+        raise InvalidInput(f"duration {text!r} must be more than 0 and at most 30 days")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def expire_option(default: str) -> Option:
+    return Option("expire", f"how long a credential from this source holds (default {default}; 30m, 1h, 12h style)",
+                  metavar="DURATION", convert=parse_duration)
 
 
 def _spelling(option: Option) -> str:

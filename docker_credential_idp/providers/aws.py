@@ -1,0 +1,95 @@
+"""What the AWS providers (ecr, aws-secret) share: their options, a boto3 session per registration, and errors
+turned into one line. Not a provider itself; boto3 is imported only by `import_boto3`, inside a fetch."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Optional
+
+from ..errors import InvalidInput, ProviderError, ProviderUnavailable
+from .base import Option
+
+SESSION_OPTIONS = (
+    Option("profile", "AWS shared-config profile (SSO profiles too)"),
+    Option("role-arn", "a role to assume first"),
+    Option("external-id", "external id for --role-arn"),
+    Option("role-session-name", "session name for --role-arn (default docker-credential-idp)"),
+    Option("access-key-id", "static access key id (its secret through --secret-access-key-stdin/-env)"),
+    Option("secret-access-key", "the secret access key", secret=True),
+)
+
+
+def validate_session(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+    if bool(settings.get("access_key_id")) != bool(secrets.get("secret_access_key")):
+        raise InvalidInput("--access-key-id and --secret-access-key-stdin/-env go together")
+    if settings.get("external_id") and not settings.get("role_arn"):
+        raise InvalidInput("--external-id needs --role-arn")
+    if settings.get("role_arn") and not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", settings["role_arn"]):
+        raise InvalidInput("--role-arn must look like arn:aws:iam::123456789012:role/NAME")
+
+
+def import_boto3(type_name: str) -> tuple[Any, Any]:
+    """(boto3, botocore) or ProviderUnavailable naming the extra to install."""
+    try:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+    except ImportError:
+        raise ProviderUnavailable(type_name, "boto3", "aws") from None
+    import botocore
+
+    return boto3, botocore
+
+
+def client_config(botocore: Any, timeout: float, fips: bool = False) -> Any:
+    return botocore.config.Config(connect_timeout=timeout, read_timeout=timeout,
+                                  retries={"max_attempts": 2, "mode": "standard"}, use_fips_endpoint=fips or None)
+
+
+def session(boto3: Any, settings: Mapping[str, Any], secrets: Mapping[str, str], region: Optional[str], config: Any) -> Any:
+    """A session with the registration's profile or static keys, then its role if it names one."""
+    base = boto3.session.Session(
+        profile_name=settings.get("profile"),
+        region_name=region,
+        aws_access_key_id=settings.get("access_key_id"),
+        aws_secret_access_key=secrets.get("secret_access_key"),
+    )
+    if not settings.get("role_arn"):
+        return base
+    arguments = {"RoleArn": settings["role_arn"], "RoleSessionName": settings.get("role_session_name") or "docker-credential-idp"}
+    if settings.get("external_id"):
+        arguments["ExternalId"] = settings["external_id"]
+    assumed = base.client("sts", region_name=region, config=config).assume_role(**arguments)["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+        region_name=region or base.region_name,
+    )
+
+
+def describe_error(botocore: Any, error: Exception, settings: Mapping[str, Any]) -> ProviderError:
+    """One line for any boto3/botocore failure; never the request or its credentials."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        info = error.response.get("Error", {})
+        code = info.get("Code", "an error")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return ProviderError(f"AWS answered {code}: {short(info.get('Message', ''))}", retryable=status >= 500 or status == 429)
+    name = type(error).__name__
+    if name == "NoCredentialsError":
+        where = f"profile {settings['profile']!r}" if settings.get("profile") else \
+            "the default chain (environment, shared config, SSO, web identity, instance metadata)"
+        return ProviderError(f"no AWS credentials found in {where}; log in (aws sso login) or give the registration "
+                             "--profile or keys", retryable=False)
+    if name == "ProfileNotFound":
+        return ProviderError(f"AWS profile {settings.get('profile')!r} is not in the shared config; check --profile or "
+                             "AWS_CONFIG_FILE", retryable=False)
+    if name == "NoRegionError":
+        return ProviderError("no AWS region: give the registration --region or set AWS_REGION", retryable=False)
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
+        return ProviderError(f"cannot reach the AWS endpoint ({name}); check the network, --endpoint-url or --timeout")
+    return ProviderError(f"{name}: {short(str(error))}")
+
+
+def short(text: str) -> str:
+    return " ".join(text.split())[:200]

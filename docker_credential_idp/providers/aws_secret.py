@@ -1,0 +1,96 @@
+"""AWS Secrets Manager: a registry's username and password kept in a secret that a fleet reads with its own AWS
+identity, so no machine holds the registry password itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+from ..errors import InvalidInput, ProviderError
+from ..model import Credential, Registration
+from . import aws
+from .base import FetchContext, Option, Provider, expire_option
+
+DEFAULT_EXPIRE = 3600.0
+SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:.+$")
+
+
+class AwsSecretProvider(Provider):
+    type_name = "aws-secret"
+    summary = "a username and password read from AWS Secrets Manager with the machine's AWS identity (boto3)"
+    caches_tokens = True
+    sdk = ("boto3", "aws")
+    options = (
+        Option("secret-id", "the secret's name or ARN; its value is JSON {username, password} or username:password",
+               required=True),
+        Option("region", "AWS region (default: from the secret's ARN, else the AWS config)"),
+        *aws.SESSION_OPTIONS,
+        Option("endpoint-url", "AWS API endpoint (private endpoints, tests); AWS_ENDPOINT_URL_<SERVICE> works too"),
+        expire_option("1h"),
+        Option("version-stage", "the secret version stage to read (default AWSCURRENT)"),
+    )
+
+    def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        aws.validate_session(settings, secrets)
+        if not settings["secret_id"].strip():
+            raise InvalidInput("--secret-id is empty")
+
+    def fetch(self, registration: Registration, context: FetchContext) -> Credential:
+        boto3, botocore = aws.import_boto3(self.type_name)
+        settings = registration.settings
+        region = _region(settings)
+        config = aws.client_config(botocore, context.timeout)
+        arguments = {"SecretId": settings["secret_id"]}
+        if settings.get("version_stage"):
+            arguments["VersionStage"] = settings["version_stage"]
+        try:
+            session = aws.session(boto3, settings, registration.secrets, region, config)
+            client = session.client("secretsmanager", region_name=region, endpoint_url=settings.get("endpoint_url"),
+                                    config=config)
+            answer = client.get_secret_value(**arguments)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise _described(aws.describe_error(botocore, error, settings), settings["secret_id"]) from None
+        username, password = parse_secret(answer.get("SecretString"), settings["secret_id"])
+        return Credential(username, password, context.now() + float(settings.get("expire", DEFAULT_EXPIRE)))
+
+
+def _region(settings: dict[str, Any]) -> Optional[str]:
+    found = SECRET_ARN.match(settings["secret_id"])
+    return settings.get("region") or (found.group(1) if found else None)
+
+
+def _described(error: ProviderError, secret_id: str) -> ProviderError:
+    if "ResourceNotFoundException" in error.message:
+        return ProviderError(f"secret {secret_id!r} does not exist in that account and region; check --secret-id and "
+                             "--region", retryable=False)
+    if "AccessDenied" in error.message:
+        return ProviderError(f"the AWS identity may not read secret {secret_id!r} (secretsmanager:GetSecretValue, and "
+                             "kms:Decrypt for its key)", retryable=False)
+    return error
+
+
+def parse_secret(value: Any, secret_id: str) -> tuple[str, str]:
+    """JSON {"username", "password"} or the text username:password. The value itself never reaches a message."""
+    if not isinstance(value, str) or not value.strip():
+        raise ProviderError(f"secret {secret_id!r} has no SecretString (a binary secret cannot hold a registry login)",
+                            retryable=False)
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise ProviderError(f"secret {secret_id!r} starts like JSON but is not valid JSON", retryable=False) from None
+        username, password = document.get("username"), document.get("password")
+        if not (isinstance(username, str) and username and isinstance(password, str) and password):
+            raise ProviderError(f"secret {secret_id!r} is JSON without string fields username and password",
+                                retryable=False)
+        return username, password
+    username, colon, password = text.partition(":")
+    if not colon or not username or not password or "\n" in text:
+        raise ProviderError(f"secret {secret_id!r} is neither JSON with username and password nor one line "
+                            "username:password", retryable=False)
+    return username, password
+
+
+PROVIDER = AwsSecretProvider()
