@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -32,11 +33,12 @@ def fake_jwt(claims: dict[str, Any]) -> str:
 class LocalServer:
     """An HTTP server on 127.0.0.1 whose answers come from `route(method, path, headers, body) -> Answer`."""
 
-    def __init__(self, route: Callable[[str, str, Any, bytes], Answer]) -> None:
+    def __init__(self, route: Callable[[str, str, Any, bytes], Answer], tls: Optional[tuple[Path, Path]] = None) -> None:
         self.route = route
         self.calls: list[tuple[str, str]] = []
         self.delay = 0.0
         self.fault: Optional[str] = None  # "500", "403", "garbage"
+        self.fault_times: Optional[int] = None  # the fault hits only the first N calls
         self._lock = threading.Lock()
         outer = self
 
@@ -45,12 +47,13 @@ class LocalServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer._lock:
                     outer.calls.append((self.command, self.path))
+                    fault = outer.fault if outer.fault_times is None or len(outer.calls) <= outer.fault_times else None
                 if outer.delay:
                     time.sleep(outer.delay)
-                if outer.fault == "garbage":
+                if fault == "garbage":
                     status, headers, payload = 200, {"Content-Type": "application/json"}, b"{not json"
-                elif outer.fault:
-                    status, headers, payload = json_answer({"error": "injected_fault"}, int(outer.fault))
+                elif fault:
+                    status, headers, payload = json_answer({"error": "injected_fault"}, int(fault))
                 else:
                     status, headers, payload = outer.route(self.command, self.path, self.headers, body)
                 self.send_response(status)
@@ -66,7 +69,11 @@ class LocalServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
         self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -159,3 +166,22 @@ def write_key(directory: Path, key: dict, token_uri: str) -> Path:
     path = directory / "sa.json"
     path.write_text(json.dumps({**key, "token_uri": token_uri}))
     return path
+
+
+def platform_creds_api(*, token: str, org: str, registries: dict[str, dict[str, Any]],
+                       tls: Optional[tuple[Path, Path]] = None) -> LocalServer:
+    """The platform's `GET /orgs/{org}/registries/{id}/creds` (seed 000) behind a bearer token. A registry whose
+    answer is None is forbidden to this token (403)."""
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        if headers.get("Authorization") != f"Bearer {token}":
+            return json_answer({"error": "unauthorized"}, 401)
+        parts = path.split("/")
+        if method != "GET" or len(parts) != 6 or parts[1] != "orgs" or parts[3] != "registries" or parts[5] != "creds":
+            return json_answer({"error": "not_found"}, 404)
+        if urllib.parse.unquote(parts[2]) != org or urllib.parse.unquote(parts[4]) not in registries:
+            return json_answer({"error": "not_found"}, 404)
+        answer = registries[urllib.parse.unquote(parts[4])]
+        return json_answer({"error": "forbidden"}, 403) if answer is None else json_answer(answer)
+
+    return LocalServer(route, tls)

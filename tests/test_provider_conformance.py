@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import assert_one_line_error, run_helper
-from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, write_key
+from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api, write_key
+from .tls import make_tls
 
 ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 AWS_SECRET = "moto-secret-access-key-e8a1"
@@ -165,3 +166,85 @@ class TestAcr(UpstreamConformance):
     def register_unreachable(self, prefix, tmp_path):
         add("it", "--prefix", prefix, "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
             "--authority-host", "http://127.0.0.1:9", "--timeout", "2", stdin=AZURE_SECRET)
+
+
+SCRIPT_PASSWORD = "script-pw-0c41"
+PLATFORM_TOKEN = "platform-token-93be"
+PLATFORM_PASSWORD = "platform-pw-6f20"
+SECRETS_MANAGER_PASSWORD = "secretsmanager-pw-1d7a"
+
+
+class TestScript(UpstreamConformance):
+    type_name, module, expected_username = "script", "script", "robot"
+    prefix = "registry.example.com/scripted"
+
+    @pytest.fixture
+    def upstream(self):
+        return None
+
+    def register(self, prefix, tmp_path, upstream):
+        add("it", "--prefix", prefix, "--type", "script", "--script-stdin",
+            stdin=f'# fetched from the platform\necho "robot:{SCRIPT_PASSWORD}"\n')
+        return [SCRIPT_PASSWORD]
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "script", "--script-stdin",
+            stdin="curl -sf http://127.0.0.1:9/creds || { echo 'cannot reach the creds service' >&2; exit 7; }\n")
+
+
+class TestPlatform(UpstreamConformance):
+    type_name, module, expected_username = "platform", "platform", "ci-robot"
+    prefix = "registry.example.com/platform"
+
+    @pytest.fixture
+    def upstream(self, tmp_path):
+        ca, cert, key = make_tls(tmp_path / "tls")
+        server = platform_creds_api(token=PLATFORM_TOKEN, org="acme", tls=(cert, key),
+                                    registries={"team-registry": {"username": "ci-robot", "password": PLATFORM_PASSWORD}})
+        yield server, ca
+        server.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        server, ca = upstream
+        add("it", "--prefix", prefix, "--type", "platform", "--url", server.url, "--org", "acme",
+            "--registry-id", "team-registry", "--token-env", "PLATFORM_TOKEN", "--ca-file", str(ca),
+            env={"PLATFORM_TOKEN": PLATFORM_TOKEN})
+        return [PLATFORM_TOKEN, PLATFORM_PASSWORD]
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "platform", "--url", "https://127.0.0.1:9", "--org", "acme",
+            "--registry-id", "r", "--token-stdin", "--timeout", "2", stdin=PLATFORM_TOKEN)
+
+
+def put_secret(moto_url: str, name: str, value: str) -> str:
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_url,
+                          aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key=AWS_SECRET)
+    try:
+        return client.create_secret(Name=name, SecretString=value)["ARN"]
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, SecretString=value)
+        return client.describe_secret(SecretId=name)["ARN"]
+
+
+class TestAwsSecret(UpstreamConformance):
+    type_name, module, expected_username = "aws-secret", "aws_secret", "fleet"
+    heavy_modules = ("boto3", "botocore")
+    prefix = "registry.example.com/fleet"
+
+    @pytest.fixture
+    def upstream(self, moto_url):
+        put_secret(moto_url, "conformance/registry", json.dumps({"username": "fleet", "password": SECRETS_MANAGER_PASSWORD}))
+        return moto_url
+
+    def register(self, prefix, tmp_path, upstream):
+        add("it", "--prefix", prefix, "--type", "aws-secret", "--secret-id", "conformance/registry", "--region",
+            "eu-west-1", "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-env", "MY_AWS_SECRET",
+            "--endpoint-url", upstream, env={"MY_AWS_SECRET": AWS_SECRET})
+        return [AWS_SECRET, SECRETS_MANAGER_PASSWORD]
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "aws-secret", "--secret-id", "x", "--region", "eu-west-1",
+            "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", "--endpoint-url",
+            "http://127.0.0.1:9", "--timeout", "2", stdin=AWS_SECRET)
