@@ -8,6 +8,7 @@ import datetime
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -157,6 +158,7 @@ def platform(tmp_path):
         "team": {"username": "robot", "password": "platform-pw", "registry": HOST},
         "expiring": {"username": "robot", "password": "short-pw", "expires_at": "2100-01-01T00:00:00Z"},
         "broken": {"username": "robot"},
+        "short-lived": {"username": "robot", "password": "short-pw", "expires_in": 6},
         "forbidden": None,
     })
     yield server, ca
@@ -290,3 +292,23 @@ def test_aws_secret_without_identity_names_the_chain(moto_url):
 def test_aws_secret_without_region_says_how_to_give_one(moto_url):
     add_aws_secret(moto_url, "sources/registry")
     assert_one_line_error(get(AWS_ENV), "no AWS region", "--region", stream="out")
+
+
+def test_thirty_two_parallel_jobs_make_one_platform_call(platform):
+    add_platform(platform)
+    platform[0].delay = 0.3  # a slow API: every job arrives while the first fetch is in flight
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda _: get(), range(32)))
+    assert all(r.code == 0 and json.loads(r.out)["Secret"] == "platform-pw" for r in results), results
+    assert platform[0].count("/creds") == 1
+
+
+def test_platform_down_serves_the_still_valid_token_with_a_warning(platform):
+    add_platform(platform, "short-lived", "--timeout", "2")  # 6 s of life: refreshed after 3 s
+    assert get().code == 0
+    time.sleep(3.2)
+    platform[0].fault = "503"
+    result = get()
+    assert result.code == 0, result
+    assert json.loads(result.out)["Secret"] == "short-pw" and platform[0].count() >= 2
+    assert "serving the cached token" in result.err
