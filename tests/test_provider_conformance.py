@@ -1,6 +1,6 @@
 """One conformance suite run against every provider, each set up against its nearest real thing on 127.0.0.1:
-moto's server mode for ECR and STS, a local OAuth token endpoint for a Google service-account key, local Entra ID
-and ACR exchange endpoints."""
+moto's server mode for ECR, STS and Secrets Manager, a local OAuth token endpoint for a Google service-account key,
+local Entra ID and ACR exchange endpoints, a local HTTPS creds API for the platform, real /bin/sh scripts."""
 
 from __future__ import annotations
 
