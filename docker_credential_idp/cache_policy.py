@@ -1,8 +1,9 @@
-"""When a cached token may be served: a pure function of now and the token's life.
+"""When a cached answer may be served: pure functions of now and the answer's life.
 
-A token is FRESH until its refresh point, STALE (still valid, served only if a refresh fails) until it expires,
+An answer is FRESH until its refresh point, STALE (still valid, served only if a refresh fails) until it expires,
 then EXPIRED (never served). The refresh point is `margin` seconds before expiry, or half the token's life for a
-token issued with less than twice the margin, so a short-lived token is still reused for a while.
+token issued with less than twice the margin, so a short-lived token is still reused for a while. An answer
+without expiry (a static password) stays FRESH; its registration changing is what retires it.
 """
 
 from __future__ import annotations
@@ -13,19 +14,27 @@ EXPIRED = "expired"
 DEFAULT_REFRESH_MARGIN = 300.0
 
 
-def refresh_at(fetched_at: float, expires_at: float, margin: float) -> float:
+def refresh_at(fetched_at: float, expires_at: float | None, margin: float) -> float | None:
+    if expires_at is None:
+        return None
     lifetime = max(expires_at - fetched_at, 0.0)
     return expires_at - min(margin, lifetime / 2)
 
 
-def token_state(now: float, fetched_at: float, expires_at: float, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
+def state(now: float, refresh_point: float | None, expires_at: float | None) -> str:
+    if expires_at is None:
+        return FRESH
     if now >= expires_at:
         return EXPIRED
-    if now >= refresh_at(fetched_at, expires_at, margin):
+    if refresh_point is None or now >= refresh_point:
         return STALE
     return FRESH
 
 
+def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
+    return state(now, refresh_at(fetched_at, expires_at, margin), expires_at)
+
+
 def worth_caching(now: float, expires_at: float | None) -> bool:
-    """A credential without expiry needs no cache; one already expired when issued is returned but not kept."""
-    return expires_at is not None and expires_at > now
+    """Everything but a credential already expired when issued (that one is returned, not kept)."""
+    return expires_at is None or expires_at > now

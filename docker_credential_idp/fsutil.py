@@ -6,30 +6,34 @@ import contextlib
 import fcntl
 import os
 import time
-from pathlib import Path
-from typing import Iterator, Optional
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
+
+if TYPE_CHECKING:
+    from typing import Iterator, Optional, Union
+
+    PathLike = Union[str, os.PathLike[str]]
 
 
 class LockTimeout(Exception):
     """The lock stayed held by another process for longer than the caller would wait."""
 
 
-def ensure_private_dir(path: Path) -> Path:
+def ensure_private_dir(path: PathLike) -> PathLike:
     """Create `path` (and parents) 0700 if missing. An existing directory keeps the mode its owner chose."""
-    if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     return path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: PathLike, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data` so that readers see the old or the new content, never a mix.
 
     Temp file in the same directory, fsync, rename over the target, fsync the directory for the rename itself.
     """
-    directory = path.parent
+    directory = os.path.dirname(os.fspath(path)) or "."
     ensure_private_dir(directory)
-    temp = directory / f".{path.name}.{os.getpid()}.tmp"
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
@@ -58,11 +62,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, wait: Optional[float] = None) -> Iterator[None]:
+def exclusive_lock(path: PathLike, wait: Optional[float] = None) -> Iterator[None]:
     """Hold an exclusive flock on `path` (created 0600) for the duration; released when the process dies.
 
     With `wait`, give up after that many seconds with LockTimeout instead of queueing behind a stuck holder."""
-    ensure_private_dir(path.parent)
+    ensure_private_dir(os.path.dirname(os.fspath(path)) or ".")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if wait is None:
@@ -82,7 +86,7 @@ def exclusive_lock(path: Path, wait: Optional[float] = None) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
-def read_file(path: Path, limit: int) -> bytes | None:
+def read_file(path: PathLike, limit: int) -> bytes | None:
     """The file's bytes, or None when it does not exist. Refuses files larger than `limit`."""
     try:
         with open(path, "rb") as handle:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
-from pathlib import Path
-from typing import Mapping, NamedTuple
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
 from . import crypto
 from .errors import VaultError
-from .fsutil import ensure_private_dir
+
+if TYPE_CHECKING:
+    from typing import Mapping
+
+    Home = str | os.PathLike[str]
 
 KEY_VARIABLE = "DOCKER_CREDENTIAL_IDP_KEY"
 PASSPHRASE_VARIABLE = "DOCKER_CREDENTIAL_IDP_PASSPHRASE"
@@ -24,10 +26,17 @@ SCRYPT_DEFAULT = (15, 8, 1)  # log2(n), r, p: about 32 MiB and 60-100 ms, once p
 SCRYPT_MEMORY_LIMIT = 256 * 1024 * 1024
 
 
-class ScryptParams(NamedTuple):
-    log2_n: int
-    r: int
-    p: int
+class ScryptParams(tuple):  # type: ignore[type-arg]
+    """(log2_n, r, p) as recorded in the vault header. A plain tuple: NamedTuple would load typing on every get."""
+
+    __slots__ = ()
+
+    def __new__(cls, log2_n: int, r: int, p: int) -> ScryptParams:
+        return tuple.__new__(cls, (log2_n, r, p))
+
+    log2_n = property(lambda self: self[0])
+    r = property(lambda self: self[1])
+    p = property(lambda self: self[2])
 
     def check(self, where: str) -> None:
         """Bounds on read: a tampered header must not make us allocate gigabytes or spin for minutes."""
@@ -65,21 +74,22 @@ class KeySource:
 
 def _decode_key(text: str, where: str) -> bytes:
     try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
+        key = binascii.a2b_base64(text.strip().encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
         key = b""
     if len(key) != crypto.KEY_BYTES:
         raise VaultError(f"{where} must hold a base64-encoded 32-byte key; generate one with: openssl rand -base64 32")
     return key
 
 
-def key_file_path(home: Path) -> Path:
-    return home / KEY_FILE_NAME
+def key_file_path(home: Home) -> str:
+    return os.path.join(home, KEY_FILE_NAME)
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_key_file(path: str) -> bytes:
     try:
-        text = path.read_text(encoding="ascii")
+        with open(path, "rb") as handle:  # bytes: a text-mode open would load a codec on every get
+            text = handle.read(4096).decode("ascii")
     except FileNotFoundError:
         raise VaultError(
             f"the vault key file {path} is missing; restore it, or set {KEY_VARIABLE} to the key the vault was created with"
@@ -89,7 +99,7 @@ def _read_key_file(path: Path) -> bytes:
     return _decode_key(text, f"the key file {path}")
 
 
-def for_existing_vault(kind: int, home: Path, env: Mapping[str, str]) -> KeySource:
+def for_existing_vault(kind: int, home: Home, env: Mapping[str, str]) -> KeySource:
     """The key source able to open a vault whose header records `kind`."""
     if kind == PASSPHRASE:
         passphrase = env.get(PASSPHRASE_VARIABLE)
@@ -102,7 +112,7 @@ def for_existing_vault(kind: int, home: Path, env: Mapping[str, str]) -> KeySour
     return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
 
 
-def describe_new(home: Path, env: Mapping[str, str]) -> str:
+def describe_new(home: Home, env: Mapping[str, str]) -> str:
     """What for_new_vault would use, without creating anything."""
     if env.get(KEY_VARIABLE):
         return f"key from {KEY_VARIABLE}"
@@ -111,15 +121,17 @@ def describe_new(home: Path, env: Mapping[str, str]) -> str:
     return f"key file {key_file_path(home)} (created on first write)"
 
 
-def for_new_vault(home: Path, env: Mapping[str, str]) -> KeySource:
+def for_new_vault(home: Home, env: Mapping[str, str]) -> KeySource:
     """The key source a new vault is sealed with: DOCKER_CREDENTIAL_IDP_KEY, a passphrase, else a new key file."""
     if env.get(KEY_VARIABLE):
         return KeySource(RAW_KEY, f"key from {KEY_VARIABLE}", raw_key=_decode_key(env[KEY_VARIABLE], KEY_VARIABLE))
     if env.get(PASSPHRASE_VARIABLE):
         return KeySource(PASSPHRASE, f"passphrase from {PASSPHRASE_VARIABLE}", passphrase=env[PASSPHRASE_VARIABLE])
     path = key_file_path(home)
-    if path.exists():
+    if os.path.exists(path):
         return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
+    from .fsutil import ensure_private_dir
+
     ensure_private_dir(home)
     key = crypto.random_key()
     try:
@@ -127,7 +139,7 @@ def for_new_vault(home: Path, env: Mapping[str, str]) -> KeySource:
     except FileExistsError:  # another process created it first: use theirs
         return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.b64encode(key).decode("ascii") + "\n")
+        handle.write(binascii.b2a_base64(key).decode("ascii"))
         handle.flush()
         os.fsync(handle.fileno())
     return KeySource(RAW_KEY, f"key file {path}", raw_key=key)

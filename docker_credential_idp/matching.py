@@ -7,9 +7,12 @@ is a whole-segment prefix test on strings.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Optional, Sequence
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
 from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput
+
+if TYPE_CHECKING:
+    from typing import Iterable, Optional, Sequence
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
@@ -21,10 +24,17 @@ _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
 _PATH_FORBIDDEN = frozenset(" \t\r\n\\?#@\x00")
 
 
-class Selection(NamedTuple):
-    registration_id: str
-    prefix: str
-    reason: str
+class Selection(tuple):  # type: ignore[type-arg]
+    """(registration_id, prefix, reason). A plain tuple: NamedTuple would load typing on every get."""
+
+    __slots__ = ()
+
+    def __new__(cls, registration_id: str, prefix: str, reason: str) -> Selection:
+        return tuple.__new__(cls, (registration_id, prefix, reason))
+
+    registration_id = property(lambda self: self[0])
+    prefix = property(lambda self: self[1])
+    reason = property(lambda self: self[2])
 
 
 # -- normalising -------------------------------------------------------------------------------------------------

@@ -4,29 +4,41 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Mapping
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Mapping
 
 APP_NAME = "docker-credential-idp"
 HOME_VARIABLE = "DOCKER_CREDENTIAL_IDP_HOME"
 
 
-def home_dir(env: Mapping[str, str]) -> Path:
+def home_location(env: Mapping[str, str]) -> str:
+    """The home directory as a string: the cache-hit path does without pathlib."""
     if env.get(HOME_VARIABLE):
-        return Path(env[HOME_VARIABLE]).expanduser()
+        return os.path.expanduser(env[HOME_VARIABLE])
     if sys.platform.startswith("linux"):
         # platformdirs' Linux rule, written out because importing platformdirs costs more than a cache hit should.
         # tests/test_paths.py checks the two agree.
         data_home = env.get("XDG_DATA_HOME", "").strip()
-        base = Path(data_home) if data_home else Path(env.get("HOME") or os.path.expanduser("~")) / ".local" / "share"
-        return base / APP_NAME
+        base = data_home or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
+        return os.path.join(base, APP_NAME)
     import platformdirs
 
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return str(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def home_dir(env: Mapping[str, str]) -> Path:
+    from pathlib import Path
+
+    return Path(home_location(env))
 
 
 def docker_config_path(env: Mapping[str, str]) -> Path:
     """Docker's config.json: $DOCKER_CONFIG/config.json, else ~/.docker/config.json."""
+    from pathlib import Path
+
     if env.get("DOCKER_CONFIG"):
         return Path(env["DOCKER_CONFIG"]).expanduser() / "config.json"
     return Path(env.get("HOME") or os.path.expanduser("~")) / ".docker" / "config.json"

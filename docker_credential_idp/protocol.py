@@ -6,13 +6,13 @@ Errors go to stdout: docker shows the helper's stdout to the user and compares i
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Callable
-
 from . import __version__
 from .errors import IdpError, InvalidInput
 
+TYPE_CHECKING = False  # typing and json load only when a verb needs them: `get` is on every pull's path
 if TYPE_CHECKING:
+    from typing import Callable
+
     from .service import CredentialService
 
 NAME = "docker-credential-idp"
@@ -42,6 +42,8 @@ def _server(stdin: bytes) -> str:
 
 
 def _store_request(stdin: bytes) -> tuple[str, str, str]:
+    import json
+
     text = _text(stdin).strip()
     try:
         request = json.loads(text) if text else None
@@ -61,6 +63,8 @@ def _store_request(stdin: bytes) -> tuple[str, str, str]:
 
 
 def _dump(value: object) -> bytes:
+    import json
+
     return (json.dumps(value) + "\n").encode("utf-8")
 
 

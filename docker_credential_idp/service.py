@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Mapping, Optional
 
-from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, STALE, token_state, worth_caching
+from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, STALE, refresh_at, state, worth_caching
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
 from .fsutil import LockTimeout, exclusive_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
@@ -19,7 +19,9 @@ from .model import Credential, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
 from .token_cache import CachedToken, TokenCache
-from .vault import Table, Vault
+from .vault import Vault
+
+Table = dict[str, Registration]
 
 ID_MAX = 253
 
@@ -71,49 +73,53 @@ class CredentialService:
         return TokenCache(self.vault.home, data_key) if data_key else None
 
     def credential(self, registration: Registration) -> Credential:
-        """The registration's credential: from the token cache while fresh, else fetched once for all callers."""
+        """The registration's credential: its cached answer while fresh, else fetched once for all callers."""
         provider = self.providers(registration.type)
-        cache = self.token_cache() if provider.caches_tokens else None
+        cache = self.token_cache()
         if cache is None:
             return self._fetch(provider, registration)
-        margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
         token = cache.get(registration)
-        if token and token_state(self.now(), token.fetched_at, token.expires_at, margin) == FRESH:
+        if token and self._state(token) == FRESH:
             return Credential(token.username, token.secret, token.expires_at)
-        # One fetch per registration at a time across processes: the others wait here, then reuse its token.
+        # One fetch per registration at a time across processes: the others wait here, then reuse its answer.
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
         lock_name = hashlib.sha256(registration.id.encode()).hexdigest()[:24]
         wait = float(registration.settings.get("timeout", provider.default_timeout)) + 2
         try:
             with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock", wait=wait):
-                return self._refresh(provider, registration, cache, margin)
+                return self._refresh(provider, registration, cache)
         except LockTimeout:
-            if token and token_state(self.now(), token.fetched_at, token.expires_at, margin) == STALE:
+            if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
                           "serving the cached token")
                 return Credential(token.username, token.secret, token.expires_at)
             raise ProviderError(f"registration {registration.id!r} ({registration.type}): another caller has been "
                                 f"fetching its token for {wait:g} s without an answer; the source may be down") from None
 
-    def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache, margin: float) -> Credential:
+    def _state(self, token: CachedToken) -> str:
+        return state(self.now(), token.refresh_at, token.expires_at)
+
+    def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache) -> Credential:
         """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
         token = cache.get(registration)
         now = self.now()
-        state = token_state(now, token.fetched_at, token.expires_at, margin) if token else None
-        if token and state == FRESH:
+        current = self._state(token) if token else None
+        if token and current == FRESH:
             return Credential(token.username, token.secret, token.expires_at)
         try:
             credential = self._fetch(provider, registration)
         except ProviderError as error:
-            if token and state == STALE:
+            if token and current == STALE:
+                assert token.expires_at is not None
                 left = int(token.expires_at - now)
                 self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
                           f"valid for {left} more seconds")
                 return Credential(token.username, token.secret, token.expires_at)
             raise
         if worth_caching(now, credential.expires_at):
-            assert credential.expires_at is not None
-            cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now), now)
+            margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+            cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now,
+                                                refresh_at(now, credential.expires_at, margin)), now)
         return credential
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:

@@ -8,23 +8,30 @@ Layout (all integers one byte):
 A random data key encrypts the payload with AES-256-GCM; the key-encryption key (key file, environment key or
 passphrase) wraps the data key. The whole header is authenticated as associated data, so no byte of it can change
 unnoticed. The payload is text: a first line naming its format, then one line per registration,
-`<prefix>\\t<json record>`, so that `get` finds its host's lines with a string search instead of parsing them all.
+`<prefix>\\t<id>\\t<json record>`, so that `get` finds its host's lines with a string search and chooses among them
+without parsing any JSON.
 
-The vault knows registrations as records; it knows nothing of providers.
+The vault knows registrations as records; it knows nothing of providers. Reading needs only `os` and the crypto
+backend (the cache-hit path goes through here); writing loads the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from pathlib import Path
-from typing import Callable, Mapping, Optional, TypeVar
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
 from . import crypto, keysource
 from .errors import VaultError
-from .fsutil import atomic_write, exclusive_lock, read_file
-from .model import Registration
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Callable, Mapping, Optional, TypeVar
+
+    from .model import Registration
+
+    T = TypeVar("T")
+    Table = dict[str, Registration]
+    Opened = tuple[int, bytes, str, str]  # key kind, data key, payload text, key description
 
 MAGIC = b"IDPVAULT"
 VERSION = 1
@@ -32,18 +39,15 @@ _PARAMS_END = len(MAGIC) + 1 + 1 + 3 + 16  # magic, version, kind, scrypt params
 _CHECK_END = _PARAMS_END + 8
 _WRAP_END = _CHECK_END + crypto.NONCE_BYTES + crypto.KEY_BYTES + crypto.TAG_BYTES
 HEADER_BYTES = _WRAP_END + crypto.NONCE_BYTES
-PAYLOAD_HEADER = "docker-credential-idp registrations 1\n"
+PAYLOAD_HEADER = "docker-credential-idp registrations 2\n"
 MAX_VAULT_BYTES = 64 * 1024 * 1024
 VAULT_FILE_NAME = "vault.bin"
 LOCK_FILE_NAME = "vault.lock"
 
-T = TypeVar("T")
-Table = dict[str, Registration]
-
 
 def _key_check(kek: bytes) -> bytes:
     # Tells "wrong key" apart from "tampered file" without revealing anything about the key.
-    return hashlib.sha256(b"docker-credential-idp key check\0" + kek).digest()[:8]
+    return crypto.sha256(b"docker-credential-idp key check\0" + kek)[:8]
 
 
 class _Sealed:
@@ -72,43 +76,66 @@ class _Sealed:
         self.ciphertext = data[HEADER_BYTES:]
 
 
+def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[Opened]:
+    """Read and decrypt the vault at `path`; None when there is none. Every failure is a VaultError."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_VAULT_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise VaultError(f"cannot read the vault {path}: {exc.strerror or exc}") from None
+    where = f"the vault {path}"
+    if len(data) > MAX_VAULT_BYTES:
+        raise VaultError(f"{where} is larger than {MAX_VAULT_BYTES} bytes; restore it from a backup")
+    sealed = _Sealed(data, where)
+    source = keysource.for_existing_vault(sealed.kind, home, env)
+    if sealed.kind == keysource.PASSPHRASE:
+        sealed.params.check(where)
+    kek = source.kek(sealed.salt, sealed.params)
+    if _key_check(kek) != sealed.check:
+        raise VaultError(f"the {source.description} does not open {where}; use the key the vault was created with")
+    try:
+        data_key = crypto.decrypt(kek, sealed.wrap_nonce, sealed.wrapped_key, data[:_CHECK_END])
+        payload = crypto.decrypt(data_key, sealed.payload_nonce, sealed.ciphertext, sealed.header)
+        text = payload.decode("utf-8")
+    except (crypto.DecryptionFailed, UnicodeDecodeError):
+        raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
+    if not text.startswith(PAYLOAD_HEADER):
+        raise VaultError(f"{where} holds an unknown payload format; use a matching docker-credential-idp release")
+    return sealed.kind, data_key, text, source.description
+
+
+def lines_on_host(text: str, host: str) -> list[tuple[str, str, str]]:
+    """(prefix, id, json record) for each registration whose prefix is on `host`, found by string search."""
+    found = []
+    for needle in ("\n" + host + "\t", "\n" + host + "/"):
+        start = text.find(needle)
+        while start >= 0:
+            end = text.find("\n", start + 1)
+            parts = text[start + 1 : end].split("\t", 2)
+            if len(parts) != 3:
+                raise VaultError("the vault holds a malformed registration line; restore it from a backup")
+            found.append((parts[0], parts[1], parts[2]))
+            start = text.find(needle, end)
+    return found
+
+
 class Vault:
     def __init__(self, home: Path, env: Mapping[str, str]) -> None:
         self.home = home
         self.path = home / VAULT_FILE_NAME
         self.lock_path = home / LOCK_FILE_NAME
         self._env = env
-        self._opened: Optional[tuple[int, bytes, str, str]] = None  # kind, data key, payload, key description
+        self._opened: Optional[Opened] = None
 
     # -- reading -----------------------------------------------------------------------------------------------
 
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _read(self) -> Optional[tuple[int, bytes, str, str]]:
-        try:
-            data = read_file(self.path, MAX_VAULT_BYTES)
-        except OSError as exc:
-            raise VaultError(f"cannot read the vault {self.path}: {exc.strerror or exc}") from None
-        if data is None:
-            return None
-        where = f"the vault {self.path}"
-        sealed = _Sealed(data, where)
-        source = keysource.for_existing_vault(sealed.kind, self.home, self._env)
-        if sealed.kind == keysource.PASSPHRASE:
-            sealed.params.check(where)
-        kek = source.kek(sealed.salt, sealed.params)
-        if _key_check(kek) != sealed.check:
-            raise VaultError(f"the {source.description} does not open {where}; use the key the vault was created with")
-        try:
-            data_key = crypto.decrypt(kek, sealed.wrap_nonce, sealed.wrapped_key, data[:_CHECK_END])
-            payload = crypto.decrypt(data_key, sealed.payload_nonce, sealed.ciphertext, sealed.header)
-            text = payload.decode("utf-8")
-        except (crypto.DecryptionFailed, UnicodeDecodeError):
-            raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
-        if not text.startswith(PAYLOAD_HEADER):
-            raise VaultError(f"{where} holds an unknown payload format; use a matching docker-credential-idp release")
-        return sealed.kind, data_key, text, source.description
+    def _read(self) -> Optional[Opened]:
+        return open_payload(os.fspath(self.path), self.home, self._env)
 
     def _open(self) -> Optional[tuple[int, bytes, str, str]]:
         if self._opened is None:
@@ -122,17 +149,7 @@ class Vault:
     def registrations_on_host(self, host: str) -> list[Registration]:
         """Only the registrations whose prefix is on `host`, found without parsing the other lines."""
         opened = self._open()
-        if not opened:
-            return []
-        text = opened[2]
-        found = []
-        for needle in ("\n" + host + "\t", "\n" + host + "/"):
-            start = text.find(needle)
-            while start >= 0:
-                end = text.find("\n", start + 1)
-                found.append(_parse_line(text[start + 1 : end]))
-                start = text.find(needle, end)
-        return found
+        return [_parse_record(record) for _, _, record in lines_on_host(opened[2], host)] if opened else []
 
     def data_key(self) -> Optional[bytes]:
         """The vault's data key, for other files sealed with it (the token cache); None before the vault exists."""
@@ -156,6 +173,8 @@ class Vault:
 
         `change` mutates the dict it is given and returns a value for the caller; when it raises, nothing is written.
         """
+        from .fsutil import exclusive_lock
+
         with exclusive_lock(self.lock_path):
             self._opened = None  # another process may have written since we last read
             opened = self._read()
@@ -166,7 +185,9 @@ class Vault:
                 self._write(table, opened)
             return result
 
-    def _write(self, table: Table, opened: Optional[tuple[int, bytes, str, str]]) -> None:
+    def _write(self, table: Table, opened: Optional[Opened]) -> None:
+        from .fsutil import atomic_write
+
         if opened:
             kind, data_key = opened[0], opened[1]
             source = keysource.for_existing_vault(kind, self.home, self._env)
@@ -187,10 +208,21 @@ class Vault:
         self._opened = (source.kind, data_key, text, source.description)
 
 
-def _parse_line(line: str) -> Registration:
+def record_text(registration: Registration) -> str:
+    """A registration's JSON record as the vault stores it (also what the token cache fingerprints)."""
+    import json
+
+    return json.dumps(registration.to_record(), separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+
+
+def _parse_record(record: str) -> Registration:
+    import json
+
+    from .model import Registration
+
     try:
-        return Registration.from_record(json.loads(line.split("\t", 1)[1]))
-    except (IndexError, KeyError, TypeError, ValueError):
+        return Registration.from_record(json.loads(record))
+    except (KeyError, TypeError, ValueError):
         raise VaultError("the vault holds a malformed registration record; restore it from a backup") from None
 
 
@@ -198,7 +230,10 @@ def _parse_table(text: str) -> Table:
     table: Table = {}
     for line in text[len(PAYLOAD_HEADER) :].splitlines():
         if line:
-            registration = _parse_line(line)
+            parts = line.split("\t", 2)
+            if len(parts) != 3:
+                raise VaultError("the vault holds a malformed registration line; restore it from a backup")
+            registration = _parse_record(parts[2])
             table[registration.id] = registration
     return table
 
@@ -206,6 +241,5 @@ def _parse_table(text: str) -> Table:
 def _format_table(table: Table) -> str:
     lines = [PAYLOAD_HEADER]
     for registration in sorted(table.values(), key=lambda r: r.id):
-        record = json.dumps(registration.to_record(), separators=(",", ":"), sort_keys=True, ensure_ascii=True)
-        lines.append(f"{registration.prefix}\t{record}\n")
+        lines.append(f"{registration.prefix}\t{registration.id}\t{record_text(registration)}\n")
     return "".join(lines)

@@ -7,6 +7,7 @@ malformed JSON. They run in a daemon thread of the test process and stop with th
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import threading
@@ -147,19 +148,76 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
 def ecr_api_endpoint(password: str, lifetime: float = 43200) -> LocalServer:
     """ECR's and ECR Public's GetAuthorizationToken in the AWS JSON 1.1 wire format, with a future expiresAt
     (moto's is in the past, so moto cannot show caching)."""
+    return LocalServer(ecr_api_route(password, lifetime))
 
+
+def ecr_api_route(password: str, lifetime: float = 43200) -> Callable[[str, str, Any, bytes], Answer]:
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
         target = headers.get("X-Amz-Target", "")
         token = base64.b64encode(f"AWS:{password}".encode()).decode()
         data = {"authorizationToken": token, "expiresAt": time.time() + lifetime}
         if target == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken":
-            return json_answer({"authorizationData": [{**data, "proxyEndpoint": "https://ecr"}]},
+            # The registry's own address, which Go's ecr-login checks against the host it was asked for.
+            account = (json.loads(body or b"{}").get("registryIds") or ["123456789012"])[0]
+            host = headers.get("Host", "")
+            region = host.split(".")[2] if host.startswith("api.ecr.") else "eu-west-1"
+            endpoint = f"https://{account}.dkr.ecr.{region}.amazonaws.com"
+            return json_answer({"authorizationData": [{**data, "proxyEndpoint": endpoint}]},
                                headers={"Content-Type": "application/x-amz-json-1.1"})
         if target == "SpencerFrontendService.GetAuthorizationToken":
             return json_answer({"authorizationData": data}, headers={"Content-Type": "application/x-amz-json-1.1"})
         return json_answer({"__type": "UnknownOperationException"}, 400)
 
-    return LocalServer(route)
+    return route
+
+
+class InterceptingProxy:
+    """An HTTPS proxy on 127.0.0.1 that answers CONNECT itself: it ends TLS with a certificate from the test CA
+    (clients trust it through AWS_CA_BUNDLE or the like) and serves `route`. This is how a client with no endpoint
+    override — Go's docker-credential-ecr-login — is pointed at a local stand-in."""
+
+    def __init__(self, route: Callable[[str, str, Any, bytes], Answer], cert: Path, key: Path) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.delay = 0.0
+        lock = threading.Lock()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.close_connection = True
+                with context.wrap_socket(self.connection, server_side=True) as tls, tls.makefile("rwb") as stream:
+                    request_line = stream.readline().decode("latin-1").split()
+                    if len(request_line) < 2:
+                        return
+                    headers = http.client.parse_headers(stream)
+                    body = stream.read(int(headers.get("Content-Length") or 0))
+                    with lock:
+                        outer.calls.append((request_line[0], request_line[1]))
+                    if outer.delay:
+                        time.sleep(outer.delay)
+                    status, answer_headers, payload = route(request_line[0], request_line[1], headers, body)
+                    head = [f"HTTP/1.1 {status} OK", *(f"{k}: {v}" for k, v in answer_headers.items()),
+                            f"Content-Length: {len(payload)}", "Connection: close", "", ""]
+                    stream.write("\r\n".join(head).encode("latin-1") + payload)
+                    stream.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self) -> int:
+        return len(self.calls)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def write_key(directory: Path, key: dict, token_uri: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at, token_state, worth_caching
+from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at, state, token_state, worth_caching
 
 from .conftest import assert_one_line_error, run_helper
 from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint
@@ -38,10 +38,32 @@ def test_policy_short_lived_token_refreshes_at_half_life():
 
 def test_policy_what_is_worth_caching():
     assert worth_caching(100, 200) and not worth_caching(100, 100) and not worth_caching(100, 50)
-    assert not worth_caching(100, None)
+    assert worth_caching(100, None)  # a static password: kept until its registration changes
+
+
+def test_policy_an_answer_without_expiry_stays_fresh():
+    assert token_state(10**12, 0, None) == FRESH and refresh_at(0, None, 300) is None
+    assert state(10**12, None, None) == FRESH
+    assert state(50, 40, 60) == STALE and state(30, 40, 60) == FRESH and state(60, 40, 60) == EXPIRED
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+# What a cache hit must not load: the SDKs, and what would cost it milliseconds on every pull (docs: README,
+# Performance). json/re, typing, dataclasses/inspect, pathlib and cryptography's bindings are each 2-15 ms.
+HEAVY_MODULES = frozenset({
+    "boto3", "botocore", "google", "google.auth", "requests", "urllib3", "platformdirs", "cryptography",
+    "docker_credential_idp.service", "docker_credential_idp.model", "docker_credential_idp.providers",
+    "json", "re", "typing", "dataclasses", "inspect", "pathlib", "argparse", "hashlib", "threading",
+})
+
+
+def imports_of_get(host: str) -> set[str]:
+    """Every module a `get` imports, read from the interpreter's own import profile (not a timing)."""
+    result = run_helper("get", stdin=host, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.code == 0, result
+    return {line.rsplit("|", 1)[-1].strip() for line in result.err.splitlines() if line.startswith("import time:")}
+
 
 
 def add_gar(tmp_path: Path, key: dict, server, *extra: str) -> None:
@@ -80,12 +102,10 @@ def test_thirty_two_parallel_cold_gets_make_one_upstream_call(tmp_path, google, 
 def test_cache_hit_imports_no_sdk(tmp_path, google, service_account_key):
     add_gar(tmp_path, service_account_key, google)
     get_json(GAR)
-    result = run_helper("get", stdin=GAR, env={"PYTHONPROFILEIMPORTTIME": "1"})
-    assert result.code == 0 and google.count("/token") == 1
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.err.splitlines() if line.startswith("import time:")}
-    assert "docker_credential_idp.service" in imported  # the profile did record our imports
-    heavy = {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "google", "requests", "urllib3", "platformdirs")}
-    assert heavy == set()
+    imported = imports_of_get(GAR)
+    assert google.count("/token") == 1
+    assert "docker_credential_idp.fastpath" in imported  # the profile did record our imports
+    assert imported & HEAVY_MODULES == set()
 
 
 def test_ecr_cache_hit_and_ecr_public(tmp_path):

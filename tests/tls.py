@@ -7,8 +7,8 @@ import ipaddress
 from pathlib import Path
 
 
-def make_tls(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 and localhost; returns (ca.crt, server cert, server key)."""
+def make_tls(directory: Path, names: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1, localhost and `names`; returns (ca.crt, server cert, server key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +29,7 @@ def make_tls(directory: Path) -> tuple[Path, Path, Path]:
         x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
         .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), *map(x509.DNSName, names),
                                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -29,7 +29,6 @@ DEFAULT_LIFETIME = 3 * 3600  # when the refresh token carries no readable exp
 class AcrProvider(Provider):
     type_name = "acr"
     summary = "Azure ACR refresh tokens from an Entra ID service principal or workload identity"
-    caches_tokens = True
     options = (
         Option("tenant", "Entra ID tenant id", required=True),
         Option("client-id", "application (client) id", required=True),

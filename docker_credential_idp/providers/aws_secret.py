@@ -19,7 +19,6 @@ SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:([a-z0-9-]+):\d{12}:secr
 class AwsSecretProvider(Provider):
     type_name = "aws-secret"
     summary = "a username and password read from AWS Secrets Manager with the machine's AWS identity (boto3)"
-    caches_tokens = True
     sdk = ("boto3", "aws")
     options = (
         Option("secret-id", "the secret's name or ARN; its value is JSON {username, password} or username:password",

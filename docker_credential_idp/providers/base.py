@@ -48,8 +48,6 @@ class Provider:
     type_name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()
-    # Short-lived tokens go through the token cache; static credentials do not need it.
-    caches_tokens: ClassVar[bool] = False
     # The Python package the provider imports, and the extra that installs it (for ProviderUnavailable).
     sdk: ClassVar[Optional[tuple[str, str]]] = None
     # Seconds one fetch may take unless the registration says otherwise (--timeout).

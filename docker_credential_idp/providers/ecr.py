@@ -34,7 +34,6 @@ def registry_target(registration: Registration) -> tuple[str, Optional[str], Opt
 class EcrProvider(Provider):
     type_name = "ecr"
     summary = "AWS ECR / ECR Public tokens (boto3: profile, role, static keys or the default chain)"
-    caches_tokens = True
     sdk = ("boto3", "aws")
     options = (
         Option("region", "AWS region (default: from the ECR host, else the AWS config)"),

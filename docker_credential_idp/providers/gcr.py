@@ -21,7 +21,6 @@ USERNAME = "oauth2accesstoken"
 class GcrProvider(Provider):
     type_name = "gcr"
     summary = "Google GCR / Artifact Registry access tokens (a service-account key in the vault, or ADC)"
-    caches_tokens = True
     sdk = ("google-auth", "gcp")
     options = (
         Option("key", "a Google service-account key or external-account (JSON)", secret=True, from_file=True),

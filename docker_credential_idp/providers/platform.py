@@ -27,7 +27,6 @@ EXPIRY_FIELDS = ("expires_at", "expiresAt", "expires", "expiry")
 class PlatformProvider(Provider):
     type_name = "platform"
     summary = "the platform's creds API: GET {url}/orgs/{org}/registries/{id}/creds with a bearer token"
-    caches_tokens = True
     options = (
         Option("url", "the platform API base, e.g. https://api.humanitec.io", required=True, metavar="API_BASE"),
         Option("org", "the platform organisation", required=True),

@@ -23,7 +23,6 @@ PREFIX_VARIABLE = "DOCKER_CREDENTIAL_IDP_PREFIX"
 class ScriptProvider(Provider):
     type_name = "script"
     summary = "a /bin/sh script kept in the vault that prints <username>:<password>"
-    caches_tokens = True
     default_timeout = 30.0
     options = (
         Option("script", "the script's text", secret=True, required=True, from_file=True),

@@ -1,0 +1,96 @@
+"""The cache-hit path (fastpath.py): the same answer as the full protocol path, byte for byte, and none of the
+heavy imports; anything it cannot answer goes to the full path, which explains."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from docker_credential_idp import fastpath, protocol
+from docker_credential_idp.paths import home_dir
+from docker_credential_idp.service import CredentialService
+from docker_credential_idp.vault import Vault
+
+from .conftest import add_basic, assert_one_line_error, run_helper
+from .servers import ecr_api_endpoint
+from .test_token_cache import HEAVY_MODULES, imports_of_get
+
+HOST = "registry.example.com"
+
+
+def service() -> CredentialService:
+    return CredentialService(Vault(home_dir(os.environ), os.environ), os.environ)
+
+
+def full_answer(stdin: bytes) -> bytes:
+    out, status = protocol.handle("get", stdin, service)
+    assert status == 0, out
+    return out
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(username=text, secret=text, suffix=st.sampled_from(["", "\n", "  \r\n", "/"]))
+def test_fast_answer_is_the_protocol_answer(username, secret, suffix):
+    service().store(HOST, username, secret)
+    stdin = f"https://{HOST}{suffix}".encode()
+    expected = full_answer(stdin)  # the first get fills the answer cache
+    assert fastpath.answer(stdin, os.environ) == expected
+    assert json.loads(expected)["Secret"] == secret
+
+
+def test_static_and_cached_ecr_hits_load_nothing_heavy():
+    add_basic("static", HOST, "robot", "pw")
+    api = ecr_api_endpoint("ecr-fast-password")
+    try:
+        ecr_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        result = run_helper("registry", "add", "ecr", "--prefix", ecr_host, "--type", "ecr", "--endpoint-url", api.url,
+                            "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
+        assert result.code == 0, result
+        for host in (HOST, ecr_host):
+            assert run_helper("get", stdin=host).code == 0  # fills the cache through the full path
+            imported = imports_of_get(host)
+            assert "docker_credential_idp.fastpath" in imported
+            assert imported & HEAVY_MODULES == set(), host
+        assert api.count() == 1
+    finally:
+        api.stop()
+
+
+def test_what_the_cache_cannot_answer_goes_to_the_full_path(tmp_path):
+    env = os.environ
+    assert fastpath.answer(HOST.encode(), env) is None  # no vault yet
+    assert_one_line_error(run_helper("get", stdin=HOST), "credentials not found", stream="out")
+    add_basic("a", f"{HOST}/team-a", "robot", "pw")
+    add_basic("b", f"{HOST}/team-b", "robot", "pw")
+    assert fastpath.answer(HOST.encode(), env) is None  # ambiguous: the full path names the candidates
+    assert_one_line_error(run_helper("get", stdin=HOST), "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
+    assert fastpath.answer(b"\xff\xfe", env) is None
+    assert fastpath.answer(b"", env) is None
+
+
+def test_changed_registration_is_not_answered_from_its_old_entry():
+    add_basic("r", HOST, "robot", "old-password")
+    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "old-password"
+    result = run_helper("registry", "add", "r", "--prefix", HOST, "--type", "basic", "--username", "robot",
+                        "--password-stdin", "--replace", stdin="new-password")
+    assert result.code == 0, result
+    assert fastpath.answer(HOST.encode(), os.environ) is None
+    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "new-password"
+    assert b"new-password" in fastpath.answer(HOST.encode(), os.environ)
+
+
+def test_broken_answer_cache_is_ignored_not_fatal():
+    add_basic("r", HOST, "robot", "pw")
+    assert run_helper("get", stdin=HOST).code == 0
+    tokens = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-3] + b"xyz")
+    assert fastpath.answer(HOST.encode(), os.environ) is None
+    result = run_helper("get", stdin=HOST)
+    assert result.code == 0 and json.loads(result.out)["Secret"] == "pw"
