@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-deps test demo clean
+.PHONY: setup system-deps test demo bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -29,6 +29,11 @@ test: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py
+
+# Latency and memory of `get` against Go's docker-credential-ecr-login (README, Performance). Not a test.
+bench: setup
+	@scripts/install-system-deps.sh --bench
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

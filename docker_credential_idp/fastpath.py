@@ -1,10 +1,11 @@
 """The cache-hit `get`: docker calls it on every pull, push and build step, so it does the least work possible.
 
-From the request's host to the answer with nothing but the standard library's cheapest modules and the crypto
-backend: decrypt the vault, find the host's lines by string search, choose by longest prefix, look the
-registration's fingerprint up in the answer cache, check the policy. Anything else — no vault, no match, an
-ambiguous host, a stale or missing answer, any error — returns None, and the full service answers (and explains).
-The answer is byte-for-byte what protocol.handle would print (tests/test_fastpath.py).
+From the request to the answer with the standard library's cheapest modules and the crypto backend: read the
+vault's header (not its registrations) for the data key and the vault's generation, then look up, in the answer
+cache, which registration this generation of the vault resolved the request to, and that registration's answer.
+Anything else — no vault, a request not seen since the vault last changed, a stale or missing answer, any error —
+returns None, and the full service answers (and explains). The answer is byte-for-byte what protocol.handle would
+print (tests/test_fastpath.py).
 """
 
 from __future__ import annotations
@@ -34,16 +35,13 @@ def answer(stdin: bytes, env: Mapping[str, str]) -> Optional[bytes]:
             return None
         request = matching.parse_server(server)
         home = home_location(env)
-        opened = vault.open_payload(os.path.join(home, vault.VAULT_FILE_NAME), home, env)
+        opened = vault.open_header(os.path.join(home, vault.VAULT_FILE_NAME), home, env)
         if opened is None:
             return None
-        lines = vault.lines_on_host(opened[2], matching.host_of(request))
-        selection = matching.select(request, [(prefix, rid) for prefix, rid, _ in lines],
-                                    env.get(matching.SCOPE_VARIABLE))
-        record = next(text for _, rid, text in lines if rid == selection.registration_id)
-        cache = token_cache.TokenCache(home, opened[1])
-        token = cache.lookup(token_cache.fingerprint_of_record(record))
-    except (IdpError, UnicodeDecodeError, StopIteration):
+        data_key, generation = opened
+        token = token_cache.TokenCache(home, data_key).resolved(generation, env.get(matching.SCOPE_VARIABLE) or "",
+                                                                request)
+    except (IdpError, UnicodeDecodeError):
         return None
     if token is None or cache_policy.state(time.time(), token.refresh_at, token.expires_at) != cache_policy.FRESH:
         return None

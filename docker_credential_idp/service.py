@@ -22,6 +22,7 @@ from .token_cache import CachedToken, TokenCache
 from .vault import Vault
 
 Table = dict[str, Registration]
+Resolution = tuple[str, str, str]  # vault generation, DOCKER_CREDENTIAL_IDP_SCOPE, normalised request
 
 ID_MAX = 253
 
@@ -72,14 +73,19 @@ class CredentialService:
         data_key = self.vault.data_key()
         return TokenCache(self.vault.home, data_key) if data_key else None
 
-    def credential(self, registration: Registration) -> Credential:
-        """The registration's credential: its cached answer while fresh, else fetched once for all callers."""
+    def credential(self, registration: Registration, resolution: Optional[Resolution] = None) -> Credential:
+        """The registration's credential: its cached answer while fresh, else fetched once for all callers.
+
+        `resolution` (vault generation, scope, request) is remembered with the answer, so the next identical request
+        is answered by fastpath.py without reading the registrations."""
         provider = self.providers(registration.type)
         cache = self.token_cache()
         if cache is None:
             return self._fetch(provider, registration)
         token = cache.get(registration)
         if token and self._state(token) == FRESH:
+            if resolution and cache.resolved(*resolution) is None:
+                cache.put(registration, None, self.now(), resolution)
             return Credential(token.username, token.secret, token.expires_at)
         # One fetch per registration at a time across processes: the others wait here, then reuse its answer.
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
@@ -87,7 +93,7 @@ class CredentialService:
         wait = float(registration.settings.get("timeout", provider.default_timeout)) + 2
         try:
             with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock", wait=wait):
-                return self._refresh(provider, registration, cache)
+                return self._refresh(provider, registration, cache, resolution)
         except LockTimeout:
             if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
@@ -99,12 +105,15 @@ class CredentialService:
     def _state(self, token: CachedToken) -> str:
         return state(self.now(), token.refresh_at, token.expires_at)
 
-    def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache) -> Credential:
+    def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache,
+                 resolution: Optional[Resolution]) -> Credential:
         """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
         token = cache.get(registration)
         now = self.now()
         current = self._state(token) if token else None
         if token and current == FRESH:
+            if resolution and cache.resolved(*resolution) is None:
+                cache.put(registration, None, now, resolution)
             return Credential(token.username, token.secret, token.expires_at)
         try:
             credential = self._fetch(provider, registration)
@@ -119,7 +128,7 @@ class CredentialService:
         if worth_caching(now, credential.expires_at):
             margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
             cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now,
-                                                refresh_at(now, credential.expires_at, margin)), now)
+                                                refresh_at(now, credential.expires_at, margin)), now, resolution)
         return credential
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:
@@ -150,8 +159,11 @@ class CredentialService:
         raise ProviderError(f"{where}: unexpected {type(result).__name__} from the provider")
 
     def get(self, server: str) -> Credential:
-        registration, _ = self.choose(parse_server(server))
-        return self.credential(registration)
+        request = parse_server(server)
+        registration, _ = self.choose(request)
+        generation = self.vault.generation()
+        resolution = (generation, self.env.get(SCOPE_VARIABLE) or "", request) if generation else None
+        return self.credential(registration, resolution)
 
     # -- the credsStore verbs ----------------------------------------------------------------------------------
 

@@ -29,16 +29,13 @@ HEADER_BYTES = len(MAGIC) + 1 + crypto.NONCE_BYTES
 MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
 LOCK_NAME = "tokens.lock"
-
-
-def fingerprint_of_record(record_text: str) -> str:
-    return crypto.sha256(record_text.encode("utf-8")).hex()[:32]
+MAX_RESOLUTIONS = 512  # distinct (request, scope) pairs remembered per vault generation; the oldest go first
 
 
 def fingerprint(registration: Registration) -> str:
     from .vault import record_text
 
-    return fingerprint_of_record(record_text(registration))
+    return crypto.sha256(record_text(registration).encode("utf-8")).hex()[:32]
 
 
 class CachedToken:
@@ -67,31 +64,41 @@ def _number(text: str) -> Optional[float]:
     return float(text) if text else None
 
 
-def _parse(text: str) -> dict[str, tuple[str, CachedToken]]:
-    """fingerprint -> (registration id, token); malformed lines are skipped (the cache is disposable)."""
-    entries = {}
-    for line in text.split("\n"):
-        fields = line.split("\t")
-        if len(fields) != 7:
-            continue
-        try:
-            token = CachedToken(_decode(fields[5]), _decode(fields[6]), _number(fields[2]), float(fields[3]),
-                                _number(fields[4]))
-        except (ValueError, binascii.Error):
-            continue
-        entries[fields[0]] = (fields[1], token)
-    return entries
+class Entries:
+    """The file's content: answers by fingerprint, and resolutions (generation, scope, request) -> fingerprint."""
 
+    __slots__ = ("answers", "resolutions")
 
-def _format(entries: dict[str, tuple[str, CachedToken]]) -> str:
-    def number(value: Optional[float]) -> str:
-        return "" if value is None else repr(float(value))
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[str, CachedToken]] = {}
+        self.resolutions: dict[tuple[str, str, str], str] = {}
 
-    return "".join(
-        f"{key}\t{registration_id}\t{number(t.expires_at)}\t{number(t.fetched_at)}\t{number(t.refresh_at)}\t"
-        f"{_encode(t.username)}\t{_encode(t.secret)}\n"
-        for key, (registration_id, t) in sorted(entries.items())
-    )
+    @classmethod
+    def parse(cls, text: str) -> Entries:
+        """Malformed lines are skipped: the cache is disposable."""
+        entries = cls()
+        for line in text.split("\n"):
+            fields = line.split("\t")
+            try:
+                if fields[0] == "A" and len(fields) == 8:
+                    token = CachedToken(_decode(fields[6]), _decode(fields[7]), _number(fields[3]), float(fields[4]),
+                                        _number(fields[5]))
+                    entries.answers[fields[1]] = (fields[2], token)
+                elif fields[0] == "R" and len(fields) == 5:
+                    entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = fields[4]
+            except (ValueError, binascii.Error):
+                continue
+        return entries
+
+    def format(self) -> str:
+        def number(value: Optional[float]) -> str:
+            return "" if value is None else repr(float(value))
+
+        lines = [f"A\t{key}\t{rid}\t{number(t.expires_at)}\t{number(t.fetched_at)}\t{number(t.refresh_at)}\t"
+                 f"{_encode(t.username)}\t{_encode(t.secret)}\n" for key, (rid, t) in sorted(self.answers.items())]
+        lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{key}\n"
+                  for (generation, scope, request), key in self.resolutions.items()]
+        return "".join(lines)
 
 
 class TokenCache:
@@ -100,46 +107,61 @@ class TokenCache:
         self.lock_path = os.path.join(home, LOCK_NAME)
         self._key = data_key
 
-    def _load(self) -> dict[str, tuple[str, CachedToken]]:
+    def _load(self) -> Entries:
         try:
             with open(self.path, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
         except OSError:
-            return {}
+            return Entries()
         if len(data) < HEADER_BYTES or len(data) > MAX_BYTES or not data.startswith(MAGIC) or data[len(MAGIC)] != VERSION:
-            return {}
+            return Entries()
         try:
             plain = crypto.decrypt(self._key, data[len(MAGIC) + 1 : HEADER_BYTES], data[HEADER_BYTES:], data[:HEADER_BYTES])
-            return _parse(plain.decode("utf-8"))
+            return Entries.parse(plain.decode("utf-8"))
         except (crypto.DecryptionFailed, UnicodeDecodeError):
-            return {}
-
-    def lookup(self, key: str) -> Optional[CachedToken]:
-        entry = self._load().get(key)
-        return entry[1] if entry else None
+            return Entries()
 
     def get(self, registration: Registration) -> Optional[CachedToken]:
-        return self.lookup(fingerprint(registration))
+        entry = self._load().answers.get(fingerprint(registration))
+        return entry[1] if entry else None
 
-    def _rewrite(self, change: Callable[[dict[str, tuple[str, CachedToken]]], None], now: float) -> None:
+    def resolved(self, generation: str, scope: str, request: str) -> Optional[CachedToken]:
+        """The answer for a request this vault generation has already resolved, if it is still cached."""
+        entries = self._load()
+        key = entries.resolutions.get((generation, scope, request))
+        entry = entries.answers.get(key) if key else None
+        return entry[1] if entry else None
+
+    def _rewrite(self, change: Callable[[Entries], None], now: float) -> None:
         from .fsutil import atomic_write, exclusive_lock
 
         with exclusive_lock(self.lock_path):
             entries = self._load()
             change(entries)
             # Expired tokens are never served, so they are not kept: the file stays small.
-            entries = {k: v for k, v in entries.items() if v[1].expires_at is None or v[1].expires_at > now}
+            entries.answers = {k: v for k, v in entries.answers.items()
+                               if v[1].expires_at is None or v[1].expires_at > now}
             header = MAGIC + bytes([VERSION]) + crypto.new_nonce()
-            body = _format(entries).encode("utf-8")
+            body = entries.format().encode("utf-8")
             atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
 
-    def put(self, registration: Registration, token: CachedToken, now: float) -> None:
+    def put(self, registration: Registration, token: Optional[CachedToken], now: float,
+            resolution: Optional[tuple[str, str, str]] = None) -> None:
+        """Cache the registration's answer (when given) and remember that `resolution` led to it (when given)."""
         key = fingerprint(registration)
 
-        def change(entries: dict[str, tuple[str, CachedToken]]) -> None:
-            for other in [k for k, (rid, _) in entries.items() if rid == registration.id]:
-                del entries[other]  # the registration's earlier answers, under its earlier fingerprints
-            entries[key] = (registration.id, token)
+        def change(entries: Entries) -> None:
+            if token is not None:
+                for other in [k for k, (rid, _) in entries.answers.items() if rid == registration.id]:
+                    del entries.answers[other]  # the registration's earlier answers, under its earlier fingerprints
+                entries.answers[key] = (registration.id, token)
+            if resolution is not None:
+                # Only the current vault generation's resolutions can be used again.
+                entries.resolutions = {r: k for r, k in entries.resolutions.items() if r[0] == resolution[0]}
+                entries.resolutions.pop(resolution, None)
+                entries.resolutions[resolution] = key
+                while len(entries.resolutions) > MAX_RESOLUTIONS:
+                    del entries.resolutions[next(iter(entries.resolutions))]
 
         self._rewrite(change, now)
 
@@ -147,10 +169,12 @@ class TokenCache:
         """Forget the answers for these registrations (all when None); returns how many were dropped."""
         dropped = []
 
-        def change(entries: dict[str, tuple[str, CachedToken]]) -> None:
-            for key in list(entries):
-                if registration_ids is None or entries[key][0] in registration_ids:
-                    dropped.append(entries.pop(key))
+        def change(entries: Entries) -> None:
+            for key in list(entries.answers):
+                if registration_ids is None or entries.answers[key][0] in registration_ids:
+                    dropped.append(entries.answers.pop(key))
+            if registration_ids is None:
+                entries.resolutions.clear()
 
         if os.path.exists(self.path):
             self._rewrite(change, now)
@@ -158,4 +182,4 @@ class TokenCache:
 
     def entries(self) -> dict[str, dict[str, Optional[float]]]:
         """registration id -> {expires_at}, for status and resolve; never a secret."""
-        return {rid: {"expires_at": token.expires_at} for rid, token in self._load().values()}
+        return {rid: {"expires_at": token.expires_at} for rid, token in self._load().answers.values()}

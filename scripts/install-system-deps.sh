@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the end-to-end tests and the demo run: a real registry and real clients.
+# With --bench, also Go's docker-credential-ecr-login, which `make bench` measures us against.
 set -euo pipefail
 declare -A package_for=(
   [docker-registry]=docker-registry [htpasswd]=apache2-utils [skopeo]=skopeo [podman]=podman [docker]=docker.io
 )
+if [ "${1:-}" = "--bench" ]; then
+  package_for[docker-credential-ecr-login]=amazon-ecr-credential-helper
+  package_for[/usr/bin/time]=time
+fi
 missing=()
 for tool in "${!package_for[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_for[$tool]}")

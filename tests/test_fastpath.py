@@ -94,3 +94,17 @@ def test_broken_answer_cache_is_ignored_not_fatal():
     assert fastpath.answer(HOST.encode(), os.environ) is None
     result = run_helper("get", stdin=HOST)
     assert result.code == 0 and json.loads(result.out)["Secret"] == "pw"
+
+
+def test_a_vault_changed_on_disk_is_read_in_full_again():
+    """The cache-hit path reads only the vault's header; any change to the file sends the next get through the full
+    path, which authenticates every byte."""
+    add_basic("r", HOST, "robot", "pw")
+    assert run_helper("get", stdin=HOST).code == 0
+    assert fastpath.answer(HOST.encode(), os.environ) is not None
+    path = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "vault.bin"
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x01  # inside the registrations, far from the header
+    path.write_bytes(bytes(data))
+    assert fastpath.answer(HOST.encode(), os.environ) is None
+    assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
