@@ -17,6 +17,7 @@ backend (the cache-hit path goes through here); writing loads the rest.
 
 from __future__ import annotations
 
+import binascii
 import os
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
@@ -50,11 +51,10 @@ def _key_check(kek: bytes) -> bytes:
 
 
 class _Sealed:
-    """A parsed vault header plus its ciphertext (none when only the header was read)."""
+    """A parsed vault header plus its ciphertext."""
 
-    def __init__(self, data: bytes, where: str, header_only: bool = False) -> None:
-        least = HEADER_BYTES if header_only else HEADER_BYTES + crypto.TAG_BYTES
-        if len(data) < least or not data.startswith(MAGIC):
+    def __init__(self, data: bytes, where: str) -> None:
+        if len(data) < HEADER_BYTES + crypto.TAG_BYTES or not data.startswith(MAGIC):
             raise VaultError(f"{where} is not a docker-credential-idp vault or is truncated; restore it from a backup")
         self.version = data[len(MAGIC)]
         if self.version != VERSION:
@@ -77,9 +77,9 @@ class _Sealed:
 
 
 class Opened:
-    """An opened vault. `generation` changes with every write (the payload's random nonce, and the file's size,
-    mtime and inode), so whatever is derived from the table — which registration serves a request — can be cached
-    against it."""
+    """An opened vault. `generation` changes with every write (the payload's random nonce) and with any change to
+    the file (a checksum of its bytes), so whatever is derived from the table — which registration serves a
+    request — can be cached against it."""
 
     __slots__ = ("kind", "data_key", "text", "description", "generation")
 
@@ -88,20 +88,23 @@ class Opened:
         self.generation = generation
 
 
-def _read_vault(path: str, limit: int, whole: bool = True) -> Optional[tuple[bytes, str]]:
-    """The vault's bytes (its first `limit` bytes when not `whole`) and the file's identity on disk (size,
-    modification time, inode, from the descriptor read); None when there is no vault."""
+def _read_vault(path: str) -> Optional[bytes]:
+    """The vault's bytes; None when there is no vault."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limit + 1 if whole else limit)
-            status = os.fstat(handle.fileno())
+            data = handle.read(MAX_VAULT_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise VaultError(f"cannot read the vault {path}: {exc.strerror or exc}") from None
-    if whole and len(data) > limit:
+    if len(data) > MAX_VAULT_BYTES:
         raise VaultError(f"the vault {path} is larger than {MAX_VAULT_BYTES} bytes; restore it from a backup")
-    return data, f"{status.st_size}.{status.st_mtime_ns}.{status.st_ino}"
+    return data
+
+
+def _generation(sealed: _Sealed, data: bytes) -> str:
+    # The payload nonce is new with every write; the checksum of the whole file changes with any damage to it.
+    return f"{sealed.payload_nonce.hex()}.{binascii.crc32(data):08x}.{len(data)}"
 
 
 def _unwrap(sealed: _Sealed, data: bytes, home: str | os.PathLike[str], env: Mapping[str, str],
@@ -121,10 +124,9 @@ def _unwrap(sealed: _Sealed, data: bytes, home: str | os.PathLike[str], env: Map
 
 def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[Opened]:
     """Read and decrypt the vault at `path`; None when there is none. Every failure is a VaultError."""
-    read = _read_vault(path, MAX_VAULT_BYTES)
-    if read is None:
+    data = _read_vault(path)
+    if data is None:
         return None
-    data, identity = read
     where = f"the vault {path}"
     sealed = _Sealed(data, where)
     data_key, description = _unwrap(sealed, data, home, env, where)
@@ -134,22 +136,20 @@ def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]
         raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
     if not text.startswith(PAYLOAD_HEADER):
         raise VaultError(f"{where} holds an unknown payload format; use a matching docker-credential-idp release")
-    return Opened(sealed.kind, data_key, text, description, f"{sealed.payload_nonce.hex()}.{identity}")
+    return Opened(sealed.kind, data_key, text, description, _generation(sealed, data))
 
 
 def open_header(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[tuple[bytes, str]]:
-    """(data key, generation) from the header alone, without reading or decrypting the registrations: what the
-    cache-hit path needs, in the same time for ten registrations as for ten thousand.
+    """(data key, generation) without decrypting or parsing the registrations: what the cache-hit path needs.
 
-    The generation includes the file's identity on disk, so a vault file changed in any way since it was last
-    read in full (and authenticated) matches no cached resolution: the full path reads it, and reports damage."""
-    read = _read_vault(path, HEADER_BYTES, whole=False)
-    if read is None:
+    The generation checksums the whole file, so a vault changed in any way since it was last read in full (and
+    authenticated) matches no cached resolution: the full path reads it again, and reports any damage."""
+    data = _read_vault(path)
+    if data is None:
         return None
-    data, identity = read
     where = f"the vault {path}"
-    sealed = _Sealed(data, where, header_only=True)
-    return _unwrap(sealed, data, home, env, where)[0], f"{sealed.payload_nonce.hex()}.{identity}"
+    sealed = _Sealed(data, where)
+    return _unwrap(sealed, data, home, env, where)[0], _generation(sealed, data)
 
 
 def lines_on_host(text: str, host: str) -> list[tuple[str, str, str]]:
@@ -256,9 +256,8 @@ class Vault:
         text = _format_table(table)
         ciphertext = crypto.encrypt(data_key, header[_WRAP_END:], text.encode("utf-8"), header)
         atomic_write(self.path, header + ciphertext)
-        status = os.stat(self.path)  # still under the vault's lock: this is the file just written
-        identity = f"{status.st_size}.{status.st_mtime_ns}.{status.st_ino}"
-        self._opened = Opened(source.kind, data_key, text, source.description, f"{header[_WRAP_END:].hex()}.{identity}")
+        self._opened = Opened(source.kind, data_key, text, source.description,
+                              _generation(_Sealed(header + ciphertext, "the vault"), header + ciphertext))
 
 
 def record_text(registration: Registration) -> str:

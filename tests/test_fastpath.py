@@ -97,8 +97,8 @@ def test_broken_answer_cache_is_ignored_not_fatal():
 
 
 def test_a_vault_changed_on_disk_is_read_in_full_again():
-    """The cache-hit path reads only the vault's header; any change to the file sends the next get through the full
-    path, which authenticates every byte."""
+    """The cache-hit path does not decrypt the registrations; any change to the file sends the next get through the
+    full path, which authenticates every byte."""
     add_basic("r", HOST, "robot", "pw")
     assert run_helper("get", stdin=HOST).code == 0
     assert fastpath.answer(HOST.encode(), os.environ) is not None
