@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
 import pytest
 
@@ -27,8 +28,61 @@ def helper_path() -> str:
     return found
 
 
+# -- the leak watch: every secret a test hands the helper is looked for everywhere it must not be -------------------
+
+# Verbs whose stdout is a credential: a secret may appear there, and nowhere else.
+ANSWER_VERBS = ("get", "creds", "pull-secret", "kubelet")
+MIN_WATCHED_LENGTH = 8  # shorter test secrets ("pw") occur by chance in ordinary output
+
+
+class LeakWatch:
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.outputs: list[tuple[str, str]] = []  # (what produced it, text that must hold no secret)
+
+    def watch(self, value: Optional[str]) -> None:
+        if value and len(value) >= MIN_WATCHED_LENGTH:
+            self.secrets.add(value)
+
+    def saw(self, label: str, text: str) -> None:
+        self.outputs.append((label, text))
+
+    def check(self, directories: list[Path]) -> None:
+        found = [(label, secret) for label, text in self.outputs for secret in self.secrets if secret in text]
+        for directory in directories:
+            for path in directory.rglob("*") if directory.is_dir() else ():
+                if path.is_file() and not path.is_symlink():
+                    content = path.read_bytes()
+                    found += [(str(path), s) for s in self.secrets if s.encode() in content]
+        assert not found, f"secrets leaked into: {sorted({label for label, _ in found})}"
+
+
+LEAKS = LeakWatch()
+
+
+def watch_helper_call(args: tuple[str, ...], data: bytes, env: Mapping[str, str], result: Result) -> None:
+    """Learn the secrets a call hands over (stdin and --X-env of `registry add`, store's Secret) and record where
+    its output may not show them."""
+    text = data.decode("utf-8", "replace")
+    if args[:2] == ("registry", "add"):
+        if any(a.endswith("-stdin") for a in args):
+            LEAKS.watch(text.removesuffix("\n"))
+        for flag, value in zip(args, args[1:]):
+            if flag.endswith("-env") and flag.startswith("--"):
+                LEAKS.watch(env.get(value))
+    if args[:1] == ("store",):
+        try:
+            LEAKS.watch(json.loads(text).get("Secret"))
+        except (ValueError, AttributeError):
+            pass
+    label = "docker-credential-idp " + " ".join(args[:2])
+    LEAKS.saw(label + " (stderr)", result.err)
+    if args[:1] and args[0] not in ANSWER_VERBS:
+        LEAKS.saw(label, result.out)
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     for name in list(os.environ):
         if name.startswith(LEAKY_PREFIXES):
             monkeypatch.delenv(name)
@@ -48,7 +102,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     # No test may reach a real cloud: point the SDKs' discovery at nothing.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    return {name: str(path) for name, path in homes.items()}
+    LEAKS.__init__()
+    yield {name: str(path) for name, path in homes.items()}
+    # After the test: no secret it used in any output but an answer, nor in any file of the helper's or docker's.
+    LEAKS.check([homes["DOCKER_CREDENTIAL_IDP_HOME"], homes["DOCKER_CONFIG"]])
 
 
 class Result:
@@ -70,7 +127,9 @@ def run_helper(
     completed = subprocess.run(
         [helper_path(), *args], input=data, capture_output=True, env=full_env, timeout=timeout, check=False
     )
-    return Result(completed)
+    result = Result(completed)
+    watch_helper_call(args, data, full_env, result)
+    return result
 
 
 def add_basic(registration_id: str, prefix: str, username: str, password: str) -> Result:

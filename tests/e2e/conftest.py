@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from ..conftest import helper_path
+from ..conftest import LEAKS, helper_path
 from .registry import Registry, ensure_tools
 
 ALICE_PASSWORD = "alice-e2e-pass-5d1e"
@@ -58,7 +58,10 @@ def write_docker_config(content: dict) -> Path:
 
 
 def run_client(*argv: str, stdin: bytes = b"", timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), input=stdin.decode(), capture_output=True, text=True, timeout=timeout, check=False)
+    result = subprocess.run(list(argv), input=stdin.decode(), capture_output=True, text=True, timeout=timeout,
+                            check=False)
+    LEAKS.saw(argv[0], result.stdout + result.stderr)  # a client never shows the credential it was given
+    return result
 
 
 def skopeo(registry: Registry, *argv: str) -> subprocess.CompletedProcess[str]:
