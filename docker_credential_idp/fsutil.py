@@ -27,13 +27,16 @@ def ensure_private_dir(path: PathLike) -> PathLike:
 
 
 def atomic_write(path: PathLike, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never a mix.
+    """Replace `path` with `data` so that readers see the old or the new content, never a mix. The caller holds
+    the lock that guards `path`.
 
     Temp file in the same directory, fsync, rename over the target, fsync the directory for the rename itself.
     """
     directory = os.path.dirname(os.fspath(path)) or "."
     ensure_private_dir(directory)
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    name = os.path.basename(path)
+    _sweep_temp_files(directory, name)
+    temp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
@@ -59,6 +62,15 @@ def atomic_write(path: PathLike, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _sweep_temp_files(directory: str, name: str) -> None:
+    """Remove temp files a killed writer left behind. Callers hold the file's lock, so no live writer owns one."""
+    prefix = f".{name}."
+    for entry in os.listdir(directory):
+        if entry.startswith(prefix) and entry.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, entry))
 
 
 @contextlib.contextmanager

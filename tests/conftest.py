@@ -67,7 +67,7 @@ def watch_helper_call(args: tuple[str, ...], data: bytes, env: Mapping[str, str]
     if args[:2] == ("registry", "add"):
         if any(a.endswith("-stdin") for a in args):
             LEAKS.watch(text.removesuffix("\n"))
-        for flag, value in zip(args, args[1:]):
+        for flag, value in zip(args, args[1:], strict=False):
             if flag.endswith("-env") and flag.startswith("--"):
                 LEAKS.watch(env.get(value))
     if args[:1] == ("store",):

@@ -121,7 +121,7 @@ def gce_metadata_server(access_token: str) -> LocalServer:
 
 
 def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: str, registry_host: str,
-                           refresh_token: str) -> LocalServer:
+                           refresh_token: str | Callable[[], str]) -> LocalServer:
     """Entra ID's client-credentials token endpoint and ACR's /oauth2/exchange, on one server."""
     access_token = "entra-access-token-for-acr"
 
@@ -139,7 +139,7 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
             if fields.get("grant_type") != "access_token" or fields.get("access_token") != access_token \
                     or fields.get("service") != registry_host or fields.get("tenant") != tenant:
                 return json_answer({"errors": [{"code": "UNAUTHORIZED"}]}, 401)
-            return json_answer({"refresh_token": refresh_token})
+            return json_answer({"refresh_token": refresh_token() if callable(refresh_token) else refresh_token})
         return json_answer({"error": "not_found"}, 404)
 
     return LocalServer(route)

@@ -1,10 +1,8 @@
 """The vault: format, key sources, permissions, integrity, and locked atomic writes."""
 
 import base64
-import json
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -163,22 +161,6 @@ def test_wrong_key_file_is_one_clear_error(home):
     add_basic("team-a", "registry.example.com/team", "alice", SECRET)
     (home / "vault.key").write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
     assert_one_line_error(run_helper("get", stdin="registry.example.com"), "does not open", stream="out")
-
-
-def test_parallel_writers_lose_nothing(home):
-    count = 24
-
-    def add(i):
-        return add_basic(f"r{i}", f"registry{i}.example.com", f"user{i}", f"secret{i}")
-
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        list(pool.map(add, range(count)))
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        list(pool.map(lambda i: run_helper("store", stdin=json.dumps(
-            {"ServerURL": f"store{i}.example.com", "Username": "u", "Secret": f"s{i}"})), range(count)))
-    table = Vault(home, os.environ).registrations()
-    assert {f"r{i}" for i in range(count)} <= set(table)
-    assert {r.prefix for r in table.values() if r.origin == "store"} == {f"store{i}.example.com" for i in range(count)}
 
 
 def test_reading_never_creates_files(home):
