@@ -73,7 +73,11 @@ class _Sealed:
         self.wrapped_key = data[_CHECK_END + crypto.NONCE_BYTES : _WRAP_END]
         self.payload_nonce = data[_WRAP_END:HEADER_BYTES]
         self.header = data[:HEADER_BYTES]
-        self.ciphertext = data[HEADER_BYTES:]
+        self._data = data
+
+    @property
+    def ciphertext(self) -> bytes:
+        return self._data[HEADER_BYTES:]  # a copy of the whole payload: made only when it is to be decrypted
 
 
 class Opened:
