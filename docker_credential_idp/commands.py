@@ -10,7 +10,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import dockerconfig, protocol
 from .errors import InvalidInput, NotRegistered
-from .matching import host_of, parse_prefix, parse_reference
+from .cache_policy import DEFAULT_REFRESH_MARGIN
+from .matching import Selection, host_of, parse_prefix, parse_reference
 from .model import Registration, Secrets, validate_id
 from .paths import docker_config_path, home_dir
 from .providers import canonical_type, get_provider, type_names
@@ -269,9 +270,20 @@ def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
 # -- resolve / creds ---------------------------------------------------------------------------------------------
 
 
+def _serving(ctx: Context, request: str) -> tuple[Registration, Selection]:
+    """The registration serving a request, or a NotRegistered that says so in the admin commands' words."""
+    from .errors import CredentialsNotFound
+
+    try:
+        return ctx.service.choose(request)
+    except CredentialsNotFound:
+        raise NotRegistered(f"no registration serves {request}; see: {PROG} registry list, or add one with: "
+                            f"{PROG} registry add") from None
+
+
 def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
     request = parse_reference(args.ref)
-    registration, selection = ctx.service.choose(request)
+    registration, selection = _serving(ctx, request)
     result = {"request": request, "id": registration.id, "prefix": registration.prefix,
               "type": registration.type, "reason": selection.reason}
     cache = ctx.service.token_cache()
@@ -298,7 +310,7 @@ def _shell_quote(value: str) -> str:
 
 
 def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
-    registration, _ = ctx.service.choose(parse_reference(args.ref))
+    registration, _ = _serving(ctx, parse_reference(args.ref))
     credential = ctx.service.credential(registration)
     registry = host_of(registration.prefix)
     if args.format == "env":
@@ -311,6 +323,59 @@ def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
     _print_json({"registry": registry, "registration": registration.id, "username": credential.username,
                  "password": credential.secret,
                  "expires_at": _iso(credential.expires_at) if credential.expires_at else None})
+    return 0
+
+
+# -- kubernetes --------------------------------------------------------------------------------------------------
+
+
+def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
+    """The kubelet image credential provider: CredentialProviderRequest on stdin, response on stdout."""
+    from . import kubernetes
+    from .errors import CredentialsNotFound
+
+    api_version, image = kubernetes.parse_request(sys.stdin.buffer.read(kubernetes.MAX_REQUEST_BYTES + 1))
+    request = parse_reference(image)
+    match = None
+    margin = DEFAULT_REFRESH_MARGIN
+    try:
+        registration, _ = ctx.service.choose(request)
+    except CredentialsNotFound:
+        registration = None
+    if registration is not None:
+        credential = ctx.service.credential(registration)
+        siblings = ctx.vault.registrations_on_host(host_of(registration.prefix))
+        match = kubernetes.KubeletMatch(registration.prefix, credential.username, credential.secret,
+                                        credential.expires_at, shares_host=len(siblings) > 1)
+        margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+    print(json.dumps(kubernetes.response(api_version, match, ctx.service.now(), margin)))
+    return 0
+
+
+def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
+    from . import kubernetes
+
+    prefixes = [r.prefix for r in ctx.vault.registrations().values()]
+    home = None if args.no_home else (args.home or str(ctx.home))
+    sys.stdout.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))
+    return 0
+
+
+def cmd_pull_secret(ctx: Context, args: argparse.Namespace) -> int:
+    from . import kubernetes
+
+    auths: dict[str, tuple[str, str]] = {}
+    now = ctx.service.now()
+    for ref in args.refs:
+        registration, _ = _serving(ctx, parse_reference(ref))
+        credential = ctx.service.credential(registration)
+        auths[registration.prefix] = (credential.username, credential.secret)
+        if credential.expires_at is not None:
+            hours, minutes = divmod(max(0, int(credential.expires_at - now)) // 60, 60)
+            print(f"{PROG}: warning: the credential for {registration.prefix} expires at {_iso(credential.expires_at)} "
+                  f"(in {hours}h{minutes:02d}m) and a pull secret does not refresh itself; regenerate it before then, "
+                  f"or let the kubelet ask this helper (see: {PROG} kubelet-config)", file=sys.stderr)
+    sys.stdout.write(kubernetes.pull_secret(auths, args.name, args.namespace, args.format))
     return 0
 
 
@@ -389,6 +454,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="json: an object with username and password; env: shell export lines")
     creds.set_defaults(func=cmd_creds)
 
+    kubelet = commands.add_parser("kubelet", help="the kubelet image credential provider (request on stdin)",
+                                  description="Speaks credentialprovider.kubelet.k8s.io/v1 on stdin/stdout; "
+                                  f"install it with the config `{PROG} kubelet-config` prints.")
+    kubelet.set_defaults(func=cmd_kubelet)
+    kubelet_config = commands.add_parser("kubelet-config", help="print a kubelet CredentialProviderConfig (YAML)")
+    kubelet_config.add_argument("--home", help="DOCKER_CREDENTIAL_IDP_HOME on the node (default: this one)")
+    kubelet_config.add_argument("--no-home", action="store_true", help="leave the node's default home")
+    kubelet_config.add_argument("--default-cache-duration", default="1h",
+                                help="how long kubelet keeps a static password (default 1h); tokens say their own")
+    kubelet_config.set_defaults(func=cmd_kubelet_config)
+    pull_secret = commands.add_parser("pull-secret", help="print a kubernetes.io/dockerconfigjson Secret for images")
+    pull_secret.add_argument("refs", nargs="+", metavar="REF", help="image references (or hosts) to cover")
+    pull_secret.add_argument("--name", default="idp-registry-credentials", help="the Secret's name")
+    pull_secret.add_argument("--namespace", help="the Secret's namespace (default: none, kubectl's)")
+    pull_secret.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    pull_secret.set_defaults(func=cmd_pull_secret)
+
     configure = commands.add_parser("configure-docker", help="route registered hosts to this helper in docker's config")
     configure.add_argument("hosts", nargs="*", metavar="HOST", help="only these hosts (default: every registered host)")
     configure.add_argument("--unset", action="store_true", help="remove the entries instead")
@@ -408,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("registry", "resolve", "creds", "configure-docker", "vault", "cache")
+COMMANDS = ("registry", "resolve", "creds", "kubelet", "kubelet-config", "pull-secret", "configure-docker", "vault",
+            "cache")
 
 
 def run(argv: Sequence[str]) -> int:

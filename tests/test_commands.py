@@ -108,7 +108,7 @@ def test_resolve_explains_and_fails_clearly():
     human = run_helper("resolve", "registry.example.com/team/app")
     assert "team-a" in human.out and SECRET not in human.out
     assert_one_line_error(run_helper("resolve", "registry.example.com"), "DOCKER_CREDENTIAL_IDP_SCOPE")
-    assert_one_line_error(run_helper("resolve", "quay.io/x/y"), "credentials not found")
+    assert_one_line_error(run_helper("resolve", "quay.io/x/y"), "no registration serves quay.io/x/y", "registry add")
 
 
 def test_creds_json_and_env():
