@@ -258,6 +258,27 @@ def cmd_registry_remove(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
+    """Call the registry's /v2/ with the registration's credential; one line per step, then the verdict."""
+    from . import registry_check
+    from .errors import ProviderError
+    from .providers import get_provider
+
+    table = ctx.vault.registrations()
+    registration = table[args.target] if args.target in table else _serving(ctx, parse_reference(args.target))[0]
+    credential = ctx.service.credential(registration)
+    host, _, path = registration.prefix.partition("/")
+    timeout = float(registration.settings.get("timeout", get_provider(registration.type).default_timeout))
+    outcome = registry_check.check(host, path, credential.username, credential.secret, registration.settings,
+                                   timeout, registration.id)
+    for step in outcome.steps:
+        print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
+    if not outcome.ok:
+        raise ProviderError(f"registry test: {outcome.verdict}")
+    print(outcome.verdict)
+    return 0
+
+
 def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
     if args.id:
         ctx.registration(args.id)
@@ -440,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_registry_show)
+    test = registry_commands.add_parser("test", help="check the credential against the registry's /v2/ (Basic, Bearer)")
+    test.add_argument("target", metavar="ID|REF", help="a registration id, or an image reference it serves")
+    test.set_defaults(func=cmd_registry_test)
     remove = registry_commands.add_parser("remove", help="remove a registration")
     remove.add_argument("id")
     remove.set_defaults(func=cmd_registry_remove)

@@ -36,6 +36,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def bearer_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The same registry behind Bearer tokens from a token service, as Docker Hub, GHCR, Harbor and most others are."""
+    ensure_tools()
+    server = Registry(tmp_path_factory.mktemp("bearer-registry"), {"alice": ALICE_PASSWORD}, bearer=True)
+    try:
+        server.push_image(IMAGE, TAG, "alice")
+        yield server
+    finally:
+        server.stop()
+
+
 def acr_refresh_token() -> str:
     from ..servers import fake_jwt
 

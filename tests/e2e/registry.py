@@ -1,5 +1,6 @@
-"""A real registry for the end-to-end tests: Debian's docker-registry (distribution v2) with htpasswd and TLS,
-listening on 127.0.0.1 only, stopped by the fixture and, failing that, by `timeout` on its own."""
+"""A real registry for the end-to-end tests: Debian's docker-registry (distribution v2) with TLS, listening on
+127.0.0.1 only, stopped by the fixture and, failing that, by `timeout` on its own. It demands either htpasswd
+(Basic) auth, or Bearer tokens from a token service (`TokenService`, in this process) as most registries do."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import subprocess
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Mapping
@@ -90,8 +92,86 @@ def make_oci_image(directory: Path, tag: str, content: bytes) -> None:
         "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
 
 
+class TokenService:
+    """The Bearer token service of docker/distribution's token auth (docs/spec/auth/token.md): GET /token with Basic
+    auth answers a JWT (ES256, its certificate in x5c) granting the scopes asked for; the registry checks it
+    against the signing certificate it is configured to trust."""
+
+    SERVICE = "idp-test-registry"
+    ISSUER = "idp-test-token-issuer"
+
+    def __init__(self, workdir: Path, users: Mapping[str, str], tls: tuple[Path, Path]) -> None:
+        from ..servers import LocalServer, json_answer
+
+        self.users = dict(users)
+        self.signing_key, self.signing_cert = _signing_identity()
+        self.root_bundle = workdir / "token-signing.crt"
+        from cryptography.hazmat.primitives import serialization
+
+        self.root_bundle.write_bytes(self.signing_cert.public_bytes(serialization.Encoding.PEM))
+
+        def route(method: str, path: str, headers, body: bytes):  # noqa: ANN001
+            user = self._user(headers.get("Authorization", ""))
+            if user is None:
+                return json_answer({"errors": [{"code": "UNAUTHORIZED"}]}, 401)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+            token = self._token(user, query.get("service", [""])[0], query.get("scope", []))
+            return json_answer({"token": token, "access_token": token, "expires_in": 300})
+
+        self.server = LocalServer(route, tls)
+        self.realm = f"{self.server.url}/token"
+
+    def _user(self, authorization: str):  # noqa: ANN202
+        if not authorization.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+        return user if self.users.get(user) == password else None
+
+    def _token(self, user: str, service: str, scopes: list[str]) -> str:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":") if scope.count(":") == 2 else ("", "", "")
+            if kind == "repository":
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self.signing_cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": self.ISSUER, "sub": user, "aud": service, "exp": now + 300, "nbf": now - 10, "iat": now,
+                  "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.signing_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _signing_identity():  # noqa: ANN202
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp test token signer")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
+    return key, cert
+
+
 class Registry:
-    def __init__(self, workdir: Path, users: Mapping[str, str]) -> None:
+    def __init__(self, workdir: Path, users: Mapping[str, str], bearer: bool = False) -> None:
         self.workdir = workdir
         self.users = dict(users)
         self.port = free_port()
@@ -100,13 +180,19 @@ class Registry:
         self.ca_dir = self.ca_path.parent
         self.policy = workdir / "policy.json"
         self.policy.write_text(json.dumps(POLICY))
-        write_htpasswd(workdir / "htpasswd", users)
+        self.token_service = TokenService(workdir, users, (cert, key)) if bearer else None
+        if self.token_service:
+            auth = {"token": {"realm": self.token_service.realm, "service": TokenService.SERVICE,
+                              "issuer": TokenService.ISSUER, "rootcertbundle": str(self.token_service.root_bundle)}}
+        else:
+            write_htpasswd(workdir / "htpasswd", users)
+            auth = {"htpasswd": {"realm": "idp-test", "path": str(workdir / "htpasswd")}}
         (workdir / "config.yml").write_text(json.dumps({
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
             "http": {"addr": self.host, "tls": {"certificate": str(cert), "key": str(key)}},
-            "auth": {"htpasswd": {"realm": "idp-test", "path": str(workdir / "htpasswd")}},
+            "auth": auth,
         }))
         self.log = open(workdir / "registry.log", "wb")
         self.process = subprocess.Popen(
@@ -147,6 +233,8 @@ class Registry:
         )
 
     def stop(self) -> None:
+        if self.token_service:
+            self.token_service.stop()
         if self.process.poll() is None:
             os.killpg(self.process.pid, 15)
             try:
