@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-deps test demo bench clean
+.PHONY: setup system-deps test test-pip test-binary binary demo bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -17,15 +17,32 @@ SOURCES := $(shell find docker_credential_idp -name '*.py')
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet '.[all,test]'
+	$(BIN)/pip install --quiet '.[all,test,binary]'
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
 	touch $@
 
-test: setup
+# Every test against the pip install, then the protocol, provider and real-client tests against the bundle.
+test: test-pip test-binary
+
+test-pip: setup
 	$(BIN)/python -m pytest
+
+BUNDLE := dist/docker-credential-idp/docker-credential-idp
+
+# A PyInstaller onedir bundle with every provider's SDK (packaging/docker-credential-idp.spec says why onedir).
+binary: $(BUNDLE)
+
+$(BUNDLE): $(VENV)/.installed packaging/docker-credential-idp.spec packaging/entry.py
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/docker-credential-idp.spec
+	touch $@
+
+test-binary: setup binary
+	IDP_TEST_HELPER=$(CURDIR)/$(BUNDLE) $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/test_protocol.py tests/test_provider_conformance.py tests/test_sources.py tests/e2e
 
 demo: setup
 	$(BIN)/python scripts/demo.py
