@@ -203,6 +203,8 @@ class CredentialService:
         """docker logout: removes what store created; a registration added with `registry add` stays."""
         request = parse_server(server)
 
+        removed: list[str] = []
+
         def change(table: Table) -> Optional[str]:
             exact = next((r for r in table.values() if r.prefix == request), None)
             if exact is None:
@@ -213,6 +215,7 @@ class CredentialService:
                     f"remove it with: docker-credential-idp registry remove {exact.id}"
                 )
             del table[exact.id]
+            removed.append(exact.id)
             return None
 
         if not self.vault.exists():
@@ -220,6 +223,9 @@ class CredentialService:
         note = self.vault.update(change)
         if note:
             self.warn(note)
+        cache = self.token_cache() if removed else None
+        if cache:
+            cache.drop(removed, self.now())  # a logged-out password does not linger, even encrypted
 
     def list_servers(self) -> dict[str, str]:
         return {

@@ -139,6 +139,7 @@ def test_program_store_creates_then_erase_removes():
     assert (got["Username"], got["Secret"]) == ("u2", "second-secret")
     assert run_helper("erase", stdin="127.0.0.1:5000").code == 0
     assert run_helper("get", stdin="127.0.0.1:5000").out == "credentials not found in native keychain\n"
+    assert run_helper("vault", "status", "--json").out.count('"cached_tokens": 0') == 1  # nothing lingers
     erase_again = run_helper("erase", stdin="127.0.0.1:5000")
     assert (erase_again.code, erase_again.out) == (1, "credentials not found in native keychain\n")
 
