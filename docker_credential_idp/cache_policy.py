@@ -12,6 +12,8 @@ FRESH = "fresh"
 STALE = "stale"
 EXPIRED = "expired"
 DEFAULT_REFRESH_MARGIN = 300.0
+DEFAULT_FETCH_TIMEOUT = 10.0  # seconds one fetch may take unless the provider or registration says otherwise
+LOCK_WAIT_SLACK = 2.0  # a caller waits for another's fetch at most its timeout plus this, then gives up
 
 
 def refresh_at(fetched_at: float, expires_at: float | None, margin: float) -> float | None:

@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Sequence
 
+    from .fastpath import Handover
+
 DEBUG_VARIABLE = "DOCKER_CREDENTIAL_IDP_DEBUG"
 
 
@@ -23,13 +25,13 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
-def make_service():  # type: ignore[no-untyped-def]
+def make_service(handover: Optional[Handover] = None):  # type: ignore[no-untyped-def]
     from .paths import home_dir
     from .service import CredentialService
     from .vault import Vault
 
     env = os.environ
-    return CredentialService(Vault(home_dir(env), env), env, warn=warn)
+    return CredentialService(Vault(home_dir(env), env), env, warn=warn, handover=handover)
 
 
 def unexpected(error: BaseException) -> str:
@@ -45,10 +47,10 @@ def unexpected(error: BaseException) -> str:
 def run_protocol(verb: str) -> int:
     try:
         stdin = b"" if verb == "version" else sys.stdin.buffer.read(protocol.MAX_INPUT_BYTES + 1)
-        out = _cached_answer(stdin) if verb == "get" else None
+        out, handover = _cached_answer(stdin) if verb == "get" else (None, None)
         status = 0
         if out is None:
-            out, status = protocol.handle(verb, stdin, make_service)
+            out, status = protocol.handle(verb, stdin, lambda: make_service(handover))
     except Exception as error:  # noqa: BLE001 - the protocol answers on stdout whatever happens
         out, status = (unexpected(error) + "\n").encode(), 1
     sys.stdout.buffer.write(out)
@@ -56,13 +58,13 @@ def run_protocol(verb: str) -> int:
     return status
 
 
-def _cached_answer(stdin: bytes) -> Optional[bytes]:
+def _cached_answer(stdin: bytes) -> tuple[Optional[bytes], Optional[Handover]]:
     from . import fastpath
 
     try:
-        return fastpath.answer(stdin, os.environ)
+        return fastpath.lookup(stdin, os.environ)
     except Exception:  # noqa: BLE001 - the full path answers, and reports, whatever went wrong here
-        return None
+        return None, None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,11 +1,15 @@
 """The cache-hit `get`: docker calls it on every pull, push and build step, so it does the least work possible.
 
-From the request to the answer with the standard library's cheapest modules and the crypto backend: read the
-vault's header (not its registrations) for the data key and the vault's generation, then look up, in the answer
-cache, which registration this generation of the vault resolved the request to, and that registration's answer.
-Anything else — no vault, a request not seen since the vault last changed, a stale or missing answer, any error —
-returns None, and the full service answers (and explains). The answer is byte-for-byte what protocol.handle would
-print (tests/test_fastpath.py).
+From the request to the answer with the standard library's cheapest modules and the crypto backend: read the vault
+file for its data key and generation, then look up, in the answer cache, which registration this generation of the
+vault resolved the request to, and that registration's answer. A request not seen since the vault last changed is
+resolved here too, from the registrations (decrypted, but not parsed: the vault's lines are searched as text).
+
+When there is no fresh answer, the registration's fetch lock is taken here, before the full service and its imports
+load: of many parallel callers one fetches, and the others wait in this light path and answer from the cache as
+soon as the token lands. The full path gets a Handover saying what was done. Anything else — no vault, an ambiguous
+host, any error — returns nothing, and the full service answers and explains. An answer is byte-for-byte what
+protocol.handle would print (tests/test_fastpath.py).
 """
 
 from __future__ import annotations
@@ -27,23 +31,96 @@ except ImportError:  # pragma: no cover - CPython always has it
     from json.encoder import py_encode_basestring_ascii as _quote
 
 
+class Handover:
+    """For the full path: the registration resolved here, whether this process now holds its fetch lock, and how
+    long it already waited for it (the full path waits only what is left of the bound)."""
+
+    __slots__ = ("registration_id", "holding", "waited")
+
+    def __init__(self, registration_id: str, holding: bool, waited: float) -> None:
+        self.registration_id, self.holding, self.waited = registration_id, holding, waited
+
+
 def answer(stdin: bytes, env: Mapping[str, str]) -> Optional[bytes]:
-    """The `get` answer from the cache, or None to take the full path."""
+    """The `get` answer from the cache, or None (without waiting for anyone's fetch)."""
+    return lookup(stdin, env, wait_for_fetch=False)[0]
+
+
+def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True
+           ) -> tuple[Optional[bytes], Optional[Handover]]:
+    """(answer, None) from the cache; else (None, a Handover or None) for the full path."""
     try:
         server = stdin.decode("utf-8").strip()
         if not server or len(stdin) > 1024 * 1024:
-            return None
+            return None, None
         request = matching.parse_server(server)
         home = home_location(env)
-        opened = vault.open_header(os.path.join(home, vault.VAULT_FILE_NAME), home, env)
+        path = os.path.join(home, vault.VAULT_FILE_NAME)
+        opened = vault.open_header(path, home, env)
         if opened is None:
-            return None
+            return None, None
         data_key, generation = opened
-        token = token_cache.TokenCache(home, data_key).resolved(generation, env.get(matching.SCOPE_VARIABLE) or "",
-                                                                request)
-    except (IdpError, UnicodeDecodeError):
+        cache = token_cache.TokenCache(home, data_key)
+        scope = env.get(matching.SCOPE_VARIABLE) or ""
+        entries = cache.load()
+        resolved = entries.resolutions.get((generation, scope, request))
+        if resolved is None:
+            resolved = _resolve(path, home, env, generation, scope, request)
+            if resolved is None:
+                return None, None
+        token = resolved.answer(entries)
+        if _fresh(token):
+            if (generation, scope, request) not in entries.resolutions:
+                cache.remember(resolved.fingerprint, resolved.registration_id, None, time.time(),
+                               (generation, scope, request), resolved.lock_wait)
+            return _render(server, token), None
+        if not wait_for_fetch:
+            return None, None
+        return _wait_for_fetch(cache, home, resolved, server)
+    except (IdpError, UnicodeDecodeError, StopIteration):
+        return None, None
+
+
+def _resolve(path: str, home: str, env: Mapping[str, str], generation: str, scope: str,
+             request: str) -> Optional[token_cache.Resolved]:
+    """Which registration serves the request, from the vault's lines (no JSON parsed), or None to let the full
+    path explain (nothing matches, the host is ambiguous, the vault changed meanwhile)."""
+    opened = vault.open_payload(path, home, env)
+    if opened is None or opened.generation != generation:
         return None
-    if token is None or cache_policy.state(time.time(), token.refresh_at, token.expires_at) != cache_policy.FRESH:
+    lines = vault.lines_on_host(opened.text, matching.host_of(request))
+    try:
+        selection = matching.select(request, [(prefix, rid) for prefix, rid, _ in lines], scope or None)
+    except IdpError:
         return None
+    record = next(text for _, rid, text in lines if rid == selection.registration_id)
+    timeout = vault.record_timeout(record) or cache_policy.DEFAULT_FETCH_TIMEOUT
+    return token_cache.Resolved(token_cache.fingerprint_of_record(record), selection.registration_id,
+                                timeout + cache_policy.LOCK_WAIT_SLACK)
+
+
+def _wait_for_fetch(cache: token_cache.TokenCache, home: str, resolved: token_cache.Resolved,
+                    server: str) -> tuple[Optional[bytes], Optional[Handover]]:
+    """Take the registration's fetch lock, waiting for whoever holds it; then answer if they cached a token."""
+    from .fsutil import LockTimeout, acquire_lock
+
+    started = time.monotonic()
+    try:
+        descriptor = acquire_lock(token_cache.fetch_lock_path(home, resolved.registration_id), resolved.lock_wait)
+    except LockTimeout:
+        return None, Handover(resolved.registration_id, False, time.monotonic() - started)
+    token = resolved.answer(cache.load())
+    if _fresh(token):
+        os.close(descriptor)
+        return _render(server, token), None
+    # Still no fresh answer: this process fetches. The lock stays held (the descriptor open) until it exits.
+    return None, Handover(resolved.registration_id, True, time.monotonic() - started)
+
+
+def _fresh(token: Optional[token_cache.CachedToken]) -> bool:
+    return token is not None and cache_policy.state(time.time(), token.refresh_at, token.expires_at) == cache_policy.FRESH
+
+
+def _render(server: str, token: token_cache.CachedToken) -> bytes:
     return (f'{{"ServerURL": {_quote(server)}, "Username": {_quote(token.username)}, '
             f'"Secret": {_quote(token.secret)}}}\n').encode("utf-8")

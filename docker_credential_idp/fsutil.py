@@ -73,26 +73,34 @@ def _sweep_temp_files(directory: str, name: str) -> None:
                 os.unlink(os.path.join(directory, entry))
 
 
-@contextlib.contextmanager
-def exclusive_lock(path: PathLike, wait: Optional[float] = None) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created 0600) for the duration; released when the process dies.
-
-    With `wait`, give up after that many seconds with LockTimeout instead of queueing behind a stuck holder."""
+def acquire_lock(path: PathLike, wait: Optional[float] = None) -> int:
+    """An exclusive flock on `path` (created 0600), as an open descriptor: closing it, or the process ending,
+    releases the lock. With `wait`, LockTimeout after that many seconds instead of queueing behind a stuck holder."""
     ensure_private_dir(os.path.dirname(os.fspath(path)) or ".")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if wait is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(str(path)) from None
-                    time.sleep(0.02)
+            return fd
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(str(path)) from None
+                time.sleep(0.02)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, wait: Optional[float] = None) -> Iterator[None]:
+    """Hold acquire_lock(path, wait) for the duration of the block."""
+    fd = acquire_lock(path, wait)
+    try:
         yield
     finally:
         os.close(fd)  # closing drops the lock

@@ -5,21 +5,23 @@ This is the one place that combines the vault, the matching rules and the provid
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
-from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, STALE, refresh_at, state, worth_caching
+from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, LOCK_WAIT_SLACK, STALE, refresh_at, state, worth_caching
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
 from .fsutil import LockTimeout, exclusive_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
 from .model import Credential, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
-from .token_cache import CachedToken, TokenCache
+from .token_cache import CachedToken, TokenCache, fetch_lock_path
 from .vault import Vault
+
+if TYPE_CHECKING:
+    from .fastpath import Handover
 
 Table = dict[str, Registration]
 Resolution = tuple[str, str, str]  # vault generation, DOCKER_CREDENTIAL_IDP_SCOPE, normalised request
@@ -45,8 +47,11 @@ class CredentialService:
         warn: Callable[[str], None] = lambda message: None,
         providers: Callable[[str], Provider] = get_provider,
         now: Callable[[], float] = time.time,
+        handover: Optional[Handover] = None,
     ) -> None:
         self.vault = vault
+        # What fastpath.py did about a registration's fetch lock before it handed the request over.
+        self.handover = handover
         self.env = env
         self.warn = warn
         self.providers = providers
@@ -82,38 +87,46 @@ class CredentialService:
         cache = self.token_cache()
         if cache is None:
             return self._fetch(provider, registration)
+        wait = self._lock_wait(provider, registration)
         token = cache.get(registration)
         if token and self._state(token) == FRESH:
             if resolution and cache.resolved(*resolution) is None:
-                cache.put(registration, None, self.now(), resolution)
+                cache.put(registration, None, self.now(), resolution, wait)
             return Credential(token.username, token.secret, token.expires_at)
         # One fetch per registration at a time across processes: the others wait here, then reuse its answer.
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
-        lock_name = hashlib.sha256(registration.id.encode()).hexdigest()[:24]
-        wait = float(registration.settings.get("timeout", provider.default_timeout)) + 2
+        handover = self.handover if self.handover and self.handover.registration_id == registration.id else None
+        if handover and handover.holding:  # the cache-hit path took the lock before handing over to us
+            return self._refresh(provider, registration, cache, resolution, wait)
+        if handover:  # it already waited part of the time
+            wait = max(0.0, wait - handover.waited)
         try:
-            with exclusive_lock(self.vault.home / "locks" / f"{lock_name}.lock", wait=wait):
-                return self._refresh(provider, registration, cache, resolution)
+            with exclusive_lock(fetch_lock_path(self.vault.home, registration.id), wait=wait):
+                return self._refresh(provider, registration, cache, resolution, wait)
         except LockTimeout:
             if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
                           "serving the cached token")
                 return Credential(token.username, token.secret, token.expires_at)
             raise ProviderError(f"registration {registration.id!r} ({registration.type}): another caller has been "
-                                f"fetching its token for {wait:g} s without an answer; the source may be down") from None
+                                "fetching its token for longer than one fetch may take; the source may be down") from None
+
+    @staticmethod
+    def _lock_wait(provider: Provider, registration: Registration) -> float:
+        return float(registration.settings.get("timeout", provider.default_timeout)) + LOCK_WAIT_SLACK
 
     def _state(self, token: CachedToken) -> str:
         return state(self.now(), token.refresh_at, token.expires_at)
 
     def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache,
-                 resolution: Optional[Resolution]) -> Credential:
+                 resolution: Optional[Resolution], wait: float) -> Credential:
         """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
         token = cache.get(registration)
         now = self.now()
         current = self._state(token) if token else None
         if token and current == FRESH:
             if resolution and cache.resolved(*resolution) is None:
-                cache.put(registration, None, now, resolution)
+                cache.put(registration, None, now, resolution, self._lock_wait(provider, registration))
             return Credential(token.username, token.secret, token.expires_at)
         try:
             credential = self._fetch(provider, registration)
@@ -128,7 +141,8 @@ class CredentialService:
         if worth_caching(now, credential.expires_at):
             margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
             cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now,
-                                                refresh_at(now, credential.expires_at, margin)), now, resolution)
+                                                refresh_at(now, credential.expires_at, margin)), now, resolution,
+                      self._lock_wait(provider, registration))
         return credential
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:

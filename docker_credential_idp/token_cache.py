@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .model import Registration
 
 MAGIC = b"IDPTOKEN"
-VERSION = 2
+VERSION = 4
 HEADER_BYTES = len(MAGIC) + 1 + crypto.NONCE_BYTES
 MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
@@ -35,7 +35,17 @@ MAX_RESOLUTIONS = 512  # distinct (request, scope) pairs remembered per vault ge
 def fingerprint(registration: Registration) -> str:
     from .vault import record_text
 
-    return crypto.sha256(record_text(registration).encode("utf-8")).hex()[:32]
+    return fingerprint_of_record(record_text(registration))
+
+
+def fingerprint_of_record(record: str) -> str:
+    """The fingerprint of a registration from its vault record, as the cache-hit path reads it."""
+    return crypto.sha256(record.encode("utf-8")).hex()[:32]
+
+
+def fetch_lock_path(home: str | os.PathLike[str], registration_id: str) -> str:
+    """The lock one fetch of a registration's token holds, so that parallel callers make one upstream call."""
+    return os.path.join(home, "locks", crypto.sha256(registration_id.encode("utf-8")).hex()[:24] + ".lock")
 
 
 class CachedToken:
@@ -64,14 +74,27 @@ def _number(text: str) -> Optional[float]:
     return float(text) if text else None
 
 
+class Resolved:
+    """Which registration a request resolved to, and how long a caller may wait for its fetch lock."""
+
+    __slots__ = ("fingerprint", "registration_id", "lock_wait")
+
+    def __init__(self, fingerprint: str, registration_id: str, lock_wait: float) -> None:
+        self.fingerprint, self.registration_id, self.lock_wait = fingerprint, registration_id, lock_wait
+
+    def answer(self, entries: Entries) -> Optional[CachedToken]:
+        entry = entries.answers.get(self.fingerprint)
+        return entry[1] if entry else None
+
+
 class Entries:
-    """The file's content: answers by fingerprint, and resolutions (generation, scope, request) -> fingerprint."""
+    """The file's content: answers by fingerprint, and resolutions (generation, scope, request) -> Resolved."""
 
     __slots__ = ("answers", "resolutions")
 
     def __init__(self) -> None:
         self.answers: dict[str, tuple[str, CachedToken]] = {}
-        self.resolutions: dict[tuple[str, str, str], str] = {}
+        self.resolutions: dict[tuple[str, str, str], Resolved] = {}
 
     @classmethod
     def parse(cls, text: str) -> Entries:
@@ -84,8 +107,9 @@ class Entries:
                     token = CachedToken(_decode(fields[6]), _decode(fields[7]), _number(fields[3]), float(fields[4]),
                                         _number(fields[5]))
                     entries.answers[fields[1]] = (fields[2], token)
-                elif fields[0] == "R" and len(fields) == 5:
-                    entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = fields[4]
+                elif fields[0] == "R" and len(fields) == 7:
+                    entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = Resolved(
+                        fields[4], fields[5], float(fields[6]))
             except (ValueError, binascii.Error):
                 continue
         return entries
@@ -96,8 +120,8 @@ class Entries:
 
         lines = [f"A\t{key}\t{rid}\t{number(t.expires_at)}\t{number(t.fetched_at)}\t{number(t.refresh_at)}\t"
                  f"{_encode(t.username)}\t{_encode(t.secret)}\n" for key, (rid, t) in sorted(self.answers.items())]
-        lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{key}\n"
-                  for (generation, scope, request), key in self.resolutions.items()]
+        lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{r.fingerprint}\t{r.registration_id}\t"
+                  f"{r.lock_wait!r}\n" for (generation, scope, request), r in self.resolutions.items()]
         return "".join(lines)
 
 
@@ -125,12 +149,14 @@ class TokenCache:
         entry = self._load().answers.get(fingerprint(registration))
         return entry[1] if entry else None
 
+    def load(self) -> Entries:
+        return self._load()
+
     def resolved(self, generation: str, scope: str, request: str) -> Optional[CachedToken]:
         """The answer for a request this vault generation has already resolved, if it is still cached."""
         entries = self._load()
-        key = entries.resolutions.get((generation, scope, request))
-        entry = entries.answers.get(key) if key else None
-        return entry[1] if entry else None
+        found = entries.resolutions.get((generation, scope, request))
+        return found.answer(entries) if found else None
 
     def _rewrite(self, change: Callable[[Entries], None], now: float) -> None:
         from .fsutil import atomic_write, exclusive_lock
@@ -146,20 +172,24 @@ class TokenCache:
             atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
 
     def put(self, registration: Registration, token: Optional[CachedToken], now: float,
-            resolution: Optional[tuple[str, str, str]] = None) -> None:
+            resolution: Optional[tuple[str, str, str]] = None, lock_wait: float = 0.0) -> None:
         """Cache the registration's answer (when given) and remember that `resolution` led to it (when given)."""
         key = fingerprint(registration)
+        self.remember(key, registration.id, token, now, resolution, lock_wait)
+
+    def remember(self, key: str, registration_id: str, token: Optional[CachedToken], now: float,
+                 resolution: Optional[tuple[str, str, str]], lock_wait: float) -> None:
 
         def change(entries: Entries) -> None:
             if token is not None:
-                for other in [k for k, (rid, _) in entries.answers.items() if rid == registration.id]:
+                for other in [k for k, (rid, _) in entries.answers.items() if rid == registration_id]:
                     del entries.answers[other]  # the registration's earlier answers, under its earlier fingerprints
-                entries.answers[key] = (registration.id, token)
+                entries.answers[key] = (registration_id, token)
             if resolution is not None:
                 # Only the current vault generation's resolutions can be used again.
-                entries.resolutions = {r: k for r, k in entries.resolutions.items() if r[0] == resolution[0]}
+                entries.resolutions = {r: v for r, v in entries.resolutions.items() if r[0] == resolution[0]}
                 entries.resolutions.pop(resolution, None)
-                entries.resolutions[resolution] = key
+                entries.resolutions[resolution] = Resolved(key, registration_id, lock_wait)
                 while len(entries.resolutions) > MAX_RESOLUTIONS:
                     del entries.resolutions[next(iter(entries.resolutions))]
 

@@ -264,6 +264,22 @@ class Vault:
                               _generation(_Sealed(header + ciphertext, "the vault"), header + ciphertext))
 
 
+def record_timeout(record: str) -> Optional[float]:
+    """settings.timeout from a record as the vault writes it, without a JSON parser (the cache-hit path has none).
+
+    Records are canonical JSON (record_text): inside a string value every `"` is escaped, so an unescaped
+    `"timeout":` can only be a key, and only settings has one."""
+    start = record.find('"timeout":')
+    if start < 0:
+        return None
+    value = record[start + len('"timeout":') :]
+    end = min((i for i in (value.find(","), value.find("}")) if i >= 0), default=len(value))
+    try:
+        return float(value[:end])
+    except ValueError:
+        return None
+
+
 def record_text(registration: Registration) -> str:
     """A registration's JSON record as the vault stores it (also what the token cache fingerprints)."""
     import json

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -108,3 +109,36 @@ def test_a_vault_changed_on_disk_is_read_in_full_again():
     path.write_bytes(bytes(data))
     assert fastpath.answer(HOST.encode(), os.environ) is None
     assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
+
+
+def test_parallel_cold_callers_wait_in_the_light_path_while_one_fetches():
+    api = ecr_api_endpoint("ecr-cold-password")
+    api.delay = 0.5  # every caller arrives while the one fetch is in flight
+    try:
+        ecr_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        result = run_helper("registry", "add", "ecr", "--prefix", ecr_host, "--type", "ecr", "--endpoint-url", api.url,
+                            "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
+        assert result.code == 0, result
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda _: run_helper("get", stdin=ecr_host, env={"PYTHONPROFILEIMPORTTIME": "1"}),
+                                    range(16)))
+        assert all(r.code == 0 and json.loads(r.out)["Secret"] == "ecr-cold-password" for r in results), results
+        full_path = [r for r in results if "docker_credential_idp.service" in r.err]
+        assert len(full_path) == 1 and api.count() == 1  # one caller loaded the service and fetched
+    finally:
+        api.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(timeout=st.one_of(st.none(), st.floats(0.5, 3600).map(lambda f: round(f, 3))),
+       values=st.lists(st.text(max_size=30), max_size=4))
+def test_record_timeout_reads_only_the_setting(timeout, values):
+    from docker_credential_idp.model import Registration, Secrets
+    from docker_credential_idp.vault import record_text, record_timeout
+
+    settings_ = {f"s{i}": v for i, v in enumerate(values)} | {"note": '"timeout":99,'}
+    if timeout is not None:
+        settings_["timeout"] = timeout
+    registration = Registration("r", "registry.example.com", "basic", settings_,
+                                Secrets({"password": '{"timeout":7}'}))
+    assert record_timeout(record_text(registration)) == timeout

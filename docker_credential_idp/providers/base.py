@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
+from ..cache_policy import DEFAULT_FETCH_TIMEOUT
 from ..errors import InvalidInput
 from ..model import Credential, Registration
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = DEFAULT_FETCH_TIMEOUT
 
 
 @dataclass(frozen=True)
