@@ -48,7 +48,7 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 # Latency and memory of `get` against Go's docker-credential-ecr-login (README, Performance). Not a test.
-bench: setup
+bench: setup binary
 	@scripts/install-system-deps.sh --bench
 	$(BIN)/python scripts/bench.py
 
