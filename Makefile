@@ -28,6 +28,7 @@ $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 test: test-pip test-binary
 
 test-pip: setup
+	$(BIN)/ruff check docker_credential_idp tests scripts packaging
 	$(BIN)/python -m pytest
 
 BUNDLE := dist/docker-credential-idp/docker-credential-idp

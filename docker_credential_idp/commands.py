@@ -9,8 +9,8 @@ import sys
 from typing import Any, Callable, Optional, Sequence
 
 from . import dockerconfig, protocol
-from .errors import InvalidInput, NotRegistered
 from .cache_policy import DEFAULT_REFRESH_MARGIN
+from .errors import InvalidInput, NotRegistered
 from .matching import Selection, host_of, parse_prefix, parse_reference
 from .model import Registration, Secrets, validate_id
 from .paths import docker_config_path, home_dir

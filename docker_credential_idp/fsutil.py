@@ -6,8 +6,8 @@ import contextlib
 import fcntl
 import os
 import time
-TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
     from typing import Iterator, Optional, Union
 

@@ -7,10 +7,9 @@ is a whole-segment prefix test on strings.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
-
 from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput
 
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
     from typing import Iterable, Optional, Sequence
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Mapping

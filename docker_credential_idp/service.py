@@ -97,12 +97,12 @@ class CredentialService:
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
         handover = self.handover if self.handover and self.handover.registration_id == registration.id else None
         if handover and handover.holding:  # the cache-hit path took the lock before handing over to us
-            return self._refresh(provider, registration, cache, resolution, wait)
+            return self._refresh(provider, registration, cache, resolution)
         if handover:  # it already waited part of the time
             wait = max(0.0, wait - handover.waited)
         try:
             with exclusive_lock(fetch_lock_path(self.vault.home, registration.id), wait=wait):
-                return self._refresh(provider, registration, cache, resolution, wait)
+                return self._refresh(provider, registration, cache, resolution)
         except LockTimeout:
             if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
@@ -119,7 +119,7 @@ class CredentialService:
         return state(self.now(), token.refresh_at, token.expires_at)
 
     def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache,
-                 resolution: Optional[Resolution], wait: float) -> Credential:
+                 resolution: Optional[Resolution]) -> Credential:
         """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
         token = cache.get(registration)
         now = self.now()

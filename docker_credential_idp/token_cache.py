@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import binascii
 import os
-TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
 from . import crypto
 
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
     from typing import Callable, Optional
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import binascii
 import os
-TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 
 from . import crypto, keysource
 from .errors import VaultError
 
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Callable, Mapping, Optional, TypeVar

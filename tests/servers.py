@@ -96,7 +96,8 @@ def google_token_endpoint(access_token: str, expires_in: Callable[[], int] = lam
 
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
         fields = form(body)
-        if method != "POST" or fields.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not fields.get("assertion"):
+        jwt_bearer = fields.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        if method != "POST" or not jwt_bearer or not fields.get("assertion"):
             return json_answer({"error": "invalid_grant"}, 400)
         return json_answer({"access_token": access_token, "expires_in": expires_in(), "token_type": "Bearer"})
 

@@ -23,8 +23,14 @@ from docker_credential_idp.paths import home_dir
 from docker_credential_idp.vault import HEADER_BYTES, MAGIC, Vault
 
 from .conftest import add_basic, assert_one_line_error, run_helper
-from .servers import (ecr_api_endpoint, entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api,
-                      write_key)
+from .servers import (
+    ecr_api_endpoint,
+    entra_and_acr_exchange,
+    fake_jwt,
+    google_token_endpoint,
+    platform_creds_api,
+    write_key,
+)
 
 HOST = "registry.example.com"
 

@@ -66,7 +66,8 @@ def test_password_stdin_keeps_inner_whitespace_and_drops_one_newline():
 @pytest.mark.parametrize(
     "args, stdin, fragments",
     [
-        (["BadID", "--prefix", "r.io", "--type", "basic", "--username", "u", "--password-stdin"], "p", ["invalid registration id"]),
+        (["BadID", "--prefix", "r.io", "--type", "basic", "--username", "u", "--password-stdin"], "p",
+         ["invalid registration id"]),
         (["-x", "--prefix", "r.io", "--type", "basic"], "p", []),
         (["a" * 254, "--prefix", "r.io", "--type", "basic", "--username", "u", "--password-stdin"], "p", ["at most 253"]),
         (["ok", "--prefix", "my-org", "--type", "basic", "--username", "u", "--password-stdin"], "p", ["docker.io/my-org"]),

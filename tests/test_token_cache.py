@@ -13,8 +13,7 @@ import pytest
 from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at, state, token_state, worth_caching
 
 from .conftest import assert_one_line_error, run_helper
-from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint
-from .servers import write_key
+from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint, write_key
 from .test_provider_conformance import AWS_SECRET, ECR_HOST
 
 GAR = "europe-docker.pkg.dev"

@@ -54,7 +54,8 @@ class AcrProvider(Provider):
         authority = (settings.get("authority_host") or DEFAULT_AUTHORITY).rstrip("/")
         form = {"client_id": settings["client_id"], "scope": SCOPE, "grant_type": "client_credentials"}
         if settings.get("federated_token_file"):
-            form |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": _read_token_file(settings["federated_token_file"])}
+            assertion = _read_token_file(settings["federated_token_file"])
+            form |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
         else:
             form["client_secret"] = registration.secrets["client_secret"]
         token_url = f"{authority}/{urllib.parse.quote(settings['tenant'])}/oauth2/v2.0/token"

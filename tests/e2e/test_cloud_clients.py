@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ..conftest import run_helper
-from ..servers import entra_and_acr_exchange, google_token_endpoint
-from ..servers import write_key
+from ..servers import entra_and_acr_exchange, google_token_endpoint, write_key
 from ..test_provider_conformance import AWS_SECRET
 from .conftest import GOOGLE_ACCESS_TOKEN, acr_refresh_token, skopeo_inspect, write_docker_config
 
