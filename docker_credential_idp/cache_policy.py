@@ -2,8 +2,9 @@
 
 An answer is FRESH until its refresh point, STALE (still valid, served only if a refresh fails) until it expires,
 then EXPIRED (never served). The refresh point is `margin` seconds before expiry, or half the token's life for a
-token issued with less than twice the margin, so a short-lived token is still reused for a while. An answer
-without expiry (a static password) stays FRESH; its registration changing is what retires it.
+token issued with less than twice the margin — but never less than five minutes before expiry: BuildKit keeps an
+answer for 4 min 50 s, so a token handed out with less left would expire in its hands. An answer without expiry
+(a static password) stays FRESH; its registration changing is what retires it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ FRESH = "fresh"
 STALE = "stale"
 EXPIRED = "expired"
 DEFAULT_REFRESH_MARGIN = 300.0
+MIN_LIFE_LEFT = 300.0  # BuildKit's answer cache (moby/buildkit session/auth/authprovider) keeps a token 4 min 50 s
+MAX_LIFETIME = 30 * 86400.0  # an expiry further away than this (or not a number) is not believed
 DEFAULT_FETCH_TIMEOUT = 10.0  # seconds one fetch may take unless the provider or registration says otherwise
 LOCK_WAIT_SLACK = 2.0  # a caller waits for another's fetch at most its timeout plus this, then gives up
 
@@ -20,7 +23,7 @@ def refresh_at(fetched_at: float, expires_at: float | None, margin: float) -> fl
     if expires_at is None:
         return None
     lifetime = max(expires_at - fetched_at, 0.0)
-    return expires_at - min(margin, lifetime / 2)
+    return expires_at - max(MIN_LIFE_LEFT, min(margin, lifetime / 2))
 
 
 def state(now: float, refresh_point: float | None, expires_at: float | None) -> str:
@@ -35,6 +38,23 @@ def state(now: float, refresh_point: float | None, expires_at: float | None) -> 
 
 def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
     return state(now, refresh_at(fetched_at, expires_at, margin), expires_at)
+
+
+def believable_expiry(now: float, expires_at: float | None, fallback_lifetime: float) -> float | None:
+    """A source's expiry if it is a time after 1970 and at most 30 days ahead (one in the past is believed: that
+    token came expired); otherwise (NaN, infinities, 1e300, a date decades away) the registration's own lifetime
+    from now."""
+    if expires_at is None:
+        return None
+    if 0 <= expires_at <= now + MAX_LIFETIME:  # false for NaN, whose every comparison is false
+        return expires_at
+    return now + fallback_lifetime
+
+
+def seconds_to_refresh(now: float, expires_at: float | None, margin: float) -> int | None:
+    """How long a consumer that caches our answer itself (the kubelet) may keep it: until our refresh point."""
+    point = refresh_at(now, expires_at, margin)
+    return None if point is None else max(0, int(point - now))
 
 
 def worth_caching(now: float, expires_at: float | None) -> bool:

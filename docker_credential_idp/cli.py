@@ -2,14 +2,15 @@
 
 Protocol verbs take a short path (no argparse) because docker calls `get` on every pull, push and build step; a
 `get` the answer cache can serve takes a shorter one still (fastpath.py), before the protocol module loads.
+Every byte goes out through streams.py, so a closed or full stdout is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from . import protocol
+from . import protocol, streams
+from .errors import NOT_FOUND_MESSAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,11 +19,8 @@ if TYPE_CHECKING:
     from .fastpath import Handover
 
 DEBUG_VARIABLE = "DOCKER_CREDENTIAL_IDP_DEBUG"
-
-
-def warn(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+PROG = protocol.NAME
+warn = streams.warn
 
 
 def make_service(handover: Optional[Handover] = None):  # type: ignore[no-untyped-def]
@@ -41,21 +39,34 @@ def unexpected(error: BaseException) -> str:
 
         traceback.print_exception(error)
     detail = getattr(error, "strerror", None) or type(error).__name__
-    return f"docker-credential-idp: unexpected error ({detail}); rerun with {DEBUG_VARIABLE}=1 for details and report it"
+    return f"{PROG}: unexpected error ({detail}); rerun with {DEBUG_VARIABLE}=1 for details and report it"
+
+
+def emit(out: bytes, status: int) -> int:
+    """Write a verb's or command's stdout; when stdout cannot take it, say so on stderr and fail."""
+    try:
+        streams.write_stdout(out)
+    except streams.OutputFailed as failure:
+        streams.silence_stdout()
+        warn(f"{PROG}: cannot write to stdout ({failure.reason}); give it a writable stdout (a pipe, a file or a terminal)")
+        return 1
+    return status
 
 
 def run_protocol(verb: str) -> int:
     try:
-        stdin = b"" if verb == "version" else sys.stdin.buffer.read(protocol.MAX_INPUT_BYTES + 1)
+        stdin = b"" if verb == "version" else streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
         out, handover = _cached_answer(stdin) if verb == "get" else (None, None)
         status = 0
         if out is None:
             out, status = protocol.handle(verb, stdin, lambda: make_service(handover))
     except Exception as error:  # noqa: BLE001 - the protocol answers on stdout whatever happens
         out, status = (unexpected(error) + "\n").encode(), 1
-    sys.stdout.buffer.write(out)
-    sys.stdout.flush()
-    return status
+    # Docker CLI drops a failing helper's stdout on pull and push but shows its stderr: say it there too. Not-found
+    # is no failure to the user (docker goes on anonymously), so it stays quiet.
+    if status != 0 and out.strip() != NOT_FOUND_MESSAGE.encode():
+        warn(out.decode("utf-8", "replace").strip())
+    return emit(out, status)
 
 
 def _cached_answer(stdin: bytes) -> tuple[Optional[bytes], Optional[Handover]]:
@@ -67,26 +78,50 @@ def _cached_answer(stdin: bytes) -> tuple[Optional[bytes], Optional[Handover]]:
         return None, None
 
 
+def verb_with_arguments(verb: str, extra: Sequence[str]) -> int:
+    """`get --help` and `get ARG`: protocol verbs read their input from stdin, never from argv."""
+    if extra[0] in ("--help", "-h"):
+        return emit(f"usage: {PROG} {verb} < INPUT\n\n{protocol.VERB_HELP[verb]}\n".encode(), 0)
+    line = f"{PROG}: {verb} takes no arguments; {protocol.VERB_HELP[verb]}"
+    warn(line)
+    return emit((line + "\n").encode(), 1)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import sys
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        sys.stdout.write(protocol.usage() + "\n")
-        return 1
-    if args[0] in protocol.VERBS and len(args) == 1:
-        return run_protocol(args[0])
+        return emit((protocol.usage() + "\n").encode(), 1)
+    if args[0] in protocol.VERBS:
+        return run_protocol(args[0]) if len(args) == 1 else verb_with_arguments(args[0], args[1:])
     if args[0] in ("--version", "-v"):
         return run_protocol("version")
+    return run_command(args)
+
+
+def run_command(args: list[str]) -> int:
+    """The administrative commands. Their stdout is collected and written at the end, through emit."""
+    import contextlib
+    import io
+
     from . import commands
     from .errors import IdpError
 
+    buffer = io.StringIO()
+    failure: Optional[str] = None
     try:
-        return commands.run(args)
+        with contextlib.redirect_stdout(buffer):
+            status = commands.run(args)
     except IdpError as error:
-        warn(f"docker-credential-idp: {error.message}")
-        return error.exit_code
+        status, failure = error.exit_code, f"{PROG}: {error.message}"
+    except SystemExit as exit_:  # argparse's --help and --version
+        status = exit_.code if isinstance(exit_.code, int) else 1
     except KeyboardInterrupt:
-        warn("docker-credential-idp: interrupted")
-        return 1
+        status, failure = 1, f"{PROG}: interrupted"
     except Exception as error:  # noqa: BLE001
-        warn(unexpected(error))
-        return 1
+        status, failure = 1, unexpected(error)
+    status = emit(buffer.getvalue().encode("utf-8", "replace"), status)
+    if failure:
+        warn(failure)
+    return status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -11,12 +12,14 @@ from typing import Any, Callable, Optional, Sequence
 from . import dockerconfig, protocol
 from .cache_policy import DEFAULT_REFRESH_MARGIN
 from .errors import InvalidInput, NotRegistered
+from .jsontext import is_text
 from .matching import Selection, host_of, parse_prefix, parse_reference
 from .model import Registration, Secrets, validate_id
 from .paths import docker_config_path, home_dir
 from .providers import canonical_type, get_provider, type_names
 from .providers.base import Option
 from .service import CredentialService
+from .streams import read_stdin, stdin_is_terminal, warn
 from .vault import Vault
 
 PROG = "docker-credential-idp"
@@ -31,22 +34,53 @@ COMMON_OPTIONS = (
 )
 
 
+SECRET_OPTION_NAMES = ("--password", "--token", "--secret", "--client-secret", "--secret-access-key", "--key")
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # A leaf parser names an unknown option before argparse complains of a required one it hides (--prefx).
+        if args is not None and not self._subparsers:
+            unknown = sorted({a.split("=", 1)[0] for a in args if a.startswith("--") and len(a) > 2
+                              and a.split("=", 1)[0] not in self._option_string_actions})
+            if unknown:
+                self._unknown_options(unknown)
+        return super().parse_known_args(args, namespace)
+
+    def _unknown_options(self, names: list[str]) -> None:
+        # Never echo the values: a mistyped `--password hunter2` would print the password.
+        hint = ""
+        if any(n in SECRET_OPTION_NAMES for n in names):
+            hint = "; secrets are read from stdin or an environment variable, never from the command line"
+        else:
+            close = difflib.get_close_matches(names[0], list(self._option_string_actions), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+        raise InvalidInput(f"unknown option {', '.join(names)}{hint} (see: {self.prog} --help)")
+
     def error(self, message: str) -> None:  # type: ignore[override]
         if message.startswith("unrecognized arguments"):
-            # Never echo the values: a mistyped `--password hunter2` would print the password.
             words = message.split(":", 1)[1].split()
             names = sorted({w.split("=", 1)[0] for w in words if w.startswith("-")})
-            hint = "; secrets are read from stdin or an environment variable, never from the command line" if any(
-                n in ("--password", "--token", "--secret", "--client-secret", "--secret-access-key") for n in names
-            ) else ""
-            what = f"unknown option {', '.join(names)}" if names else "unexpected extra arguments"
-            raise InvalidInput(f"{what}{hint} (see: {self.prog} --help)")
+            if names:
+                self._unknown_options(names)
+            raise InvalidInput(f"unexpected extra arguments (see: {self.prog} --help)")
+        if message.startswith("argument COMMAND: invalid choice"):
+            raise InvalidInput(unknown_command(message.split("'")[1], self._command_names(), self.prog))
         raise InvalidInput(f"{message} (see: {self.prog} --help)")
+
+    def _command_names(self) -> list[str]:
+        actions = self._subparsers._group_actions if self._subparsers else []
+        return [name for action in actions for name in getattr(action, "choices", None) or ()]
+
+
+def unknown_command(word: str, known: Sequence[str], prog: str) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown command {word[:64]!r}{hint} (see: {prog} --help)"
 
 
 # -- context -----------------------------------------------------------------------------------------------------
@@ -57,7 +91,7 @@ class Context:
         self.env = os.environ
         self.home = home_dir(self.env)
         self.vault = Vault(self.home, self.env)
-        self.service = CredentialService(self.vault, self.env, warn=lambda m: print(m, file=sys.stderr))
+        self.service = CredentialService(self.vault, self.env, warn=warn)
 
     def registration(self, registration_id: str) -> Registration:
         table = self.vault.registrations()
@@ -72,15 +106,27 @@ def _print_json(value: object) -> None:
 
 def _summary(registration: Registration) -> dict[str, Any]:
     described = get_provider(registration.type).describe(registration)
+    login = registration.login.username if registration.login else None
     return {"id": registration.id, "prefix": registration.prefix, "type": registration.type,
-            "origin": registration.origin, **described}
+            "origin": registration.origin, "login": login, **described}
 
 
 # -- secrets -----------------------------------------------------------------------------------------------------
 
 
 def _read_stdin_secret(label: str) -> str:
-    data = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
+    if stdin_is_terminal():
+        # As docker login does at a terminal: ask, with echo off, instead of waiting silently for a ^D.
+        import getpass
+
+        try:
+            text = getpass.getpass(f"{label.removesuffix('-stdin').lstrip('-')} (input hidden): ")
+        except EOFError:
+            text = ""
+        if not text:
+            raise InvalidInput(f"{label}: nothing was typed")
+        return _checked_text(text, label)
+    data = read_stdin(MAX_SECRET_BYTES + 1)
     if len(data) > MAX_SECRET_BYTES:
         raise InvalidInput(f"{label} on stdin is larger than 1 MiB")
     try:
@@ -91,6 +137,12 @@ def _read_stdin_secret(label: str) -> str:
     if not text:
         raise InvalidInput(f"{label}: stdin was empty")
     return text
+
+
+def _checked_text(value: str, label: str) -> str:
+    if not is_text(value):
+        raise InvalidInput(f"{label}: the value is not valid UTF-8 text")
+    return value
 
 
 def _resolve_secret(option: Option, args: argparse.Namespace, env: Any) -> Optional[str]:
@@ -108,7 +160,7 @@ def _resolve_secret(option: Option, args: argparse.Namespace, env: Any) -> Optio
         value = env.get(variable)
         if not value:
             raise InvalidInput(f"--{option.name}-env: environment variable {variable} is not set or empty")
-        return str(value)
+        return _checked_text(str(value), f"--{option.name}-env {variable}")
     path = getattr(args, f"{dest}_file")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -168,8 +220,10 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidInput(f"--{name} does not apply to --type {type_name}")
     values: dict[str, Any] = {}
     for option in provider.options:
-        values[option.dest] = _resolve_secret(option, args, ctx.env) if option.secret else getattr(args, option.dest)
+        value = getattr(args, option.dest) if not option.secret else _resolve_secret(option, args, ctx.env)
+        values[option.dest] = _checked_text(value, f"--{option.name}") if isinstance(value, str) else value
     settings, secrets = provider.configure(values)
+    provider.check_installed()
     if args.timeout is not None:
         settings["timeout"] = _positive_seconds(args.timeout, "--timeout", 3600)
     if args.refresh_margin is not None:
@@ -191,8 +245,12 @@ def cmd_registry_add(ctx: Context, args: argparse.Namespace) -> int:
 
     ctx.vault.update(change)
     print(f"Registered {args.id}: {prefix} ({type_name})")
+    ambiguity = ctx.service.ambiguity_after_change(host_of(prefix))
+    if ambiguity:
+        warn(f"{PROG}: warning: docker, skopeo, podman, buildah and BuildKit send only the host, so their requests "
+             f"now fail: {ambiguity}")
     if host_of(prefix) not in dockerconfig.configured_hosts(docker_config_path(ctx.env)):
-        print(f"To let docker use it, run: {PROG} configure-docker", file=sys.stderr)
+        warn(f"To let docker use it, run: {PROG} configure-docker")
     return 0
 
 
@@ -238,6 +296,8 @@ def cmd_registry_show(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     for key in ("id", "prefix", "type", "origin"):
         print(f"{key}: {summary[key]}")
+    if summary["login"]:
+        print(f"login: {summary['login']} (stored by docker login over this registration; docker logout removes it)")
     for key, value in sorted(summary["settings"].items()):
         print(f"{key}: {value}")
     print(f"secrets: {', '.join(summary['secrets']) or '(none)'} (values are never shown)")
@@ -265,7 +325,13 @@ def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
     from .providers import get_provider
 
     table = ctx.vault.registrations()
-    registration = table[args.target] if args.target in table else _serving(ctx, parse_reference(args.target))[0]
+    if args.target in table:
+        registration = table[args.target]
+    elif not any(mark in args.target for mark in "/.:@"):  # a bare word: a mistyped id more likely than an image
+        raise NotRegistered(f"no registration with id {args.target!r}, and none serves the image "
+                            f"{parse_reference(args.target)}; see: {PROG} registry list")
+    else:
+        registration = _serving(ctx, parse_reference(args.target))[0]
     credential = ctx.service.credential(registration)
     host, _, path = registration.prefix.partition("/")
     timeout = float(registration.settings.get("timeout", get_provider(registration.type).default_timeout))
@@ -309,13 +375,13 @@ def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
               "type": registration.type, "reason": selection.reason}
     cache = ctx.service.token_cache()
     token = cache.get(registration) if cache else None
-    if token:
+    if token and token.expires_at is not None:
         result["token_expires_at"] = token.expires_at
     if args.json:
         _print_json(result)
         return 0
     print(f"{request} -> {registration.id} ({registration.type}, prefix {registration.prefix}): {selection.reason}")
-    if token:
+    if token and token.expires_at is not None:
         print(f"cached token valid until {_iso(token.expires_at)}")
     return 0
 
@@ -355,7 +421,7 @@ def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
     from . import kubernetes
     from .errors import CredentialsNotFound
 
-    api_version, image = kubernetes.parse_request(sys.stdin.buffer.read(kubernetes.MAX_REQUEST_BYTES + 1))
+    api_version, image = kubernetes.parse_request(read_stdin(kubernetes.MAX_REQUEST_BYTES + 1))
     request = parse_reference(image)
     match = None
     margin = DEFAULT_REFRESH_MARGIN
@@ -376,6 +442,9 @@ def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
     from . import kubernetes
 
+    if not kubernetes.is_duration(args.default_cache_duration):
+        raise InvalidInput(f"--default-cache-duration {args.default_cache_duration[:40]!r} is not a duration the "
+                           "kubelet reads; write it like 30s, 10m, 1h or 1h30m")
     prefixes = [r.prefix for r in ctx.vault.registrations().values()]
     home = None if args.no_home else (args.home or str(ctx.home))
     sys.stdout.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))
@@ -393,9 +462,9 @@ def cmd_pull_secret(ctx: Context, args: argparse.Namespace) -> int:
         auths[registration.prefix] = (credential.username, credential.secret)
         if credential.expires_at is not None:
             hours, minutes = divmod(max(0, int(credential.expires_at - now)) // 60, 60)
-            print(f"{PROG}: warning: the credential for {registration.prefix} expires at {_iso(credential.expires_at)} "
-                  f"(in {hours}h{minutes:02d}m) and a pull secret does not refresh itself; regenerate it before then, "
-                  f"or let the kubelet ask this helper (see: {PROG} kubelet-config)", file=sys.stderr)
+            warn(f"{PROG}: warning: the credential for {registration.prefix} expires at {_iso(credential.expires_at)} "
+                 f"(in {hours}h{minutes:02d}m) and a pull secret does not refresh itself; regenerate it before then, "
+                 f"or let the kubelet ask this helper (see: {PROG} kubelet-config)")
     sys.stdout.write(kubernetes.pull_secret(auths, args.name, args.namespace, args.format))
     return 0
 
@@ -407,7 +476,7 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
     registered = sorted({host_of(r.prefix) for r in ctx.vault.registrations().values()})
     hosts = [parse_prefix(h) for h in args.hosts] if args.hosts else registered
     if not hosts and not args.creds_store:
-        print(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...", file=sys.stderr)
+        warn(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...")
         return 0
     path = docker_config_path(ctx.env)
     changed = dockerconfig.update(path, hosts, unset=args.unset, lock=ctx.home / "docker-config.lock",
@@ -518,14 +587,19 @@ COMMANDS = ("registry", "resolve", "creds", "kubelet", "kubelet-config", "pull-s
             "cache")
 
 
+GROUPS = {"registry": ("add", "list", "show", "test", "remove"), "vault": ("status",), "cache": ("clear",)}
+
+
 def run(argv: Sequence[str]) -> int:
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        sys.stdout.write(f"{PROG}: unknown action: {argv[0]}\n")
+        # The protocol's own answer on stdout (docker-credential-helpers' text), the hint for people on stderr.
+        sys.stdout.write(f"{PROG}: unknown action: {argv[0][:64]}\n")
+        warn(f"{PROG}: {unknown_command(argv[0], [*COMMANDS, *protocol.VERBS], PROG)}")
         return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Optional[Callable[[Context, argparse.Namespace], int]] = getattr(args, "func", None)
     if func is None:
-        parser.parse_args([*argv, "--help"])
-        return 1
+        group = argv[0] if argv else ""
+        raise InvalidInput(f"{group} needs a command: {', '.join(GROUPS.get(group, ()))} (see: {PROG} {group} --help)")
     return func(Context(), args)

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 from .errors import ConfigError
 from .fsutil import atomic_write, exclusive_lock, read_file
+from .jsontext import loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL
 
 HELPER_NAME = "idp"
@@ -28,7 +29,7 @@ def load(path: Path) -> dict[str, Any]:
     if data is None or not data.strip():
         return {}
     try:
-        config = json.loads(data)
+        config = loads(data)
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON; fix or move it, then run this again (it was not changed)") from None
     if not isinstance(config, dict):

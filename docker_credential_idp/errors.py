@@ -49,11 +49,13 @@ class ProviderError(IdpError):
 
 
 class ProviderUnavailable(ProviderError):
-    """The provider's SDK is not installed."""
+    """The provider's SDK cannot be imported (a broken or partial install: the default install has every SDK)."""
 
-    def __init__(self, provider: str, module: str, extra: str) -> None:
+    def __init__(self, provider: str, package: str, reason: str) -> None:
+        import sys
+
         super().__init__(
-            f"the {provider} provider needs the Python package {module!r}, which is not installed; "
-            f"install it with: pip install 'docker-credential-idp[{extra}]'",
+            f"the {provider} type needs the Python package {package!r}, which cannot be imported here ({reason}); "
+            f"install it into the helper's environment: {sys.executable} -m pip install '{package}'",
             retryable=False,
         )

@@ -104,13 +104,13 @@ def _wait_for_fetch(cache: token_cache.TokenCache, home: str, resolved: token_ca
     """Take the registration's fetch lock, waiting for whoever holds it; then answer if they cached a token."""
     from .fsutil import LockTimeout, acquire_lock
 
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     try:
         descriptor = acquire_lock(token_cache.fetch_lock_path(home, resolved.registration_id), resolved.lock_wait)
     except LockTimeout:
         return None, Handover(resolved.registration_id, False, time.monotonic() - started)
     token = resolved.answer(cache.load())
-    if _fresh(token):
+    if _fresh(token) or _fetched_since(token, since):
         os.close(descriptor)
         return _render(server, token), None
     # Still no fresh answer: this process fetches. The lock stays held (the descriptor open) until it exits.
@@ -119,6 +119,12 @@ def _wait_for_fetch(cache: token_cache.TokenCache, home: str, resolved: token_ca
 
 def _fresh(token: Optional[token_cache.CachedToken]) -> bool:
     return token is not None and cache_policy.state(time.time(), token.refresh_at, token.expires_at) == cache_policy.FRESH
+
+
+def _fetched_since(token: Optional[token_cache.CachedToken], since: float) -> bool:
+    """Another caller fetched it while this one waited: as fresh as anything a fetch of ours would be."""
+    return token is not None and token.fetched_at >= since and \
+        cache_policy.state(time.time(), token.refresh_at, token.expires_at) != cache_policy.EXPIRED
 
 
 def _render(server: str, token: token_cache.CachedToken) -> bytes:

@@ -21,7 +21,13 @@ class LockTimeout(Exception):
 def ensure_private_dir(path: PathLike) -> PathLike:
     """Create `path` (and parents) 0700 if missing. An existing directory keeps the mode its owner chose."""
     if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            from .errors import ConfigError
+
+            raise ConfigError(f"{path} is not a directory (it, or a folder above it, is a file); point "
+                              "DOCKER_CREDENTIAL_IDP_HOME at a directory, or move the file away") from None
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     return path
 

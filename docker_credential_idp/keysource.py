@@ -106,6 +106,9 @@ def for_existing_vault(kind: int, home: Home, env: Mapping[str, str]) -> KeySour
         if not passphrase:
             raise VaultError(f"the vault is sealed with a passphrase; set {PASSPHRASE_VARIABLE}")
         return KeySource(PASSPHRASE, f"passphrase from {PASSPHRASE_VARIABLE}", passphrase=passphrase)
+    if env.get(PASSPHRASE_VARIABLE):
+        raise VaultError(f"{PASSPHRASE_VARIABLE} is set, but the vault is sealed with a key, not a passphrase, so the "
+                         f"passphrase would be ignored; unset {PASSPHRASE_VARIABLE}")
     if env.get(KEY_VARIABLE):
         return KeySource(RAW_KEY, f"key from {KEY_VARIABLE}", raw_key=_decode_key(env[KEY_VARIABLE], KEY_VARIABLE))
     path = key_file_path(home)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
+from .cache_policy import seconds_to_refresh
 from .errors import InvalidInput
+from .jsontext import loads
 from .matching import host_of, server_key
 
 API_VERSIONS = ("credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1")
@@ -37,7 +40,7 @@ class KubeletMatch:
 def parse_request(stdin: bytes) -> tuple[str, str]:
     """(apiVersion, image) from a CredentialProviderRequest."""
     try:
-        request = json.loads(stdin[: MAX_REQUEST_BYTES + 1].decode("utf-8"))
+        request = loads(stdin[: MAX_REQUEST_BYTES + 1].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput("kubelet: stdin is not a JSON CredentialProviderRequest") from None
     if not isinstance(request, dict) or request.get("kind") != "CredentialProviderRequest":
@@ -63,10 +66,19 @@ def response(api_version: str, match: Optional[KubeletMatch], now: float, refres
         return {**answer, "cacheKeyType": "Image", "cacheDuration": "0s", "auth": {}}
     path_scoped = "/" in match.prefix or match.shares_host
     answer["cacheKeyType"] = "Image" if path_scoped else "Registry"
-    if match.expires_at is not None:
-        answer["cacheDuration"] = f"{max(0, int(match.expires_at - now - refresh_margin))}s"
+    seconds = seconds_to_refresh(now, match.expires_at, refresh_margin)
+    if seconds is not None:
+        answer["cacheDuration"] = f"{seconds}s"
     answer["auth"] = {match.prefix: {"username": match.username, "password": match.password}}
     return answer
+
+
+GO_DURATION = re.compile(r"(?:0|(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+)")
+
+
+def is_duration(text: str) -> bool:
+    """A duration the kubelet's config parser (Go's time.ParseDuration) accepts and that is not negative."""
+    return bool(GO_DURATION.fullmatch(text))
 
 
 def _yaml_string(value: str) -> str:

@@ -175,6 +175,10 @@ def parse_prefix(text: str) -> str:
         if ":" in segment or "@" in segment:
             raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
     _check_path(segments, original)
+    if any(segment != segment.lower() for segment in segments):
+        lowered = _join(normalised_host, [segment.lower() for segment in segments], had_scheme)
+        raise InvalidInput(f"prefix {original!r} has upper-case letters in its path, which no repository name has, "
+                           f"so it could never match; write it as {lowered}")
     return _join(normalised_host, segments, had_scheme)
 
 
@@ -248,7 +252,14 @@ def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[
     if not on_host:
         raise CredentialsNotFound()
     names = ", ".join(f"{i} ({p})" for p, i in sorted(on_host))
-    raise AmbiguousRegistry(
-        f"{host} has {len(on_host)} path-scoped registrations and the client sent only the host: {names}; "
-        f"set {SCOPE_VARIABLE} to one of their ids or an image prefix"
-    )
+    if scope:
+        raise AmbiguousRegistry(
+            f"{SCOPE_VARIABLE}={scope[:200]} names no registration under {host}, and the client sent only the host; "
+            f"add one of these ids or prefixes to it: {names}"
+        )
+    raise AmbiguousRegistry(ambiguity(host, names))
+
+
+def ambiguity(host: str, names: str) -> str:
+    return (f"{host} has several path-scoped registrations and the client sent only the host: {names}; "
+            f"set {SCOPE_VARIABLE} to one of their ids or an image prefix")

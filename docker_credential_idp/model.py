@@ -57,6 +57,16 @@ class Secrets(Mapping[str, str]):
 
 
 @dataclass(frozen=True)
+class Login:
+    """What `docker login` stored over a registration that `registry add` made: served instead of the
+    registration's own credential until `docker logout` erases it, and kept apart so that the logout restores
+    exactly what the administrator registered."""
+
+    username: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Registration:
     """One row of the registry table. `prefix` is normalised (see matching.parse_prefix)."""
 
@@ -67,6 +77,7 @@ class Registration:
     secrets: Secrets = field(default_factory=Secrets)
     # "add": created with `registry add`; "store": created by `docker login` through the protocol's store verb.
     origin: str = "add"
+    login: Optional[Login] = None
 
     @property
     def host(self) -> str:
@@ -76,7 +87,7 @@ class Registration:
         return replace(self, secrets=Secrets(secrets))
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "id": self.id,
             "prefix": self.prefix,
             "type": self.type,
@@ -84,6 +95,9 @@ class Registration:
             "secrets": self.secrets.to_dict(),
             "origin": self.origin,
         }
+        if self.login is not None:
+            record["login"] = {"username": self.login.username, "secret": self.login.secret}
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Registration:
@@ -94,6 +108,7 @@ class Registration:
             settings=dict(record.get("settings") or {}),
             secrets=Secrets(record.get("secrets") or {}),
             origin=record.get("origin", "add"),
+            login=Login(record["login"]["username"], record["login"]["secret"]) if record.get("login") else None,
         )
 
 

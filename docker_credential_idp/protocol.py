@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import __version__
 from .errors import IdpError, InvalidInput
+from .jsontext import is_text
 
 TYPE_CHECKING = False  # typing and json load only when a verb needs them: `get` is on every pull's path
 if TYPE_CHECKING:
@@ -19,6 +20,13 @@ NAME = "docker-credential-idp"
 PACKAGE = "docker_credential_idp"
 VERBS = ("store", "get", "erase", "list", "version")
 MAX_INPUT_BYTES = 1024 * 1024
+VERB_HELP = {
+    "get": f"docker sends the server URL on stdin: echo registry.example.com | {NAME} get",
+    "store": 'docker login sends {"ServerURL": ..., "Username": ..., "Secret": ...} on stdin',
+    "erase": f"docker logout sends the server URL on stdin: echo registry.example.com | {NAME} erase",
+    "list": "prints {server: username} for every server a client may ask for (stdin is ignored)",
+    "version": "prints the version",
+}
 
 
 def usage() -> str:
@@ -42,11 +50,11 @@ def _server(stdin: bytes) -> str:
 
 
 def _store_request(stdin: bytes) -> tuple[str, str, str]:
-    import json
+    from .jsontext import loads
 
     text = _text(stdin).strip()
     try:
-        request = json.loads(text) if text else None
+        request = loads(text) if text else None
     except ValueError:
         request = None
     if not isinstance(request, dict):
@@ -54,6 +62,8 @@ def _store_request(stdin: bytes) -> tuple[str, str, str]:
     fields = [request.get(name) for name in ("ServerURL", "Username", "Secret")]
     if any(value is not None and not isinstance(value, str) for value in fields):
         raise InvalidInput("ServerURL, Username and Secret must be strings")
+    if not all(is_text(value) for value in fields if value):
+        raise InvalidInput("ServerURL, Username and Secret must be Unicode text; a lone \\uD800-\\uDFFF escape is not")
     server, username, secret = (value or "" for value in fields)
     if not server.strip():
         raise InvalidInput("no credentials server URL")

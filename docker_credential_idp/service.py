@@ -5,16 +5,26 @@ This is the one place that combines the vault, the matching rules and the provid
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
-from .cache_policy import DEFAULT_REFRESH_MARGIN, FRESH, LOCK_WAIT_SLACK, STALE, refresh_at, state, worth_caching
+from .cache_policy import (
+    DEFAULT_REFRESH_MARGIN,
+    FRESH,
+    LOCK_WAIT_SLACK,
+    STALE,
+    believable_expiry,
+    refresh_at,
+    state,
+    worth_caching,
+)
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
-from .fsutil import LockTimeout, exclusive_lock
+from .fsutil import LockTimeout, acquire_lock
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
-from .model import Credential, Registration, Secrets
+from .model import Credential, Login, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
 from .token_cache import CachedToken, TokenCache, fetch_lock_path
@@ -56,6 +66,7 @@ class CredentialService:
         self.warn = warn
         self.providers = providers
         self.now = now
+        self._cache: Optional[TokenCache] = None
 
     # -- matching ----------------------------------------------------------------------------------------------
 
@@ -75,8 +86,21 @@ class CredentialService:
     # -- credentials -------------------------------------------------------------------------------------------
 
     def token_cache(self) -> Optional[TokenCache]:
-        data_key = self.vault.data_key()
-        return TokenCache(self.vault.home, data_key) if data_key else None
+        if self._cache is None:
+            data_key = self.vault.data_key()
+            if data_key:
+                self._cache = TokenCache(self.vault.home, data_key, on_write_failure=self._cannot_cache)
+        return self._cache
+
+    def _cannot_cache(self, reason: str) -> None:
+        self.warn(f"docker-credential-idp: warning: {reason}; answering without caching, so the next call fetches "
+                  "again (make the home writable, or free space, to cache)")
+
+    def username_hint(self, registration: Registration) -> str:
+        """The username `list` reports without fetching anything."""
+        if registration.login is not None:
+            return registration.login.username
+        return self.providers(registration.type).username_hint(registration)
 
     def credential(self, registration: Registration, resolution: Optional[Resolution] = None) -> Credential:
         """The registration's credential: its cached answer while fresh, else fetched once for all callers.
@@ -95,14 +119,14 @@ class CredentialService:
             return Credential(token.username, token.secret, token.expires_at)
         # One fetch per registration at a time across processes: the others wait here, then reuse its answer.
         # They wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each.
+        since = self.now()
         handover = self.handover if self.handover and self.handover.registration_id == registration.id else None
         if handover and handover.holding:  # the cache-hit path took the lock before handing over to us
-            return self._refresh(provider, registration, cache, resolution)
+            return self._refresh(provider, registration, cache, resolution, since - handover.waited)
         if handover:  # it already waited part of the time
             wait = max(0.0, wait - handover.waited)
         try:
-            with exclusive_lock(fetch_lock_path(self.vault.home, registration.id), wait=wait):
-                return self._refresh(provider, registration, cache, resolution)
+            lock = acquire_lock(fetch_lock_path(self.vault.home, registration.id), wait=wait)
         except LockTimeout:
             if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "
@@ -110,6 +134,13 @@ class CredentialService:
                 return Credential(token.username, token.secret, token.expires_at)
             raise ProviderError(f"registration {registration.id!r} ({registration.type}): another caller has been "
                                 "fetching its token for longer than one fetch may take; the source may be down") from None
+        except OSError as error:  # a read-only or full home: fetch without the lock (and without caching)
+            cache.unwritable(f"cannot take the fetch lock in {self.vault.home}: {error.strerror or error}")
+            return self._refresh(provider, registration, cache, resolution, since)
+        try:
+            return self._refresh(provider, registration, cache, resolution, since)
+        finally:
+            os.close(lock)
 
     @staticmethod
     def _lock_wait(provider: Provider, registration: Registration) -> float:
@@ -119,12 +150,13 @@ class CredentialService:
         return state(self.now(), token.refresh_at, token.expires_at)
 
     def _refresh(self, provider: Provider, registration: Registration, cache: TokenCache,
-                 resolution: Optional[Resolution]) -> Credential:
-        """Under the registration's fetch lock: reuse what another caller just fetched, else fetch and cache."""
+                 resolution: Optional[Resolution], since: float) -> Credential:
+        """Under the registration's fetch lock: reuse what another caller fetched while this one waited (or any
+        fresh answer), else fetch and cache."""
         token = cache.get(registration)
         now = self.now()
         current = self._state(token) if token else None
-        if token and current == FRESH:
+        if token and (current == FRESH or current == STALE and token.fetched_at >= since):
             if resolution and cache.resolved(*resolution) is None:
                 cache.put(registration, None, now, resolution, self._lock_wait(provider, registration))
             return Credential(token.username, token.secret, token.expires_at)
@@ -146,7 +178,10 @@ class CredentialService:
         return credential
 
     def _fetch(self, provider: Provider, registration: Registration) -> Credential:
-        """provider.fetch bounded in time, its failures named after the registration."""
+        """The registration's login if `docker login` stored one over it, else provider.fetch bounded in time, its
+        failures named after the registration and its expiry one we can believe."""
+        if registration.login is not None:
+            return Credential(registration.login.username, registration.login.secret)
         timeout = float(registration.settings.get("timeout", provider.default_timeout))
         context = FetchContext(env=self.env, timeout=timeout, now=self.now)
         outcome: list[object] = []
@@ -165,7 +200,8 @@ class CredentialService:
             raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow")
         result = outcome[0]
         if isinstance(result, Credential):
-            return result
+            expires_at = believable_expiry(self.now(), result.expires_at, provider.lifetime(registration))
+            return replace(result, expires_at=expires_at)
         if isinstance(result, ProviderError):
             raise ProviderError(f"{where}: {result.message}", retryable=result.retryable)
         if isinstance(result, IdpError):
@@ -182,31 +218,28 @@ class CredentialService:
     # -- the credsStore verbs ----------------------------------------------------------------------------------
 
     def store(self, server: str, username: str, secret: str) -> None:
-        """docker login's credentials: kept in a basic registration for exactly that server; never fails login
-        because another type already serves the host."""
+        """docker login's credentials, kept apart from what `registry add` made so that `docker logout` (erase)
+        restores the table exactly: a new `store` registration for that server, or a login laid over a `basic`
+        registration with that prefix. A host a token provider serves keeps its tokens (login still succeeds)."""
         request = parse_server(server)
 
         def change(table: Table) -> Optional[str]:
-            target = next((r for r in table.values() if r.prefix == request), None) or self._serving(request, table)
+            exact = next((r for r in table.values() if r.prefix == request), None)
+            target = exact or self._serving(request, table)
             if target is not None and target.type != "basic":
                 return (
-                    f"docker-credential-idp: {request} is served by registration {target.id!r} (type {target.type}); "
-                    "the credentials from docker login were not stored"
+                    f"docker-credential-idp: {request} is served by registration {target.id!r} (type {target.type}), "
+                    "which fetches its own tokens; the credentials from docker login were not stored"
                 )
-            if target is not None and target.prefix == request:
-                table[target.id] = replace(
-                    target, settings={**target.settings, "username": username}, secrets=Secrets({"password": secret})
-                )
-                return None
-            new_id = _id_for(request, table)
-            table[new_id] = Registration(
-                id=new_id,
-                prefix=request,
-                type="basic",
-                settings={"username": username},
-                secrets=Secrets({"password": secret}),
-                origin="store",
-            )
+            if exact is not None and exact.origin == "store":
+                table[exact.id] = replace(exact, settings={**exact.settings, "username": username},
+                                          secrets=Secrets({"password": secret}))
+            elif exact is not None:
+                table[exact.id] = replace(exact, login=Login(username, secret))
+            else:
+                new_id = _id_for(request, table)
+                table[new_id] = Registration(id=new_id, prefix=request, type="basic", settings={"username": username},
+                                             secrets=Secrets({"password": secret}), origin="store")
             return None
 
         note = self.vault.update(change)
@@ -214,35 +247,65 @@ class CredentialService:
             self.warn(note)
 
     def erase(self, server: str) -> None:
-        """docker logout: removes what store created; a registration added with `registry add` stays."""
+        """docker logout: removes exactly what store stored — its registration, or its login over a registration
+        `registry add` made. Anything else is not found (docker ignores that); a note says why, once for the
+        several erase calls one logout makes."""
         request = parse_server(server)
-
         removed: list[str] = []
 
-        def change(table: Table) -> Optional[str]:
+        def change(table: Table) -> Optional[Registration]:
             exact = next((r for r in table.values() if r.prefix == request), None)
             if exact is None:
-                raise CredentialsNotFound()
-            if exact.origin != "store":
-                return (
-                    f"docker-credential-idp: registration {exact.id!r} was added with `registry add` and stays; "
-                    f"remove it with: docker-credential-idp registry remove {exact.id}"
-                )
-            del table[exact.id]
+                return None
+            if exact.origin == "store":
+                del table[exact.id]
+            elif exact.login is not None:
+                table[exact.id] = replace(exact, login=None)
+            else:
+                return exact
             removed.append(exact.id)
             return None
 
         if not self.vault.exists():
             raise CredentialsNotFound()
-        note = self.vault.update(change)
-        if note:
-            self.warn(note)
-        cache = self.token_cache() if removed else None
-        if cache:
+        kept = self.vault.update(change)
+        cache = self.token_cache()
+        if removed and cache:
             cache.drop(removed, self.now())  # a logged-out password does not linger, even encrypted
+        if removed:
+            return
+        if kept is not None and (cache is None or cache.note_once(f"erase {request}", self.now())):
+            self.warn(f"docker-credential-idp: registration {kept.id!r} was added with `registry add`, so docker "
+                      f"logout leaves it serving {request}; remove it with: docker-credential-idp registry remove {kept.id}")
+        raise CredentialsNotFound()
 
     def list_servers(self) -> dict[str, str]:
-        return {
-            server_key(r.prefix): self.providers(r.type).username_hint(r)
-            for r in sorted(self.vault.registrations().values(), key=lambda r: r.prefix)
-        }
+        """What `list` answers: the keys clients look credentials up by (hosts; Docker Hub as docker's index URL),
+        each with the username a host-only `get` of that key answers. The daemon strips every key to its host and
+        takes the first match, so a key with a path would hand one team's credential to another's image; a host
+        whose registrations a host-only request cannot choose between is left out, with a line on stderr. Nothing
+        is fetched."""
+        table = self.vault.registrations()
+        scope = self.env.get(SCOPE_VARIABLE)
+        hosts = sorted({host_of(r.prefix) for r in table.values()})
+        keys: dict[str, str] = {}
+        for host in hosts:
+            try:
+                selection = select(host, [(r.prefix, r.id) for r in table.values()], scope)
+            except AmbiguousRegistry as error:
+                self.warn(f"docker-credential-idp: list leaves out {host}: {error.message}")
+                continue
+            registration = table[selection.registration_id]
+            keys[server_key(host)] = self.username_hint(registration)
+        return keys
+
+    def ambiguity_after_change(self, host: str) -> Optional[str]:
+        """The note for an administrator whose change leaves host-only requests for `host` unable to choose."""
+        on_host = self.vault.registrations_on_host(host)
+        try:
+            select(host, [(r.prefix, r.id) for r in on_host])
+        except AmbiguousRegistry as error:
+            return error.message
+        except CredentialsNotFound:
+            pass
+        return None

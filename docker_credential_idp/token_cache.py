@@ -30,6 +30,7 @@ MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
 LOCK_NAME = "tokens.lock"
 MAX_RESOLUTIONS = 512  # distinct (request, scope) pairs remembered per vault generation; the oldest go first
+LOCK_WAIT = 2.0  # seconds a writer waits for tokens.lock; past that it answers without caching
 
 
 def fingerprint(registration: Registration) -> str:
@@ -88,13 +89,15 @@ class Resolved:
 
 
 class Entries:
-    """The file's content: answers by fingerprint, and resolutions (generation, scope, request) -> Resolved."""
+    """The file's content: answers by fingerprint, resolutions (generation, scope, request) -> Resolved, and when
+    each recent note was last printed (so that a client calling us several times in a row sees it once)."""
 
-    __slots__ = ("answers", "resolutions")
+    __slots__ = ("answers", "resolutions", "notes")
 
     def __init__(self) -> None:
         self.answers: dict[str, tuple[str, CachedToken]] = {}
         self.resolutions: dict[tuple[str, str, str], Resolved] = {}
+        self.notes: dict[str, float] = {}
 
     @classmethod
     def parse(cls, text: str) -> Entries:
@@ -110,6 +113,8 @@ class Entries:
                 elif fields[0] == "R" and len(fields) == 7:
                     entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = Resolved(
                         fields[4], fields[5], float(fields[6]))
+                elif fields[0] == "N" and len(fields) == 3:
+                    entries.notes[_decode(fields[1])] = float(fields[2])
             except (ValueError, binascii.Error):
                 continue
         return entries
@@ -122,14 +127,23 @@ class Entries:
                  f"{_encode(t.username)}\t{_encode(t.secret)}\n" for key, (rid, t) in sorted(self.answers.items())]
         lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{r.fingerprint}\t{r.registration_id}\t"
                   f"{r.lock_wait!r}\n" for (generation, scope, request), r in self.resolutions.items()]
+        lines += [f"N\t{_encode(key)}\t{when!r}\n" for key, when in self.notes.items()]
         return "".join(lines)
 
 
 class TokenCache:
-    def __init__(self, home: str | os.PathLike[str], data_key: bytes) -> None:
+    """The answer cache. It is an optimisation: when it cannot be written (a read-only or full home, a stuck
+    writer holding its lock) every caller still gets its answer, and `on_write_failure` hears why, once."""
+
+    NOTE_WINDOW = 10.0  # seconds during which a printed note is not printed again
+
+    def __init__(self, home: str | os.PathLike[str], data_key: bytes,
+                 on_write_failure: Optional[Callable[[str], None]] = None) -> None:
         self.path = os.path.join(home, FILE_NAME)
         self.lock_path = os.path.join(home, LOCK_NAME)
         self._key = data_key
+        self._on_write_failure = on_write_failure
+        self.write_failure: Optional[str] = None
 
     def _load(self) -> Entries:
         try:
@@ -158,18 +172,47 @@ class TokenCache:
         found = entries.resolutions.get((generation, scope, request))
         return found.answer(entries) if found else None
 
-    def _rewrite(self, change: Callable[[Entries], None], now: float) -> None:
-        from .fsutil import atomic_write, exclusive_lock
+    def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
+        """Apply `change` under the cache's lock; False (and the reason reported) when the file cannot be written."""
+        from .fsutil import LockTimeout, atomic_write, exclusive_lock
 
-        with exclusive_lock(self.lock_path):
-            entries = self._load()
-            change(entries)
-            # Expired tokens are never served, so they are not kept: the file stays small.
-            entries.answers = {k: v for k, v in entries.answers.items()
-                               if v[1].expires_at is None or v[1].expires_at > now}
-            header = MAGIC + bytes([VERSION]) + crypto.new_nonce()
-            body = entries.format().encode("utf-8")
-            atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
+        if self.write_failure is not None:
+            return False
+        try:
+            with exclusive_lock(self.lock_path, wait=LOCK_WAIT):
+                entries = self._load()
+                change(entries)
+                # Expired tokens are never served, so they are not kept: the file stays small.
+                entries.answers = {k: v for k, v in entries.answers.items()
+                                   if v[1].expires_at is None or v[1].expires_at > now}
+                entries.notes = {k: t for k, t in entries.notes.items() if now - t < self.NOTE_WINDOW}
+                header = MAGIC + bytes([VERSION]) + crypto.new_nonce()
+                body = entries.format().encode("utf-8")
+                atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
+        except LockTimeout:
+            self.unwritable(f"another process has held {self.lock_path} for more than {LOCK_WAIT:g} s")
+            return False
+        except OSError as error:
+            self.unwritable(f"cannot write {self.path}: {error.strerror or error}")
+            return False
+        return True
+
+    def unwritable(self, reason: str) -> None:
+        """Stop writing for the rest of this process, and report why once."""
+        if self.write_failure is None:
+            self.write_failure = reason
+            if self._on_write_failure is not None:
+                self._on_write_failure(reason)
+
+    def note_once(self, key: str, now: float) -> bool:
+        """True when the note `key` has not been printed in the last NOTE_WINDOW seconds (and remember it now)."""
+        fresh: list[bool] = []
+
+        def change(entries: Entries) -> None:
+            fresh.append(now - entries.notes.get(key, float("-inf")) >= self.NOTE_WINDOW)
+            entries.notes[key] = now
+
+        return self._rewrite(change, now) is False or fresh[0]
 
     def put(self, registration: Registration, token: Optional[CachedToken], now: float,
             resolution: Optional[tuple[str, str, str]] = None, lock_wait: float = 0.0) -> None:
@@ -206,8 +249,8 @@ class TokenCache:
             if registration_ids is None:
                 entries.resolutions.clear()
 
-        if os.path.exists(self.path):
-            self._rewrite(change, now)
+        if os.path.exists(self.path) and not self._rewrite(change, now):
+            return 0
         return len(dropped)
 
     def entries(self) -> dict[str, dict[str, Optional[float]]]:

@@ -3,13 +3,13 @@ the vault file, and every kind of provider fault."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from docker_credential_idp import cli
+from docker_credential_idp import cli, streams
 from docker_credential_idp.paths import home_dir
 from docker_credential_idp.vault import HEADER_BYTES, MAGIC, Vault
 
@@ -127,20 +127,18 @@ def test_sigkill_at_random_moments_during_200_writes_never_loses_the_vault(tmp_p
 
 
 def call(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
-    """cli.main in this process with its own stdin/stdout/stderr: the whole program but the interpreter start."""
-    streams = sys.stdin, sys.stdout, sys.stderr
-    out, err = io.BytesIO(), io.BytesIO()
-    wrappers = [io.TextIOWrapper(io.BytesIO(stdin)), io.TextIOWrapper(out, write_through=True),
-                io.TextIOWrapper(err, write_through=True)]
-    sys.stdin, sys.stdout, sys.stderr = wrappers
-    try:
-        status = cli.main(list(argv))
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = streams
-        for wrapper in wrappers:
-            wrapper.flush()
-            wrapper.detach()  # keep the BytesIO open when the wrapper goes
-    return status, out.getvalue(), err.getvalue()
+    """cli.main in this process, its stdin, stdout and stderr files: the whole program but the interpreter start."""
+    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        given.write(stdin)
+        given.seek(0)
+        previous = streams.use(given.fileno(), out.fileno(), err.fileno())
+        try:
+            status = cli.main(list(argv))
+        finally:
+            streams.use(*previous)
+        out.seek(0)
+        err.seek(0)
+        return status, out.read(), err.read()
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),

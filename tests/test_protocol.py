@@ -1,6 +1,8 @@
 """The protocol: the pure handler against an in-memory service, then the installed program end to end."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -151,24 +153,86 @@ def test_program_store_for_docker_hub_and_list_key():
         assert json.loads(run_helper("get", stdin=name).out)["Secret"] == "hub-token"
 
 
-def test_program_erase_keeps_registrations_added_by_hand():
+def test_program_erase_keeps_registrations_added_by_hand_and_says_so_once():
     add_basic("corp", "registry.example.com", "alice", "hand-added")
-    result = run_helper("erase", stdin="registry.example.com")
-    assert result.code == 0 and "registry remove corp" in result.err and result.out == ""
+    notes = []
+    for _ in range(4):  # docker logout with credsStore erases up to four times per host
+        result = run_helper("erase", stdin="registry.example.com")
+        assert (result.code, result.out) == (1, "credentials not found in native keychain\n")
+        notes += [line for line in result.err.splitlines() if "registry remove corp" in line]
+    assert len(notes) == 1, notes
     assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "hand-added"
 
 
-def test_program_store_updates_hand_added_basic_registration_for_that_host():
-    add_basic("corp", "registry.example.com", "alice", "old-password")
+def registrations_as_stored() -> list[dict]:
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.vault import Vault
+
+    return [r.to_record() for r in Vault(home_dir(os.environ), os.environ).registrations().values()]
+
+
+def test_login_over_a_hand_added_registration_is_served_until_logout_restores_it():
+    add_basic("corp", "registry.example.com", "admin", "admin-password")
+    before = registrations_as_stored()
+    login = run_helper("store", stdin=json.dumps({"ServerURL": "registry.example.com", "Username": "bob",
+                                                  "Secret": "bobs-own-password"}))
+    assert login.code == 0, login
+    got = json.loads(run_helper("get", stdin="registry.example.com").out)
+    assert (got["Username"], got["Secret"]) == ("bob", "bobs-own-password")
+    assert json.loads(run_helper("list").out) == {"registry.example.com": "bob"}
+    shown = run_helper("registry", "show", "corp")
+    assert "login: bob" in shown.out and "username: admin" in shown.out
+    for server in ("registry.example.com", "registry.example.com", "http://registry.example.com",
+                   "https://registry.example.com"):  # what docker logout sends with credsStore
+        run_helper("erase", stdin=server)
+    assert registrations_as_stored() == before
+    got = json.loads(run_helper("get", stdin="registry.example.com").out)
+    assert (got["Username"], got["Secret"]) == ("admin", "admin-password")
+
+
+def test_program_store_updates_its_own_login():
+    run_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"old-password"}')
     run_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"new-password"}')
     assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "new-password"
     assert json.loads(run_helper("list").out) == {"registry.example.com": "alice"}
+    assert len(registrations_as_stored()) == 1
 
 
-def test_program_list_keys_come_back_to_get_with_their_path():
-    add_basic("team-a", "registry.example.com/team", "alice", "sa")
-    add_basic("team-b", "registry.example.com/teammates", "bob", "sb")
-    keys = json.loads(run_helper("list").out)
-    assert keys == {"registry.example.com/team": "alice", "registry.example.com/teammates": "bob"}
+def test_list_keys_are_what_the_daemon_looks_up_and_get_answers_them_as_a_host():
+    add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
+    add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
+    add_basic("acme", "docker.io/acme", "hubuser", "hub-secret")
+    add_basic("plain", "other.example.com:5000", "carol", "secret-c")
+    listed = run_helper("list")
+    # the daemon strips keys to hosts and takes the first match: a path-keyed list hands team-a's password to team-b
+    assert json.loads(listed.out) == {"https://index.docker.io/v1/": "hubuser", "other.example.com:5000": "carol"}
+    assert [line for line in listed.err.splitlines() if "registry.example.com" in line] == [
+        line for line in listed.err.splitlines() if line.strip()] and len(listed.err.splitlines()) == 1
+    scoped = {"DOCKER_CREDENTIAL_IDP_SCOPE": "team-b"}
+    keys = json.loads(run_helper("list", env=scoped).out)
+    assert keys == {"https://index.docker.io/v1/": "hubuser", "other.example.com:5000": "carol",
+                    "registry.example.com": "bob"}
     for key, username in keys.items():
-        assert json.loads(run_helper("get", stdin=key).out)["Username"] == username
+        host_only = json.loads(run_helper("get", stdin=key, env=scoped).out)
+        assert host_only["Username"] == username
+
+
+def test_list_fetches_nothing():
+    script = "echo called >> \"$MARK\"; echo u:p"
+    result = run_helper("registry", "add", "s", "--prefix", "script.example.com", "--type", "script", "--script-stdin",
+                        stdin=script)
+    assert result.code == 0, result
+    mark = Path(os.environ["HOME"]) / "mark"
+    assert json.loads(run_helper("list", env={"MARK": str(mark)}).out) == {"script.example.com": ""}
+    assert not mark.exists()
+
+
+def test_failures_other_than_not_found_say_the_same_line_on_stderr_once():
+    add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
+    add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
+    for verb, stdin in (("get", "registry.example.com"), ("get", ""), ("store", "{}"), ("erase", "")):
+        result = run_helper(verb, stdin=stdin)
+        assert result.code == 1 and result.out.strip(), result
+        assert result.err.splitlines() == [result.out.strip()], result
+    not_found = run_helper("get", stdin="nowhere.example.com")
+    assert (not_found.out, not_found.err) == ("credentials not found in native keychain\n", "")

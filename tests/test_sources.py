@@ -149,6 +149,8 @@ def test_script_from_file_is_kept_in_the_vault(tmp_path):
 # -- platform creds API --------------------------------------------------------------------------------------------
 
 TOKEN = "platform-bearer-51c9"
+IN_TWO_DAYS_EPOCH = int(time.time()) + 2 * 86400
+IN_TWO_DAYS = datetime.datetime.fromtimestamp(IN_TWO_DAYS_EPOCH, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture
@@ -156,7 +158,12 @@ def platform(tmp_path):
     ca, cert, key = make_tls(tmp_path / "tls")
     server = platform_creds_api(token=TOKEN, org="acme", tls=(cert, key), registries={
         "team": {"username": "robot", "password": "platform-pw", "registry": HOST},
-        "expiring": {"username": "robot", "password": "short-pw", "expires_at": "2100-01-01T00:00:00Z"},
+        "expiring": {"username": "robot", "password": "short-pw", "expires_at": IN_TWO_DAYS},
+        "nan": {"username": "robot", "password": "odd-pw", "expires_at": float("nan")},
+        "infinite": {"username": "robot", "password": "odd-pw", "expires_in": float("inf")},
+        "minus-infinite": {"username": "robot", "password": "odd-pw", "expires_at": float("-inf")},
+        "far": {"username": "robot", "password": "odd-pw", "expires_at": 1e300},
+        "in-2100": {"username": "robot", "password": "odd-pw", "expires_at": "2100-01-01T00:00:00Z"},
         "broken": {"username": "robot"},
         "short-lived": {"username": "robot", "password": "short-pw", "expires_in": 6},
         "forbidden": None,
@@ -181,7 +188,22 @@ def test_platform_answer_is_the_credential_with_the_default_1h(platform):
 
 def test_platform_expiry_field_wins_over_expire(platform):
     add_platform(platform, "expiring", "--expire", "5m")
-    assert creds()["expires_at"] == 4102444800
+    assert creds()["expires_at"] == IN_TWO_DAYS_EPOCH
+
+
+@pytest.mark.parametrize("registry_id", ["nan", "infinite", "minus-infinite", "far", "in-2100"])
+def test_an_unbelievable_expiry_gives_way_to_expire(platform, registry_id):
+    """NaN, infinities, 1e300 or a date decades away once crashed creds, kubelet, pull-secret and resolve, and gave
+    the kubelet a 300-digit cacheDuration: an expiry must be a time at most 30 days ahead, else --expire holds."""
+    add_platform(platform, registry_id, "--expire", "20m")
+    assert abs(creds()["expires_at"] - (time.time() + 1200)) < 60
+    kubelet = run_helper("kubelet", stdin=json.dumps({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+                                                      "kind": "CredentialProviderRequest", "image": f"{HOST}/app:1"}))
+    assert kubelet.code == 0, kubelet
+    assert 800 <= int(json.loads(kubelet.out)["cacheDuration"].removesuffix("s")) <= 900  # 20 min less the 5 left
+    for argv in (("pull-secret", HOST), ("resolve", HOST), ("resolve", HOST, "--json")):
+        result = run_helper(*argv)
+        assert result.code == 0 and "Traceback" not in result.err, result
 
 
 def test_platform_needs_its_ca(platform):

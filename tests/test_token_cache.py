@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from docker_credential_idp.cache_policy import EXPIRED, FRESH, STALE, refresh_at, state, token_state, worth_caching
+from docker_credential_idp.cache_policy import (
+    EXPIRED,
+    FRESH,
+    STALE,
+    believable_expiry,
+    refresh_at,
+    state,
+    token_state,
+    worth_caching,
+)
 
 from .conftest import assert_one_line_error, run_helper
 from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint, write_key
@@ -30,9 +39,29 @@ def test_policy_margin_before_expiry(now, expected):
     assert token_state(now, fetched_at=0, expires_at=3600, margin=300) == expected
 
 
-def test_policy_short_lived_token_refreshes_at_half_life():
-    assert refresh_at(0, 60, 300) == 30
-    assert token_state(29, 0, 60, 300) == FRESH and token_state(31, 0, 60, 300) == STALE
+def test_policy_short_lived_token_refreshes_at_half_life_when_the_margin_is_larger():
+    assert refresh_at(0, 1200, 900) == 600
+    assert token_state(599, 0, 1200, 900) == FRESH and token_state(601, 0, 1200, 900) == STALE
+
+
+@pytest.mark.parametrize("lifetime", [60, 299, 300, 450, 599])
+def test_policy_never_serves_a_token_with_less_than_five_minutes_left(lifetime):
+    """BuildKit keeps an answer 4 min 50 s: a token handed out with less left expires in its hands."""
+    for now in range(0, lifetime, 7):
+        if token_state(now, 0, lifetime, 300) == FRESH:
+            assert lifetime - now >= 300, (lifetime, now)
+    assert (token_state(0, 0, lifetime, 300) == FRESH) == (lifetime > 300)
+
+
+@pytest.mark.parametrize("expires_at, believed", [
+    (1_000_600.0, True), (1_000_000.0 + 30 * 86400, True), (999_000.0, True), (0.0, True),
+    (1_000_001.0 + 30 * 86400, False), (float("nan"), False), (float("inf"), False), (float("-inf"), False),
+    (1e300, False), (-1.0, False)])
+def test_policy_believes_an_expiry_only_within_thirty_days(expires_at, believed):
+    now, lifetime = 1_000_000.0, 1200.0
+    expected = expires_at if believed else now + lifetime
+    assert believable_expiry(now, expires_at, lifetime) == expected
+    assert believable_expiry(now, None, lifetime) is None
 
 
 def test_policy_what_is_worth_caching():

@@ -23,12 +23,12 @@ USERNAME = "00000000-0000-0000-0000-000000000000"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 SCOPE = "https://containerregistry.azure.net/.default"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-DEFAULT_LIFETIME = 3 * 3600  # when the refresh token carries no readable exp
 
 
 class AcrProvider(Provider):
     type_name = "acr"
     summary = "Azure ACR refresh tokens from an Entra ID service principal or workload identity"
+    default_expire = 3 * 3600.0  # when the refresh token carries no readable exp
     options = (
         Option("tenant", "Entra ID tenant id", required=True),
         Option("client-id", "application (client) id", required=True),
@@ -69,7 +69,7 @@ class AcrProvider(Provider):
         refresh_token = exchanged.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise ProviderError("the ACR token exchange answered without a refresh_token")
-        return Credential(USERNAME, refresh_token, _jwt_expiry(refresh_token) or context.now() + DEFAULT_LIFETIME)
+        return Credential(USERNAME, refresh_token, _jwt_expiry(refresh_token) or context.now() + self.lifetime(registration))
 
 
 def _read_token_file(path: str) -> str:

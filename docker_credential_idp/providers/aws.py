@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..errors import InvalidInput, ProviderError, ProviderUnavailable
-from .base import Option
+from ..errors import InvalidInput, ProviderError
+from .base import Option, import_sdk
 
 SESSION_OPTIONS = (
     Option("profile", "AWS shared-config profile (SSO profiles too)"),
@@ -28,15 +28,14 @@ def validate_session(settings: Mapping[str, Any], secrets: Mapping[str, str]) ->
         raise InvalidInput("--role-arn must look like arn:aws:iam::123456789012:role/NAME")
 
 
+SDK = ("boto3", "boto3")
+
+
 def import_boto3(type_name: str) -> tuple[Any, Any]:
-    """(boto3, botocore) or ProviderUnavailable naming the extra to install."""
-    try:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-    except ImportError:
-        raise ProviderUnavailable(type_name, "boto3", "aws") from None
-    import botocore
+    """(boto3, botocore) or ProviderUnavailable naming the install line."""
+    boto3 = import_sdk(type_name, *SDK)
+    import botocore.config
+    import botocore.exceptions
 
     return boto3, botocore
 

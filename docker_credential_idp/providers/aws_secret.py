@@ -12,14 +12,13 @@ from ..model import Credential, Registration
 from . import aws
 from .base import FetchContext, Option, Provider, expire_option
 
-DEFAULT_EXPIRE = 3600.0
 SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:.+$")
 
 
 class AwsSecretProvider(Provider):
     type_name = "aws-secret"
     summary = "a username and password read from AWS Secrets Manager with the machine's AWS identity (boto3)"
-    sdk = ("boto3", "aws")
+    sdk = aws.SDK
     options = (
         Option("secret-id", "the secret's name or ARN; its value is JSON {username, password} or username:password",
                required=True),
@@ -51,7 +50,7 @@ class AwsSecretProvider(Provider):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise _described(aws.describe_error(botocore, error, settings), settings["secret_id"]) from None
         username, password = parse_secret(answer.get("SecretString"), settings["secret_id"])
-        return Credential(username, password, context.now() + float(settings.get("expire", DEFAULT_EXPIRE)))
+        return Credential(username, password, context.now() + self.lifetime(registration))
 
 
 def _region(settings: dict[str, Any]) -> Optional[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from ..cache_policy import DEFAULT_FETCH_TIMEOUT
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ProviderUnavailable
 from ..model import Credential, Registration
 
 DEFAULT_TIMEOUT = DEFAULT_FETCH_TIMEOUT
@@ -49,10 +49,13 @@ class Provider:
     type_name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()
-    # The Python package the provider imports, and the extra that installs it (for ProviderUnavailable).
+    # The module the provider imports inside fetch, and the pip requirement that installs it.
     sdk: ClassVar[Optional[tuple[str, str]]] = None
     # Seconds one fetch may take unless the registration says otherwise (--timeout).
     default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
+    # How long a credential holds when its source does not say (or says something unbelievable), unless the
+    # registration says otherwise (--expire).
+    default_expire: ClassVar[float] = 3600.0
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
@@ -74,11 +77,20 @@ class Provider:
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
         """Checks across options; raise InvalidInput."""
 
+    def check_installed(self) -> None:
+        """At `registry add`: refuse a type whose SDK cannot be imported, rather than fail the next pull."""
+        if self.sdk is not None:
+            import_sdk(self.type_name, *self.sdk)
+
     def check_prefix(self, registration: Registration) -> None:
         """Refuse, at `registry add`, a prefix this type cannot serve; raise InvalidInput."""
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         raise NotImplementedError
+
+    def lifetime(self, registration: Registration) -> float:
+        """Seconds a credential from this registration holds when its source gives no usable expiry."""
+        return float(registration.settings.get("expire", self.default_expire))
 
     def username_hint(self, registration: Registration) -> str:
         """The username `list` reports without fetching anything."""
@@ -87,6 +99,16 @@ class Provider:
     def describe(self, registration: Registration) -> dict[str, Any]:
         """What `registry show` prints: the settings and the names (never values) of the secrets."""
         return {"settings": dict(registration.settings), "secrets": sorted(registration.secrets)}
+
+
+def import_sdk(type_name: str, module: str, requirement: str) -> Any:
+    """The SDK module, or ProviderUnavailable naming the install line that fixes it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ProviderUnavailable(type_name, requirement, f"{type(error).__name__}: {error}"[:160]) from None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

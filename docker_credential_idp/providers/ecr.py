@@ -34,7 +34,7 @@ def registry_target(registration: Registration) -> tuple[str, Optional[str], Opt
 class EcrProvider(Provider):
     type_name = "ecr"
     summary = "AWS ECR / ECR Public tokens (boto3: profile, role, static keys or the default chain)"
-    sdk = ("boto3", "aws")
+    sdk = aws.SDK
     options = (
         Option("region", "AWS region (default: from the ECR host, else the AWS config)"),
         Option("registry-id", "ecr: the 12-digit account that owns the registry (default: from the host)"),

@@ -10,9 +10,9 @@ import calendar
 import json
 from typing import Any
 
-from ..errors import InvalidInput, ProviderError, ProviderUnavailable
+from ..errors import InvalidInput, ProviderError
 from ..model import Credential, Registration
-from .base import FetchContext, Option, Provider
+from .base import FetchContext, Option, Provider, import_sdk
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 USERNAME = "oauth2accesstoken"
@@ -21,7 +21,7 @@ USERNAME = "oauth2accesstoken"
 class GcrProvider(Provider):
     type_name = "gcr"
     summary = "Google GCR / Artifact Registry access tokens (a service-account key in the vault, or ADC)"
-    sdk = ("google-auth", "gcp")
+    sdk = ("google.auth.transport.requests", "google-auth[requests]")
     options = (
         Option("key", "a Google service-account key or external-account (JSON)", secret=True, from_file=True),
     )
@@ -42,12 +42,11 @@ class GcrProvider(Provider):
         return USERNAME
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
-        try:
-            import google.auth
-            import google.auth.exceptions
-            import google.auth.transport.requests
-        except ImportError:
-            raise ProviderUnavailable("gcr", "google-auth[requests]", "gcp") from None
+        import_sdk(self.type_name, *self.sdk)
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+
         base = google.auth.transport.requests.Request()
 
         def request(*args: Any, **kwargs: Any) -> Any:  # google-auth's default timeout is 120 s

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import time
 import urllib.parse
 import urllib.request
@@ -14,10 +13,10 @@ from typing import Any, Optional
 
 from ..errors import InvalidInput, ProviderError
 from ..httpclient import network_reason, send
+from ..jsontext import loads
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
 
-DEFAULT_EXPIRE = 3600.0
 ATTEMPTS = 3
 BACKOFF = (0.5, 1.5)  # seconds before the second and third attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -61,7 +60,7 @@ class PlatformProvider(Provider):
                                         f"{network_reason(error)}")
             else:
                 if status == 200:
-                    return _credential(body, settings, context.now())
+                    return _credential(body, context.now(), self.lifetime(registration))
                 failure = _status_error(status, settings)
                 if status not in RETRY_STATUSES:
                     raise failure
@@ -106,9 +105,9 @@ def _status_error(status: int, settings: dict[str, Any]) -> ProviderError:
     return ProviderError(f"the platform API answered HTTP {status}", retryable=False)
 
 
-def _credential(body: bytes, settings: dict[str, Any], now: float) -> Credential:
+def _credential(body: bytes, now: float, lifetime: float) -> Credential:
     try:
-        answer = json.loads(body)
+        answer = loads(body)
     except ValueError:
         raise ProviderError("the platform API answered with something that is not JSON") from None
     if not isinstance(answer, dict):
@@ -117,7 +116,7 @@ def _credential(body: bytes, settings: dict[str, Any], now: float) -> Credential
     if not (isinstance(username, str) and username and isinstance(password, str) and password):
         raise ProviderError("the platform API answered without string fields username and password")
     expires = _expiry(answer, now)
-    return Credential(username, password, expires or now + float(settings.get("expire", DEFAULT_EXPIRE)))
+    return Credential(username, password, expires or now + lifetime)
 
 
 def _expiry(answer: dict[str, Any], now: float) -> Optional[float]:

@@ -13,7 +13,6 @@ from ..errors import InvalidInput, ProviderError
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
 
-DEFAULT_EXPIRE = 12 * 3600.0
 MAX_OUTPUT = 64 * 1024
 # The vault's key never reaches a user script; the registration being served does, so one script can serve many.
 HIDDEN_VARIABLES = ("DOCKER_CREDENTIAL_IDP_KEY", "DOCKER_CREDENTIAL_IDP_PASSPHRASE")
@@ -24,6 +23,7 @@ class ScriptProvider(Provider):
     type_name = "script"
     summary = "a /bin/sh script kept in the vault that prints <username>:<password>"
     default_timeout = 30.0
+    default_expire = 12 * 3600.0
     options = (
         Option("script", "the script's text", secret=True, required=True, from_file=True),
         expire_option("12h"),
@@ -39,7 +39,7 @@ class ScriptProvider(Provider):
         if status != 0:
             raise ProviderError(f"the script exited with status {status}{_stderr_tail(stderr)}", retryable=status > 0)
         username, password = parse_answer(stdout, stderr)
-        return Credential(username, password, context.now() + float(registration.settings.get("expire", DEFAULT_EXPIRE)))
+        return Credential(username, password, context.now() + self.lifetime(registration))
 
     def describe(self, registration: Registration) -> dict[str, Any]:
         described = super().describe(registration)
