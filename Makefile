@@ -2,10 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Our wheel and every wheel it needs, so that tests/test_install.py installs it into a fresh venv offline.
+WHEELHOUSE := $(VENV)/wheelhouse
 
-.PHONY: setup system-deps test test-pip test-binary binary demo bench clean
+.PHONY: setup system-deps test test-pip test-binary binary wheel demo bench clean
 
-setup: system-deps $(VENV)/.installed
+setup: system-deps $(VENV)/.installed $(WHEELHOUSE)/.built
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -17,12 +19,21 @@ SOURCES := $(shell find docker_credential_idp -name '*.py')
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet '.[all,test,binary]'
+	$(BIN)/pip install --quiet '.[test,binary]'
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
 	touch $@
+
+$(WHEELHOUSE)/.built: $(VENV)/.deps $(SOURCES)
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/pip wheel --quiet --wheel-dir $(WHEELHOUSE) .
+	touch $@
+
+# The wheel to hand to users (no package index serves this project): pip install dist/docker_credential_idp-*.whl
+wheel: $(VENV)/.deps
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 
 # Every test against the pip install, then the protocol, provider and real-client tests against the bundle.
 test: test-pip test-binary

@@ -90,6 +90,8 @@ def verb_with_arguments(verb: str, extra: Sequence[str]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
+    if argv is None:
+        streams.guard_standard_descriptors()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         return emit((protocol.usage() + "\n").encode(), 1)

@@ -25,9 +25,9 @@ def ensure_private_dir(path: PathLike) -> PathLike:
             os.makedirs(path, mode=0o700, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             from .errors import ConfigError
+            from .paths import not_a_directory
 
-            raise ConfigError(f"{path} is not a directory (it, or a folder above it, is a file); point "
-                              "DOCKER_CREDENTIAL_IDP_HOME at a directory, or move the file away") from None
+            raise ConfigError(not_a_directory(path)) from None
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     return path
 

@@ -29,6 +29,12 @@ def home_location(env: Mapping[str, str]) -> str:
     return str(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def not_a_directory(path: str | os.PathLike[str]) -> str:
+    """The one line for a home (or a directory in it) that is a file."""
+    return (f"{path} is not a directory (it, or a folder above it, is a file); point {HOME_VARIABLE} at a directory, "
+            "or move the file away")
+
+
 def home_dir(env: Mapping[str, str]) -> Path:
     from pathlib import Path
 

@@ -9,6 +9,24 @@ import os
 STDIN, STDOUT, STDERR = 0, 1, 2
 
 
+_closed_at_start: set[int] = set()
+
+
+def guard_standard_descriptors() -> None:
+    """Occupy a closed fd 0, 1 or 2 with /dev/null before anything else is opened, as OpenSSH's sanitise_stdfd
+    does: otherwise the next file opened (a lock file, the vault) takes the number, and the answer — a secret —
+    is written into it. A closed stdout is remembered, so that the answer is refused rather than lost."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            _closed_at_start.add(descriptor)
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:  # the lowest free number is this one, unless a lower one was closed too
+                os.dup2(opened, descriptor)
+                os.close(opened)
+
+
 def use(stdin: int, stdout: int, stderr: int) -> tuple[int, int, int]:
     """Read and write these descriptors from now on; returns the previous ones."""
     global STDIN, STDOUT, STDERR
@@ -45,6 +63,8 @@ def read_stdin(limit: int) -> bytes:
 
 def write_all(descriptor: int, data: bytes) -> None:
     """Write every byte, or raise OutputFailed naming why not."""
+    if descriptor in _closed_at_start:
+        raise OutputFailed("it is closed")
     view = memoryview(data)
     while view:
         try:

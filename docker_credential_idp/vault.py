@@ -22,6 +22,7 @@ import os
 
 from . import crypto, keysource
 from .errors import VaultError
+from .paths import not_a_directory
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ def _read_vault(path: str) -> Optional[bytes]:
             data = handle.read(MAX_VAULT_BYTES + 1)
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise VaultError(not_a_directory(os.path.dirname(path))) from None
     except OSError as exc:
         raise VaultError(f"cannot read the vault {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_VAULT_BYTES:

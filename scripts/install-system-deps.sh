@@ -3,7 +3,8 @@
 # With --bench, also Go's docker-credential-ecr-login, which `make bench` measures us against.
 set -euo pipefail
 declare -A package_for=(
-  [docker-registry]=docker-registry [htpasswd]=apache2-utils [skopeo]=skopeo [podman]=podman [docker]=docker.io
+  [docker-registry]=docker-registry [htpasswd]=apache2-utils [skopeo]=skopeo [podman]=podman
+  [dockerd]=docker.io [/usr/bin/docker]=docker.io [buildah]=buildah [/bin/busybox]=busybox-static
 )
 if [ "${1:-}" = "--bench" ]; then
   package_for[docker-credential-ecr-login]=amazon-ecr-credential-helper

@@ -73,7 +73,7 @@ def watch_helper_call(args: tuple[str, ...], data: bytes, env: Mapping[str, str]
     if args[:1] == ("store",):
         try:
             LEAKS.watch(json.loads(text).get("Secret"))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             pass
     label = "docker-credential-idp " + " ".join(args[:2])
     LEAKS.saw(label + " (stderr)", result.err)
@@ -132,10 +132,10 @@ def run_helper(
     return result
 
 
-def add_basic(registration_id: str, prefix: str, username: str, password: str) -> Result:
+def add_basic(registration_id: str, prefix: str, username: str, password: str, *extra: str) -> Result:
     result = run_helper(
         "registry", "add", registration_id, "--prefix", prefix, "--type", "basic", "--username", username,
-        "--password-stdin", stdin=password,
+        "--password-stdin", *extra, stdin=password,
     )
     assert result.code == 0, result
     return result

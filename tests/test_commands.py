@@ -191,3 +191,202 @@ def test_default_home_follows_platformdirs(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_DATA_HOME")
     assert home_dir({"HOME": str(tmp_path)}) == Path(platformdirs.user_data_dir("docker-credential-idp", appauthor=False))
     assert home_dir({"DOCKER_CREDENTIAL_IDP_HOME": "/x/y", "HOME": "/h"}) == Path("/x/y")
+
+
+# -- ambiguity, said when it appears (issue: every client gets the right credential, item 3) --------------------------
+
+
+def test_second_path_scoped_registration_on_a_host_warns_at_add():
+    first = add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
+    assert "DOCKER_CREDENTIAL_IDP_SCOPE" not in first.err
+    second = add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
+    warning = [line for line in second.err.splitlines() if "DOCKER_CREDENTIAL_IDP_SCOPE" in line]
+    assert len(warning) == 1 and "team-a" in warning[0] and "team-b" in warning[0] and "docker" in warning[0]
+    bare = add_basic("whole", "registry.example.com", "carol", "secret-c")  # the bare host settles host-only requests
+    assert "DOCKER_CREDENTIAL_IDP_SCOPE" not in bare.err
+
+
+def test_a_scope_that_names_nothing_under_the_host_is_its_own_error():
+    add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
+    add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
+    result = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "ghcr.io/other,nope"})
+    line = assert_one_line_error(result, "DOCKER_CREDENTIAL_IDP_SCOPE=ghcr.io/other,nope names no registration under "
+                                 "registry.example.com", "team-a", stream="out")
+    assert "has several path-scoped registrations" not in line
+
+
+# -- what a newcomer hit (item 8) --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["get", "store", "erase", "list"])
+def test_protocol_verb_help_and_arguments(verb):
+    helped = run_helper(verb, "--help")
+    assert helped.code == 0 and "stdin" in helped.out and "unknown action" not in helped.out, helped
+    given = run_helper(verb, "registry.example.com")
+    line = assert_one_line_error(given, f"{verb} takes no arguments", "stdin")
+    assert "unknown action" not in line
+
+
+def test_misspelled_command_gets_a_hint_on_stderr():
+    result = run_helper("regsitry", "list")
+    assert result.code == 1 and result.out == "docker-credential-idp: unknown action: regsitry\n"
+    assert "did you mean registry?" in result.err and len(result.err.splitlines()) == 1
+    sub = run_helper("registry", "lsit")
+    assert_one_line_error(sub, "lsit", "did you mean list?")
+
+
+@pytest.mark.parametrize("group, commands", [("registry", "add, list"), ("vault", "status"), ("cache", "clear")])
+def test_a_command_group_alone_is_an_error(group, commands):
+    assert_one_line_error(run_helper(group), f"{group} needs a command", commands)
+
+
+def test_a_mistyped_option_is_named_not_a_missing_one():
+    result = run_helper("registry", "add", "x", "--prefx", "r.io", "--type", "basic", "--username", "u",
+                        "--password-stdin", stdin="p")
+    line = assert_one_line_error(result, "unknown option --prefx", "did you mean --prefix?")
+    assert "required" not in line
+    secret_typo = run_helper("registry", "add", "x", "--prefix", "r.io", "--type", "basic", "--username", "u",
+                             "--password=hunter2-secret")
+    line = assert_one_line_error(secret_typo, "--password", "stdin or an environment variable")
+    assert "hunter2" not in secret_typo.out + secret_typo.err
+
+
+@pytest.mark.parametrize("duration, ok", [("1h", True), ("90m", True), ("1h30m", True), ("1.5h", True), ("0", True),
+                                          ("300ms", True), ("banana", False), ("1d", False), ("-1h", False),
+                                          ("", False), ("1h ", False)])
+def test_kubelet_config_takes_only_durations_the_kubelet_reads(duration, ok):
+    add_basic("r", "registry.example.com", "u", "kubelet-config-pw")
+    result = run_helper("kubelet-config", f"--default-cache-duration={duration}")
+    if ok:
+        assert result.code == 0 and f"defaultCacheDuration: {json.dumps(duration)}" in result.out, result
+    else:
+        assert_one_line_error(result, "--default-cache-duration", "30s, 10m, 1h")
+        assert result.out == ""
+
+
+def test_password_stdin_at_a_terminal_prompts_with_echo_off():
+    import pty
+    import select
+    import time
+
+    from .conftest import helper_path
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([helper_path(), "registry", "add", "tty", "--prefix", "tty.example.com", "--type",
+                                "basic", "--username", "u", "--password-stdin"],
+                               stdin=follower, stdout=subprocess.PIPE, stderr=follower, env=os.environ.copy(),
+                               start_new_session=True)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"(input hidden)" not in seen and time.monotonic() < deadline:
+        if select.select([leader], [], [], 1)[0]:
+            seen += os.read(leader, 1024)
+    assert b"password (input hidden): " in seen, seen
+    os.write(leader, b"typed-at-a-tty-7\n")
+    out, _ = process.communicate(timeout=30)
+    echoed = b""
+    while select.select([leader], [], [], 0.2)[0]:
+        try:
+            echoed += os.read(leader, 1024)
+        except OSError:
+            break
+    os.close(leader)
+    assert process.returncode == 0, (out, seen, echoed)
+    assert b"typed-at-a-tty-7" not in seen + echoed  # echo was off
+    assert json.loads(run_helper("get", stdin="tty.example.com").out)["Secret"] == "typed-at-a-tty-7"
+
+
+def test_a_passphrase_set_for_a_key_file_vault_is_refused_not_ignored():
+    add_basic("r", "registry.example.com", "u", "passphrase-case-pw")
+    result = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_PASSPHRASE": "correct horse"})
+    assert_one_line_error(result, "DOCKER_CREDENTIAL_IDP_PASSPHRASE is set", "sealed with a key", stream="out")
+    listing = run_helper("registry", "list", env={"DOCKER_CREDENTIAL_IDP_PASSPHRASE": "correct horse"})
+    assert_one_line_error(listing, "unset DOCKER_CREDENTIAL_IDP_PASSPHRASE")
+
+
+def test_registry_test_of_a_mistyped_id_says_so():
+    add_basic("corp", "registry.example.com", "u", "registry-test-pw")
+    line = assert_one_line_error(run_helper("registry", "test", "crop"), "no registration with id 'crop'", "registry list")
+    assert "docker.io/library/crop" in line  # and it is not an image anything serves either
+
+
+def test_a_home_that_is_a_file_is_one_line():
+    home = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"])
+    home.write_text("not a directory")
+    for argv, stdin in ((("registry", "add", "r", "--prefix", "r.io", "--type", "basic", "--username", "u",
+                          "--password-stdin"), "pw-for-a-file-home"), (("get",), "r.io")):
+        result = run_helper(*argv, stdin=stdin)
+        assert result.code == 1 and "unexpected error" not in result.out + result.err, result
+        assert "DOCKER_CREDENTIAL_IDP_HOME" in result.err or result.out.strip().startswith("credentials not found")
+    assert home.read_text() == "not a directory"
+
+
+def test_a_prefix_with_an_upper_case_path_is_refused():
+    result = run_helper("registry", "add", "r", "--prefix", "Registry.Example.com/Team/App", "--type", "basic",
+                        "--username", "u", "--password-stdin", stdin="upper-case-pw")
+    assert_one_line_error(result, "upper-case", "registry.example.com/team/app")
+
+
+@pytest.mark.parametrize("stdin", [
+    b'{"ServerURL":"registry.example.com","Username":"u","Secret":"\\ud800"}',
+    b'{"ServerURL":"registry.example.com","Username":"\\udfff","Secret":"s"}',
+])
+def test_store_refuses_lone_surrogates(stdin):
+    assert_one_line_error(run_helper("store", stdin=stdin), "Unicode text", stream="out")
+    assert run_helper("get", stdin="registry.example.com").out == "credentials not found in native keychain\n"
+
+
+def test_secrets_from_argv_and_environment_must_be_text():
+    result = subprocess.run([*_helper(), "registry", "add", "r", "--prefix", "r.io", "--type", "basic", "--username",
+                             b"caf\xe9", "--password-env", "PW"], capture_output=True,
+                            env={**os.environ, "PW": "fine-password-1"}, check=False, timeout=60)
+    assert result.returncode == 1 and b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    env = {k.encode(): v.encode() for k, v in os.environ.items()} | {b"PW": b"bad\xff-password"}
+    result = subprocess.run([*_helper(), "registry", "add", "r", "--prefix", "r.io", "--type", "basic", "--username",
+                             "u", "--password-env", "PW"], capture_output=True, env=env, check=False, timeout=60)
+    assert result.returncode == 1 and b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+
+
+def _helper() -> list[str]:
+    from .conftest import helper_path
+
+    return [helper_path()]
+
+
+@pytest.mark.parametrize("verb, payload", [("store", b"[" * 200_000 + b"]" * 200_000),
+                                           ("store", b'{"a":' * 100_000 + b"1" + b"}" * 100_000)])
+def test_deeply_nested_json_is_one_line(verb, payload):
+    assert_one_line_error(run_helper(verb, stdin=payload), "JSON object", stream="out")
+
+
+def test_deeply_nested_kubelet_request_is_one_line():
+    assert_one_line_error(run_helper("kubelet", stdin=b"[" * 200_000 + b"]" * 200_000), "CredentialProviderRequest")
+
+
+@pytest.mark.parametrize("redirect", [">&-", ">/dev/full"])
+@pytest.mark.parametrize("argv, stdin", [("get", "registry.example.com"), ("version", ""), ("registry list", ""),
+                                         ("list", "")])
+def test_a_closed_or_full_stdout_is_one_line_on_stderr(redirect, argv, stdin):
+    from .conftest import helper_path
+
+    add_basic("r", "registry.example.com", "u", "closed-stdout-pw")
+    result = subprocess.run(["sh", "-c", f'"$0" {argv} {redirect}', helper_path()], input=stdin.encode(),
+                            capture_output=True, check=False, timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == [line for line in err.splitlines()
+                                                                    if "cannot write to stdout" in line], err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv", [("get",), ("store",), ("registry", "add", "r", "--prefix", "r.io", "--type",
+                                                          "basic", "--username", "u", "--password-stdin")])
+def test_a_closed_stdin_is_one_line(argv):
+    from .conftest import helper_path
+
+    result = subprocess.run(["sh", "-c", '"$0" "$@" <&-', helper_path(), *argv], capture_output=True, check=False,
+                            timeout=60)
+    text = (result.stdout + result.stderr).decode()
+    assert result.returncode == 1 and "unexpected error" not in text and "Traceback" not in text, text
+    assert "no credentials server URL" in text or "JSON object" in text or "stdin was empty" in text, text

@@ -12,9 +12,11 @@ from typing import Iterator
 import pytest
 
 from ..conftest import LEAKS, helper_path
+from .daemon import DockerDaemon
 from .registry import Registry, ensure_tools
 
 ALICE_PASSWORD = "alice-e2e-pass-5d1e"
+BOB_PASSWORD = "bob-e2e-pass-9a07"
 # The cloud providers' tokens, as the local token endpoints issue them (tests/servers.py, tests/test_cloud_providers.py).
 MOTO_ECR_PASSWORD = "123456789012-auth-token"  # moto answers AWS:<account>-auth-token
 GOOGLE_ACCESS_TOKEN = "ya29.e2e-google-access-token"
@@ -26,11 +28,26 @@ TAG = "1"
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     ensure_tools()
-    users = {"alice": ALICE_PASSWORD, "AWS": MOTO_ECR_PASSWORD, "oauth2accesstoken": GOOGLE_ACCESS_TOKEN,
+    users = {"alice": ALICE_PASSWORD, "bob": BOB_PASSWORD, "AWS": MOTO_ECR_PASSWORD, "oauth2accesstoken": GOOGLE_ACCESS_TOKEN,
              ACR_REFRESH_TOKEN_USER: acr_refresh_token()}
     server = Registry(tmp_path_factory.mktemp("registry"), users)
     try:
         server.push_image(IMAGE, TAG, "alice")
+        for repository in BASE_IMAGES:
+            server.push_image(repository, TAG, "alice", with_shell=True)
+        yield server
+    finally:
+        server.stop()
+
+
+# Images with a shell, for builds: FROM one of these, RUN a step.
+BASE_IMAGES = ("team/base", "team-a/base", "team-b/base")
+
+
+@pytest.fixture(scope="session")
+def daemon(registry: Registry) -> Iterator[DockerDaemon]:
+    server = DockerDaemon(registry.host, registry.ca_path)
+    try:
         yield server
     finally:
         server.stop()

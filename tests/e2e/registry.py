@@ -30,6 +30,9 @@ REQUIRED_TOOLS = {
     "skopeo": "skopeo",
     "podman": "podman",
     "docker": "docker.io",
+    "dockerd": "docker.io",
+    "buildah": "buildah",
+    "busybox": "busybox-static",
 }
 MAX_LIFETIME_SECONDS = 1800
 POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
@@ -68,13 +71,25 @@ def _blob(directory: Path, data: bytes) -> dict[str, object]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def make_oci_image(directory: Path, tag: str, content: bytes) -> None:
-    """A one-layer OCI image layout holding /hello.txt, for skopeo to push."""
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: a shell for the RUN steps of the daemon tests
+
+
+def make_oci_image(directory: Path, tag: str, content: bytes, with_shell: bool = False) -> None:
+    """A one-layer OCI image layout holding /hello.txt (and with_shell: a static busybox as /bin/sh), for skopeo to
+    push."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as archive:
-        info = tarfile.TarInfo("hello.txt")
-        info.size, info.mtime, info.mode = len(content), 0, 0o644
-        archive.addfile(info, io.BytesIO(content))
+        files = [("hello.txt", content, 0o644)]
+        if with_shell:
+            files.append(("bin/busybox", BUSYBOX.read_bytes(), 0o755))
+        for name, data, mode in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, mode
+            archive.addfile(info, io.BytesIO(data))
+        if with_shell:
+            link = tarfile.TarInfo("bin/sh")
+            link.type, link.linkname, link.mtime = tarfile.SYMTYPE, "busybox", 0
+            archive.addfile(link)
     layer_tar = raw.getvalue()
     layer = _blob(directory, gzip.compress(layer_tar, mtime=0))
     config = _blob(directory, json.dumps({
@@ -223,9 +238,10 @@ class Registry:
         path.write_text(json.dumps({"auths": {self.host: {"auth": token}}}))
         return path
 
-    def push_image(self, repository: str, tag: str, user: str, content: bytes = b"hello from idp\n") -> None:
+    def push_image(self, repository: str, tag: str, user: str, content: bytes = b"hello from idp\n",
+                   with_shell: bool = False) -> None:
         layout = self.workdir / "layouts" / repository.replace("/", "_")
-        make_oci_image(layout, tag, content)
+        make_oci_image(layout, tag, content, with_shell)
         subprocess.run(
             ["skopeo", "--policy", str(self.policy), "copy", "--quiet", "--dest-authfile", str(self.auth_file(user)),
              "--dest-cert-dir", str(self.ca_dir), f"oci:{layout}:{tag}", f"docker://{self.host}/{repository}:{tag}"],

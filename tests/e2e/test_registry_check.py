@@ -55,4 +55,5 @@ def test_skopeo_pulls_from_the_bearer_registry_through_the_helper(bearer_registr
 
 
 def test_unknown_target_is_one_clear_line():
-    assert_one_line_error(run_helper("registry", "test", "nothing-here"), "no registration serves")
+    assert_one_line_error(run_helper("registry", "test", "nothing-here"), "no registration with id 'nothing-here'")
+    assert_one_line_error(run_helper("registry", "test", "nothing.example.com/app"), "no registration serves")
