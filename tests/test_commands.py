@@ -390,3 +390,13 @@ def test_a_closed_stdin_is_one_line(argv):
     text = (result.stdout + result.stderr).decode()
     assert result.returncode == 1 and "unexpected error" not in text and "Traceback" not in text, text
     assert "no credentials server URL" in text or "JSON object" in text or "stdin was empty" in text, text
+
+
+def test_resolve_after_a_static_answer_was_cached():
+    """A static answer has no expiry: resolve once crashed (TypeError) on it after the first get."""
+    add_basic("r", "registry.example.com", "u", "resolve-static-pw")
+    assert run_helper("get", stdin="registry.example.com").code == 0
+    for argv in (("resolve", "registry.example.com/app"), ("resolve", "registry.example.com/app", "--json")):
+        result = run_helper(*argv)
+        assert result.code == 0 and "-> r (basic" in result.out or '"id": "r"' in result.out, result
+        assert "valid until" not in result.out and "token_expires_at" not in result.out

@@ -325,6 +325,17 @@ def test_thirty_two_parallel_jobs_make_one_platform_call(platform):
     assert platform[0].count("/creds") == 1
 
 
+def test_parallel_jobs_share_one_fetch_of_a_token_too_short_to_cache_fresh(platform):
+    """A 6-second token is never fresh (less than BuildKit's five minutes left), yet callers that waited for the
+    one fetch in flight take its answer rather than fetch again each."""
+    add_platform(platform, "short-lived")
+    platform[0].delay = 0.5
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: get(), range(16)))
+    assert all(r.code == 0 and json.loads(r.out)["Secret"] == "short-pw" for r in results), results
+    assert platform[0].count("/creds") == 1
+
+
 def test_platform_down_serves_the_still_valid_token_with_a_warning(platform):
     add_platform(platform, "short-lived", "--timeout", "2")  # 6 s of life: refreshed after 3 s
     assert get().code == 0
