@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ConfigError
-from .fsutil import atomic_write, exclusive_lock, read_file
+from .fsutil import LockTimeout, acquire_lock, atomic_write, lock_busy, read_file
 from .jsontext import loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL
 
@@ -51,7 +51,11 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, creds_s
     """Add (or with `unset`, remove) our credHelpers entries; every other key stays. Returns the keys changed.
 
     `lock` serialises our own writers; docker itself does not lock, which the atomic rename makes harmless."""
-    with exclusive_lock(lock):
+    try:
+        held = acquire_lock(lock)
+    except LockTimeout:
+        raise ConfigError(lock_busy(lock)) from None
+    try:
         config = load(path)
         helpers = dict(config.get("credHelpers", {}))
         changed = []
@@ -76,6 +80,10 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, creds_s
             config["credHelpers"] = helpers
         else:
             config.pop("credHelpers", None)
-        mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o600
-        atomic_write(path, (json.dumps(config, indent="\t") + "\n").encode("utf-8"), mode=mode)
+        # Through a symlinked config.json to its target, as docker's own Save does (dotfile managers link it).
+        target = os.path.realpath(path)
+        mode = os.stat(target).st_mode & 0o777 if os.path.exists(target) else 0o600
+        atomic_write(target, (json.dumps(config, indent="\t") + "\n").encode("utf-8"), mode=mode)
         return changed
+    finally:
+        os.close(held)

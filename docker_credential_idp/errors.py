@@ -36,6 +36,15 @@ class ConfigError(IdpError):
     """A file we read or write (docker config, key file) is unusable."""
 
 
+class UnsafePath(IdpError):
+    """A file or directory another user could have planted or can change, or one that is not what we wrote (a link,
+    a FIFO): refused, as OpenSSH's StrictModes refuses a group-writable ~/.ssh."""
+
+
+class NotRegularFile(UnsafePath):
+    """Where a file of ours should be there is a directory, a FIFO, a socket or a device."""
+
+
 class VaultError(IdpError):
     """The vault cannot be opened: wrong key, tampered or truncated file, unknown version."""
 

@@ -102,11 +102,11 @@ def _resolve(path: str, home: str, env: Mapping[str, str], generation: str, scop
 def _wait_for_fetch(cache: token_cache.TokenCache, home: str, resolved: token_cache.Resolved,
                     server: str) -> tuple[Optional[bytes], Optional[Handover]]:
     """Take the registration's fetch lock, waiting for whoever holds it; then answer if they cached a token."""
-    from .fsutil import LockTimeout, acquire_lock
+    from .fsutil import LockTimeout
 
     started, since = time.monotonic(), time.time()
     try:
-        descriptor = acquire_lock(token_cache.fetch_lock_path(home, resolved.registration_id), resolved.lock_wait)
+        descriptor = token_cache.acquire_fetch_lock(home, resolved.registration_id, resolved.lock_wait)
     except LockTimeout:
         return None, Handover(resolved.registration_id, False, time.monotonic() - started)
     token = resolved.answer(cache.load())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 import os
 
-from . import crypto
+from . import crypto, fsutil
 from .errors import VaultError
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
@@ -23,6 +23,8 @@ RAW_KEY = 1
 PASSPHRASE = 2
 
 SCRYPT_DEFAULT = (15, 8, 1)  # log2(n), r, p: about 32 MiB and 60-100 ms, once per call that needs the vault
+# What a vault header may ask for: what this release writes, and the next step up a later release might write.
+SCRYPT_ACCEPTED = ((15, 8, 1), (16, 8, 1))
 SCRYPT_MEMORY_LIMIT = 256 * 1024 * 1024
 
 
@@ -39,10 +41,12 @@ class ScryptParams(tuple):  # type: ignore[type-arg]
     p = property(lambda self: self[2])
 
     def check(self, where: str) -> None:
-        """Bounds on read: a tampered header must not make us allocate gigabytes or spin for minutes."""
-        memory = 128 * self.r * (1 << self.log2_n)
-        if not (14 <= self.log2_n <= 20 and 1 <= self.r <= 16 and 1 <= self.p <= 4 and memory <= SCRYPT_MEMORY_LIMIT):
-            raise VaultError(f"{where} asks for out-of-bounds scrypt parameters; refusing to derive a key from them")
+        """Only parameters we write: a tampered header must not make every get spend seconds and hundreds of MB,
+        nor make a good passphrase look wrong."""
+        if tuple(self) not in SCRYPT_ACCEPTED:
+            raise VaultError(f"the header of {where} asks for scrypt n=2^{self.log2_n}, r={self.r}, p={self.p}, which "
+                             "docker-credential-idp never writes: the header was changed or damaged; restore the vault "
+                             "from a backup")
 
 
 class KeySource:
@@ -88,14 +92,14 @@ def key_file_path(home: Home) -> str:
 
 def _read_key_file(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:  # bytes: a text-mode open would load a codec on every get
-            text = handle.read(4096).decode("ascii")
-    except FileNotFoundError:
-        raise VaultError(
-            f"the vault key file {path} is missing; restore it, or set {KEY_VARIABLE} to the key the vault was created with"
-        ) from None
+        data = fsutil.read_private(path, 4096)
+        text = None if data is None else data.decode("ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise VaultError(f"cannot read the vault key file {path}: {getattr(exc, 'strerror', None) or 'not ASCII'}") from None
+    if text is None:
+        raise VaultError(
+            f"the vault key file {path} is missing; restore it, or set {KEY_VARIABLE} to the key the vault was created with"
+        )
     return _decode_key(text, f"the key file {path}")
 
 
@@ -131,14 +135,13 @@ def for_new_vault(home: Home, env: Mapping[str, str]) -> KeySource:
     if env.get(PASSPHRASE_VARIABLE):
         return KeySource(PASSPHRASE, f"passphrase from {PASSPHRASE_VARIABLE}", passphrase=env[PASSPHRASE_VARIABLE])
     path = key_file_path(home)
-    if os.path.exists(path):
+    if os.path.lexists(path):
         return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
-    from .fsutil import ensure_private_dir
-
-    ensure_private_dir(home)
+    fsutil.check_home(home)
+    fsutil.ensure_private_dir(home)
     key = crypto.random_key()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:  # another process created it first: use theirs
         return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
     with os.fdopen(fd, "w", encoding="ascii") as handle:

@@ -15,15 +15,26 @@ HOME_VARIABLE = "DOCKER_CREDENTIAL_IDP_HOME"
 
 
 def home_location(env: Mapping[str, str]) -> str:
-    """The home directory as a string: the cache-hit path does without pathlib."""
+    """The home directory as an absolute path string (the cache-hit path does without pathlib). A relative one
+    would put the vault wherever docker happens to run the helper."""
+    from .errors import ConfigError
+
     if env.get(HOME_VARIABLE):
-        return os.path.expanduser(env[HOME_VARIABLE])
+        home = os.path.expanduser(env[HOME_VARIABLE])
+        if not os.path.isabs(home):
+            raise ConfigError(f"{HOME_VARIABLE} must be an absolute path, not {env[HOME_VARIABLE][:200]!r}")
+        return home
     if sys.platform.startswith("linux"):
         # platformdirs' Linux rule, written out because importing platformdirs costs more than a cache hit should.
-        # tests/test_paths.py checks the two agree.
+        # tests/test_paths.py checks the two agree. The XDG spec says a relative XDG_DATA_HOME is invalid: ignored.
         data_home = env.get("XDG_DATA_HOME", "").strip()
-        base = data_home or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
-        return os.path.join(base, APP_NAME)
+        if not os.path.isabs(data_home):
+            user_home = env.get("HOME") or os.path.expanduser("~")
+            if not os.path.isabs(user_home):
+                raise ConfigError(f"no home directory: HOME is unset or relative and uid {os.geteuid()} has no passwd "
+                                  f"entry; set {HOME_VARIABLE} to an absolute path")
+            data_home = os.path.join(user_home, ".local", "share")
+        return os.path.join(data_home, APP_NAME)
     import platformdirs
 
     return str(platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -22,12 +22,12 @@ from .cache_policy import (
     worth_caching,
 )
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, ProviderError
-from .fsutil import LockTimeout, acquire_lock
+from .fsutil import LockTimeout
 from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
 from .model import Credential, Login, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
-from .token_cache import CachedToken, TokenCache, fetch_lock_path
+from .token_cache import CachedToken, TokenCache, acquire_fetch_lock
 from .vault import Vault
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class CredentialService:
         if handover:  # it already waited part of the time
             wait = max(0.0, wait - handover.waited)
         try:
-            lock = acquire_lock(fetch_lock_path(self.vault.home, registration.id), wait=wait)
+            lock = acquire_fetch_lock(self.vault.home, registration.id, wait)
         except LockTimeout:
             if token and self._state(token) == STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {registration.id!r} is slow; "

@@ -49,6 +49,15 @@ def fetch_lock_path(home: str | os.PathLike[str], registration_id: str) -> str:
     return os.path.join(home, "locks", crypto.sha256(registration_id.encode("utf-8")).hex()[:24] + ".lock")
 
 
+def acquire_fetch_lock(home: str | os.PathLike[str], registration_id: str, wait: float) -> int:
+    """fsutil.acquire_lock on the registration's fetch lock, in a `locks` directory that must be a real one."""
+    from .fsutil import acquire_lock, ensure_private_dir
+
+    path = fetch_lock_path(home, registration_id)
+    ensure_private_dir(os.path.dirname(path), link_ok=False)
+    return acquire_lock(path, wait)
+
+
 class CachedToken:
     """One cached answer. `expires_at` None: a credential that does not expire (kept while its registration is)."""
 
@@ -146,12 +155,19 @@ class TokenCache:
         self.write_failure: Optional[str] = None
 
     def _load(self) -> Entries:
+        """The file's entries; empty when it is missing, unreadable or damaged (the cache is disposable). One that
+        another user could have planted is refused (UnsafePath), not ignored."""
+        from .errors import NotRegularFile
+        from .fsutil import read_private
+
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read(MAX_BYTES + 1)
+            data = read_private(self.path, MAX_BYTES)
         except OSError:
             return Entries()
-        if len(data) < HEADER_BYTES or len(data) > MAX_BYTES or not data.startswith(MAGIC) or data[len(MAGIC)] != VERSION:
+        except NotRegularFile as error:  # a directory or FIFO in its place: no cache, but still an answer
+            self.unwritable(error.message)
+            return Entries()
+        if data is None or len(data) < HEADER_BYTES or not data.startswith(MAGIC) or data[len(MAGIC)] != VERSION:
             return Entries()
         try:
             plain = crypto.decrypt(self._key, data[len(MAGIC) + 1 : HEADER_BYTES], data[HEADER_BYTES:], data[:HEADER_BYTES])

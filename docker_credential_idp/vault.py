@@ -17,10 +17,10 @@ backend (the cache-hit path goes through here); writing loads the rest.
 
 from __future__ import annotations
 
-import binascii
+import errno
 import os
 
-from . import crypto, keysource
+from . import crypto, fsutil, keysource
 from .errors import VaultError
 from .paths import not_a_directory
 
@@ -35,11 +35,23 @@ if TYPE_CHECKING:
     Table = dict[str, Registration]
 
 MAGIC = b"IDPVAULT"
-VERSION = 1
-_PARAMS_END = len(MAGIC) + 1 + 1 + 3 + 16  # magic, version, kind, scrypt params, salt
-_CHECK_END = _PARAMS_END + 8
-_WRAP_END = _CHECK_END + crypto.NONCE_BYTES + crypto.KEY_BYTES + crypto.TAG_BYTES
-HEADER_BYTES = _WRAP_END + crypto.NONCE_BYTES
+VERSION = 2  # 2 added the serial number; version 1 vaults are still read, and written back as version 2
+READABLE_VERSIONS = (1, 2)
+SERIAL_BYTES = 8
+
+
+def _layout(version: int) -> tuple[int, int, int, int]:
+    """(end of the salt, end of the key check, end of the wrapped key, header size) for a format version."""
+    params_end = len(MAGIC) + 1 + 1 + 3 + (SERIAL_BYTES if version >= 2 else 0) + 16  # ..., scrypt, serial, salt
+    check_end = params_end + 8
+    wrap_end = check_end + crypto.NONCE_BYTES + crypto.KEY_BYTES + crypto.TAG_BYTES
+    return params_end, check_end, wrap_end, wrap_end + crypto.NONCE_BYTES
+
+
+HEADER_BYTES = _layout(VERSION)[3]
+SERIAL_FILE_NAME = "vault.serial"
+SERIAL_MAGIC = b"IDPSERIAL1"
+ACCEPT_COMMAND = "docker-credential-idp vault accept"
 PAYLOAD_HEADER = "docker-credential-idp registrations 2\n"
 MAX_VAULT_BYTES = 64 * 1024 * 1024
 VAULT_FILE_NAME = "vault.bin"
@@ -55,30 +67,34 @@ class _Sealed:
     """A parsed vault header plus its ciphertext."""
 
     def __init__(self, data: bytes, where: str) -> None:
-        if len(data) < HEADER_BYTES + crypto.TAG_BYTES or not data.startswith(MAGIC):
+        if len(data) <= len(MAGIC) or not data.startswith(MAGIC):
             raise VaultError(f"{where} is not a docker-credential-idp vault or is truncated; restore it from a backup")
         self.version = data[len(MAGIC)]
-        if self.version != VERSION:
+        if self.version not in READABLE_VERSIONS:
             raise VaultError(
-                f"{where} has format version {self.version}, this docker-credential-idp reads version {VERSION}; "
-                "use a matching docker-credential-idp release"
+                f"{where} has format version {self.version}, this docker-credential-idp reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}; use a matching docker-credential-idp release"
             )
+        params_end, self.check_end, wrap_end, self.header_bytes = _layout(self.version)
+        if len(data) < self.header_bytes + crypto.TAG_BYTES:
+            raise VaultError(f"{where} is not a docker-credential-idp vault or is truncated; restore it from a backup")
         self.kind = data[len(MAGIC) + 1]
         if self.kind not in (keysource.RAW_KEY, keysource.PASSPHRASE):
             raise VaultError(f"{where} names an unknown key kind {self.kind}; restore it from a backup")
         offset = len(MAGIC) + 2
         self.params = keysource.ScryptParams(*data[offset : offset + 3])
-        self.salt = data[offset + 3 : _PARAMS_END]
-        self.check = data[_PARAMS_END:_CHECK_END]
-        self.wrap_nonce = data[_CHECK_END : _CHECK_END + crypto.NONCE_BYTES]
-        self.wrapped_key = data[_CHECK_END + crypto.NONCE_BYTES : _WRAP_END]
-        self.payload_nonce = data[_WRAP_END:HEADER_BYTES]
-        self.header = data[:HEADER_BYTES]
+        self.serial = int.from_bytes(data[offset + 3 : params_end - 16], "big")  # 0 for version 1
+        self.salt = data[params_end - 16 : params_end]
+        self.check = data[params_end : self.check_end]
+        self.wrap_nonce = data[self.check_end : self.check_end + crypto.NONCE_BYTES]
+        self.wrapped_key = data[self.check_end + crypto.NONCE_BYTES : wrap_end]
+        self.payload_nonce = data[wrap_end : self.header_bytes]
+        self.header = data[: self.header_bytes]
         self._data = data
 
     @property
     def ciphertext(self) -> bytes:
-        return self._data[HEADER_BYTES:]  # a copy of the whole payload: made only when it is to be decrypted
+        return self._data[self.header_bytes :]  # a copy of the whole payload: made only when it is to be decrypted
 
 
 class Opened:
@@ -86,32 +102,30 @@ class Opened:
     the file (a checksum of its bytes), so whatever is derived from the table — which registration serves a
     request — can be cached against it."""
 
-    __slots__ = ("kind", "data_key", "text", "description", "generation")
+    __slots__ = ("kind", "data_key", "text", "description", "generation", "serial")
 
-    def __init__(self, kind: int, data_key: bytes, text: str, description: str, generation: str) -> None:
+    def __init__(self, kind: int, data_key: bytes, text: str, description: str, generation: str, serial: int) -> None:
         self.kind, self.data_key, self.text, self.description = kind, data_key, text, description
-        self.generation = generation
+        self.generation, self.serial = generation, serial
 
 
-def _read_vault(path: str) -> Optional[bytes]:
-    """The vault's bytes; None when there is no vault."""
+def _read_vault(path: str, home: str | os.PathLike[str]) -> Optional[bytes]:
+    """The vault's bytes; None when there is no vault. The home and the file are checked first (fsutil)."""
+    fsutil.check_home(home)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_VAULT_BYTES + 1)
-    except FileNotFoundError:
-        return None
+        return fsutil.read_private(path, MAX_VAULT_BYTES)
     except NotADirectoryError:
         raise VaultError(not_a_directory(os.path.dirname(path))) from None
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise VaultError(f"the vault {path} is larger than {MAX_VAULT_BYTES} bytes; restore it from a backup") from None
         raise VaultError(f"cannot read the vault {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_VAULT_BYTES:
-        raise VaultError(f"the vault {path} is larger than {MAX_VAULT_BYTES} bytes; restore it from a backup")
-    return data
 
 
 def _generation(sealed: _Sealed, data: bytes) -> str:
-    # The payload nonce is new with every write; the checksum of the whole file changes with any damage to it.
-    return f"{sealed.payload_nonce.hex()}.{binascii.crc32(data):08x}.{len(data)}"
+    # The serial grows with every write; a cryptographic digest of the whole file changes with any change to it,
+    # which no edit can avoid (a CRC could be kept by an edit made for it).
+    return f"{sealed.serial}.{crypto.sha256(data).hex()[:40]}"
 
 
 def _unwrap(sealed: _Sealed, data: bytes, home: str | os.PathLike[str], env: Mapping[str, str],
@@ -124,26 +138,90 @@ def _unwrap(sealed: _Sealed, data: bytes, home: str | os.PathLike[str], env: Map
     if _key_check(kek) != sealed.check:
         raise VaultError(f"the {source.description} does not open {where}; use the key the vault was created with")
     try:
-        return crypto.decrypt(kek, sealed.wrap_nonce, sealed.wrapped_key, data[:_CHECK_END]), source.description
+        return crypto.decrypt(kek, sealed.wrap_nonce, sealed.wrapped_key, data[: sealed.check_end]), source.description
     except crypto.DecryptionFailed:
         raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
 
 
-def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[Opened]:
+# -- the serial number seen last: a vault restored from a backup must not silently bring old credentials back -----
+
+
+def _seal_serial(data_key: bytes, serial: int) -> bytes:
+    nonce = crypto.new_nonce()
+    return SERIAL_MAGIC + nonce + crypto.encrypt(data_key, nonce, serial.to_bytes(SERIAL_BYTES, "big"), SERIAL_MAGIC)
+
+
+def seen_serial(home: str | os.PathLike[str], data_key: bytes) -> Optional[int]:
+    """The highest serial this home has seen, from vault.serial (sealed with the vault's data key); None when there
+    is no record. A record this vault's key does not open is a VaultError: the vault was replaced."""
+    path = os.path.join(home, SERIAL_FILE_NAME)
+    try:
+        data = fsutil.read_private(path, 256)
+    except OSError:
+        return None
+    if data is None:
+        return None
+    start = len(SERIAL_MAGIC) + crypto.NONCE_BYTES
+    try:
+        if not data.startswith(SERIAL_MAGIC):
+            raise crypto.DecryptionFailed()
+        plain = crypto.decrypt(data_key, data[len(SERIAL_MAGIC) : start], data[start:], SERIAL_MAGIC)
+    except crypto.DecryptionFailed:
+        raise VaultError(f"{path} records another vault than {os.path.join(home, VAULT_FILE_NAME)} (restored from "
+                         f"elsewhere, or replaced?); if you meant to, accept it with: {ACCEPT_COMMAND}") from None
+    return int.from_bytes(plain, "big")
+
+
+def record_serial(home: str | os.PathLike[str], data_key: bytes, serial: int, lock_wait: float = 0.0) -> bool:
+    """Remember `serial` as the highest seen, under vault.lock; False when that cannot be done now (a writer holds
+    the lock, a read-only home): the next call records it."""
+    try:
+        lock = fsutil.acquire_lock(os.path.join(home, LOCK_FILE_NAME), lock_wait)
+    except (OSError, fsutil.LockTimeout):
+        return False
+    try:
+        return _store_serial(home, data_key, serial)
+    finally:
+        os.close(lock)
+
+
+def _store_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) -> bool:
+    """Write vault.serial; the caller holds vault.lock."""
+    try:
+        fsutil.atomic_write(os.path.join(home, SERIAL_FILE_NAME), _seal_serial(data_key, serial))
+        return True
+    except OSError:
+        return False
+
+
+def _check_serial(home: str | os.PathLike[str], data_key: bytes, sealed: _Sealed, where: str) -> None:
+    seen = seen_serial(home, data_key)
+    if seen is not None and sealed.serial < seen:
+        raise VaultError(f"{where} went back from serial {seen} to {sealed.serial} (restored from a backup?), so "
+                         f"credentials removed or rotated since may be back; check it with `docker-credential-idp "
+                         f"registry list`, then accept it with: {ACCEPT_COMMAND}")
+    if seen is None or sealed.serial > seen:
+        record_serial(home, data_key, sealed.serial)
+
+
+def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str],
+                 check_rollback: bool = True) -> Optional[Opened]:
     """Read and decrypt the vault at `path`; None when there is none. Every failure is a VaultError."""
-    data = _read_vault(path)
+    data = _read_vault(path, home)
     if data is None:
         return None
     where = f"the vault {path}"
     sealed = _Sealed(data, where)
     data_key, description = _unwrap(sealed, data, home, env, where)
+    if check_rollback:
+        _check_serial(home, data_key, sealed, where)
     try:
         text = crypto.decrypt(data_key, sealed.payload_nonce, sealed.ciphertext, sealed.header).decode("utf-8")
     except (crypto.DecryptionFailed, UnicodeDecodeError):
         raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
     if not text.startswith(PAYLOAD_HEADER):
         raise VaultError(f"{where} holds an unknown payload format; use a matching docker-credential-idp release")
-    return Opened(sealed.kind, data_key, text, description, _generation(sealed, data))
+    return Opened(sealed.kind, data_key, text, description, _generation(sealed, data), sealed.serial)
 
 
 def open_header(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[tuple[bytes, str]]:
@@ -151,12 +229,14 @@ def open_header(path: str, home: str | os.PathLike[str], env: Mapping[str, str])
 
     The generation checksums the whole file, so a vault changed in any way since it was last read in full (and
     authenticated) matches no cached resolution: the full path reads it again, and reports any damage."""
-    data = _read_vault(path)
+    data = _read_vault(path, home)
     if data is None:
         return None
     where = f"the vault {path}"
     sealed = _Sealed(data, where)
-    return _unwrap(sealed, data, home, env, where)[0], _generation(sealed, data)
+    data_key = _unwrap(sealed, data, home, env, where)[0]
+    _check_serial(home, data_key, sealed, where)
+    return data_key, _generation(sealed, data)
 
 
 def lines_on_host(text: str, host: str) -> list[tuple[str, str, str]]:
@@ -219,6 +299,7 @@ class Vault:
         return {
             "path": str(self.path),
             "exists": opened is not None,
+            "serial": opened.serial if opened else 0,
             "key_source": opened.description if opened else keysource.describe_new(self.home, self._env),
             "registrations": len(_parse_table(opened.text)) if opened else 0,
             "bytes": self.path.stat().st_size if opened else 0,
@@ -231,9 +312,11 @@ class Vault:
 
         `change` mutates the dict it is given and returns a value for the caller; when it raises, nothing is written.
         """
-        from .fsutil import exclusive_lock
-
-        with exclusive_lock(self.lock_path):
+        try:
+            lock = fsutil.acquire_lock(self.lock_path)
+        except fsutil.LockTimeout:
+            raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        try:
             self._opened = None  # another process may have written since we last read
             opened = self._read()
             table = _parse_table(opened.text) if opened else {}
@@ -242,10 +325,30 @@ class Vault:
             if {key: value.to_record() for key, value in table.items()} != before or not opened:
                 self._write(table, opened)
             return result
+        finally:
+            os.close(lock)
+
+    def accept(self) -> tuple[int, Optional[int]]:
+        """Take the vault as it is now as the newest (after a restore on purpose): (its serial, the one seen)."""
+        try:
+            lock = fsutil.acquire_lock(self.lock_path)
+        except fsutil.LockTimeout:
+            raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        try:
+            opened = open_payload(os.fspath(self.path), self.home, self._env, check_rollback=False)
+            if opened is None:
+                raise VaultError(f"there is no vault at {self.path} to accept")
+            try:
+                seen = seen_serial(self.home, opened.data_key)
+            except VaultError:
+                seen = None  # a record of another vault: replaced below
+            if not _store_serial(self.home, opened.data_key, opened.serial):
+                raise VaultError(f"cannot write {os.path.join(self.home, SERIAL_FILE_NAME)}; make the home writable")
+            return opened.serial, seen
+        finally:
+            os.close(lock)
 
     def _write(self, table: Table, opened: Optional[Opened]) -> None:
-        from .fsutil import atomic_write
-
         if opened:
             kind, data_key = opened.kind, opened.data_key
             source = keysource.for_existing_vault(kind, self.home, self._env)
@@ -257,14 +360,22 @@ class Vault:
         else:
             salt, params = bytes(16), keysource.ScryptParams(0, 0, 0)
         kek = source.kek(salt, params)
-        prefix = MAGIC + bytes([VERSION, source.kind, *params]) + salt + _key_check(kek)
+        # Monotonic across restores the user accepted: never below what this home has seen.
+        try:
+            seen = seen_serial(self.home, data_key) or 0
+        except VaultError:
+            seen = 0
+        serial = max(opened.serial if opened else 0, seen) + 1
+        prefix = (MAGIC + bytes([VERSION, source.kind, *params]) + serial.to_bytes(SERIAL_BYTES, "big") + salt
+                  + _key_check(kek))
         wrap_nonce = crypto.new_nonce()
         header = prefix + wrap_nonce + crypto.encrypt(kek, wrap_nonce, data_key, prefix) + crypto.new_nonce()
         text = _format_table(table)
-        ciphertext = crypto.encrypt(data_key, header[_WRAP_END:], text.encode("utf-8"), header)
-        atomic_write(self.path, header + ciphertext)
+        ciphertext = crypto.encrypt(data_key, header[-crypto.NONCE_BYTES :], text.encode("utf-8"), header)
+        fsutil.atomic_write(self.path, header + ciphertext)
+        _store_serial(self.home, data_key, serial)  # we hold vault.lock; should this fail, the next read records it
         self._opened = Opened(source.kind, data_key, text, source.description,
-                              _generation(_Sealed(header + ciphertext, "the vault"), header + ciphertext))
+                              _generation(_Sealed(header + ciphertext, "the vault"), header + ciphertext), serial)
 
 
 def record_timeout(record: str) -> Optional[float]:

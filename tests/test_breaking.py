@@ -177,7 +177,8 @@ def mutate(data: bytes, how: str, draw) -> bytes:
     if how == "extend":
         return data + draw(st.binary(min_size=1, max_size=64))
     if how == "version":
-        return data[: len(MAGIC)] + bytes([draw(st.integers(2, 255))]) + data[len(MAGIC) + 1 :]
+        version = draw(st.integers(0, 255).filter(lambda v: v != data[len(MAGIC)]))  # any but the one written
+        return data[: len(MAGIC)] + bytes([version]) + data[len(MAGIC) + 1 :]
     return data[:HEADER_BYTES] + draw(st.binary(max_size=64))  # a payload from somewhere else
 
 
