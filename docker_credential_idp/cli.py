@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
-from . import protocol, streams
+from . import hardening, protocol, streams
 from .errors import NOT_FOUND_MESSAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Sequence
+    from typing import Mapping, Optional, Sequence
 
     from .fastpath import Handover
 
@@ -23,12 +23,11 @@ PROG = protocol.NAME
 warn = streams.warn
 
 
-def make_service(handover: Optional[Handover] = None):  # type: ignore[no-untyped-def]
+def make_service(env: Mapping[str, str], handover: Optional[Handover] = None):  # type: ignore[no-untyped-def]
     from .paths import home_dir
     from .service import CredentialService
     from .vault import Vault
 
-    env = os.environ
     return CredentialService(Vault(home_dir(env), env), env, warn=warn, handover=handover)
 
 
@@ -53,13 +52,13 @@ def emit(out: bytes, status: int) -> int:
     return status
 
 
-def run_protocol(verb: str) -> int:
+def run_protocol(verb: str, env: Mapping[str, str]) -> int:
     try:
         stdin = b"" if verb == "version" else streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
-        out, handover = _cached_answer(stdin) if verb == "get" else (None, None)
+        out, handover = _cached_answer(stdin, env) if verb == "get" else (None, None)
         status = 0
         if out is None:
-            out, status = protocol.handle(verb, stdin, lambda: make_service(handover))
+            out, status = protocol.handle(verb, stdin, lambda: make_service(env, handover))
     except Exception as error:  # noqa: BLE001 - the protocol answers on stdout whatever happens
         out, status = (unexpected(error) + "\n").encode(), 1
     # Docker CLI drops a failing helper's stdout on pull and push but shows its stderr: say it there too. Not-found
@@ -69,11 +68,11 @@ def run_protocol(verb: str) -> int:
     return emit(out, status)
 
 
-def _cached_answer(stdin: bytes) -> tuple[Optional[bytes], Optional[Handover]]:
+def _cached_answer(stdin: bytes, env: Mapping[str, str]) -> tuple[Optional[bytes], Optional[Handover]]:
     from . import fastpath
 
     try:
-        return fastpath.lookup(stdin, os.environ)
+        return fastpath.lookup(stdin, env)
     except Exception:  # noqa: BLE001 - the full path answers, and reports, whatever went wrong here
         return None, None
 
@@ -90,19 +89,21 @@ def verb_with_arguments(verb: str, extra: Sequence[str]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
-    if argv is None:
+    env: Mapping[str, str] = os.environ
+    if argv is None:  # the real program, not a test calling in process
         streams.guard_standard_descriptors()
+        env = hardening.harden()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         return emit((protocol.usage() + "\n").encode(), 1)
     if args[0] in protocol.VERBS:
-        return run_protocol(args[0]) if len(args) == 1 else verb_with_arguments(args[0], args[1:])
+        return run_protocol(args[0], env) if len(args) == 1 else verb_with_arguments(args[0], args[1:])
     if args[0] in ("--version", "-v"):
-        return run_protocol("version")
-    return run_command(args)
+        return run_protocol("version", env)
+    return run_command(args, env)
 
 
-def run_command(args: list[str]) -> int:
+def run_command(args: list[str], env: Mapping[str, str]) -> int:
     """The administrative commands. Their stdout is collected and written at the end, through emit."""
     import contextlib
     import io
@@ -114,7 +115,7 @@ def run_command(args: list[str]) -> int:
     failure: Optional[str] = None
     try:
         with contextlib.redirect_stdout(buffer):
-            status = commands.run(args)
+            status = commands.run(args, env)
     except IdpError as error:
         status, failure = error.exit_code, f"{PROG}: {error.message}"
     except SystemExit as exit_:  # argparse's --help and --version

@@ -7,7 +7,7 @@ import difflib
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from . import dockerconfig, protocol
 from .cache_policy import DEFAULT_REFRESH_MARGIN
@@ -87,8 +87,8 @@ def unknown_command(word: str, known: Sequence[str], prog: str) -> str:
 
 
 class Context:
-    def __init__(self) -> None:
-        self.env = os.environ
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
         self.home = home_dir(self.env)
         self.vault = Vault(self.home, self.env)
         self.service = CredentialService(self.vault, self.env, warn=warn)
@@ -159,7 +159,9 @@ def _resolve_secret(option: Option, args: argparse.Namespace, env: Any) -> Optio
         variable = getattr(args, f"{dest}_env")
         value = env.get(variable)
         if not value:
-            raise InvalidInput(f"--{option.name}-env: environment variable {variable} is not set or empty")
+            # Not quoted: what was typed may be the secret itself instead of the variable's name.
+            raise InvalidInput(f"--{option.name}-env: the variable it names is not set or empty; give the name of a "
+                               f"variable (--{option.name}-env MY_VARIABLE), never the value")
         return _checked_text(str(value), f"--{option.name}-env {variable}")
     path = getattr(args, f"{dest}_file")
     try:
@@ -323,6 +325,7 @@ def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
     from . import registry_check
     from .errors import ProviderError
     from .providers import get_provider
+    from .timebox import TimedOut, call_within
 
     table = ctx.vault.registrations()
     if args.target in table:
@@ -335,10 +338,16 @@ def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
     credential = ctx.service.credential(registration)
     host, _, path = registration.prefix.partition("/")
     timeout = float(registration.settings.get("timeout", get_provider(registration.type).default_timeout))
-    outcome = registry_check.check(host, path, credential.username, credential.secret, registration.settings,
-                                   timeout, registration.id)
+    try:
+        outcome = call_within(timeout + 1, lambda: registry_check.check(
+            host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))
+    except TimedOut:
+        raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; raise "
+                            "it with registry add --replace --timeout if the registry is slow") from None
     for step in outcome.steps:
         print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
+    for note in outcome.notes:
+        print(f"note: {note}")
     if not outcome.ok:
         raise ProviderError(f"registry test: {outcome.verdict}")
     print(outcome.verdict)
@@ -489,6 +498,13 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vault_accept(ctx: Context, args: argparse.Namespace) -> int:
+    serial, seen = ctx.vault.accept()
+    was = f"the last seen was {seen}" if seen is not None else "no serial was on record for it"
+    print(f"Accepted the vault at serial {serial} ({was}); it is the newest from now on")
+    return 0
+
+
 def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
     status = ctx.vault.status()
     cache = ctx.service.token_cache()
@@ -498,7 +514,7 @@ def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     print(f"vault: {status['path']}{'' if status['exists'] else ' (not created yet)'}")
     print(f"key source: {status['key_source']}")
-    print(f"registrations: {status['registrations']}")
+    print(f"registrations: {status['registrations']} (serial {status['serial']})")
     print(f"cached tokens: {status['cached_tokens']}")
     return 0
 
@@ -575,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = vault_commands.add_parser("status", help="where the vault is, its key source, how many registrations")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_vault_status)
+    accept = vault_commands.add_parser("accept", help="take the vault as it is as the newest (after restoring an older "
+                                       "one on purpose)")
+    accept.set_defaults(func=cmd_vault_accept)
     cache = commands.add_parser("cache", help="the token cache")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="COMMAND", parser_class=Parser)
     clear = cache_commands.add_parser("clear", help="forget cached tokens (of one registration, or all)")
@@ -587,10 +606,10 @@ COMMANDS = ("registry", "resolve", "creds", "kubelet", "kubelet-config", "pull-s
             "cache")
 
 
-GROUPS = {"registry": ("add", "list", "show", "test", "remove"), "vault": ("status",), "cache": ("clear",)}
+GROUPS = {"registry": ("add", "list", "show", "test", "remove"), "vault": ("status", "accept"), "cache": ("clear",)}
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         # The protocol's own answer on stdout (docker-credential-helpers' text), the hint for people on stderr.
         sys.stdout.write(f"{PROG}: unknown action: {argv[0][:64]}\n")
@@ -602,4 +621,4 @@ def run(argv: Sequence[str]) -> int:
     if func is None:
         group = argv[0] if argv else ""
         raise InvalidInput(f"{group} needs a command: {', '.join(GROUPS.get(group, ()))} (see: {PROG} {group} --help)")
-    return func(Context(), args)
+    return func(Context(env), args)

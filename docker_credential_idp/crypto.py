@@ -15,7 +15,14 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 BACKEND_VARIABLE = "DOCKER_CREDENTIAL_IDP_CRYPTO"  # "cryptography" forces the fallback (tests, odd systems)
-_LIBCRYPTO_NAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.dylib")
+# Only versioned Linux names: on macOS an unversioned libcrypto.dylib is Apple's stub, which aborts the process
+# when loaded, and every docker pull would die; there, and anywhere else, `cryptography` serves.
+_LIBCRYPTO_NAMES = {"linux": ("libcrypto.so.3", "libcrypto.so.1.1")}
+
+
+def libcrypto_names(platform: str) -> tuple[str, ...]:
+    """The libcrypto names known safe to load through ctypes on `platform` (sys.platform)."""
+    return _LIBCRYPTO_NAMES.get("linux" if platform.startswith("linux") else platform, ())
 _EVP_CTRL_GCM_GET_TAG = 0x10
 _EVP_CTRL_GCM_SET_TAG = 0x11
 
@@ -144,7 +151,9 @@ def load_libcrypto() -> _Libcrypto | None:
         import ctypes
     except ImportError:
         return None
-    for name in _LIBCRYPTO_NAMES:
+    import sys
+
+    for name in libcrypto_names(sys.platform):
         try:
             return _Libcrypto(ctypes.CDLL(name))
         except (OSError, AttributeError):

@@ -3,12 +3,14 @@ themselves and for `registry test`. Standard library only: loading an HTTP SDK c
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Mapping, Optional
 
-from .errors import ProviderError
+from .errors import InvalidInput, ProviderError
 
 MAX_BODY = 1024 * 1024
 _contexts: dict[tuple[Optional[str], bool], ssl.SSLContext] = {}
@@ -32,10 +34,53 @@ def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
     return _contexts[key]
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def origin(url: str) -> str:
+    """scheme://host:port, which is all of a URL an error message may show (a path or query may hold a token)."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def check_endpoint(url: str, flag: str) -> str:
+    """A URL a secret will be sent to: https (http only for loopback), a host, no user name or password in it.
+    The URL itself is never quoted back: it may be the secret typed in the wrong place."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidInput(f"{flag} must be an https URL such as https://api.example.com")
+    if "@" in parts.netloc:
+        raise InvalidInput(f"{flag} must not carry a user name or password; secrets go through the --…-stdin or "
+                           "--…-env options")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InvalidInput(f"{flag} must be https: a secret would cross the network in the clear (http is accepted "
+                           "for loopback addresses only)")
+    return url.strip()
+
+
+class RedirectRefused(OSError):
+    """A redirect away from the origin a request was sent to: never followed, as it could carry a secret off."""
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Optional[urllib.request.Request]:
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(target) != origin(req.full_url):
+            raise RedirectRefused(f"redirected from {origin(req.full_url)} to {origin(target)}, another origin; "
+                                  "not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def send(request: urllib.request.Request, settings: Mapping[str, Any], timeout: float) -> tuple[int, Any, bytes]:
     """(status, headers, body) for any HTTP answer, error statuses included; network failures raise OSError
-    (urllib.error.URLError is one)."""
-    handlers = [urllib.request.HTTPSHandler(context=tls_context(settings))]
+    (urllib.error.URLError is one; so is RedirectRefused). Redirects are followed only within the origin."""
+    handlers = [urllib.request.HTTPSHandler(context=tls_context(settings)), _SameOriginRedirects()]
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -48,6 +93,8 @@ def send(request: urllib.request.Request, settings: Mapping[str, Any], timeout: 
 def network_reason(error: BaseException) -> str:
     """A short, secret-free reason for a failed connection, with a hint for the TLS case."""
     reason = getattr(error, "reason", error)
+    if isinstance(reason, RedirectRefused):
+        return str(reason)
     if isinstance(reason, ssl.SSLCertVerificationError):
         return f"TLS verification failed ({reason.verify_message}); trust its CA with --ca-file"
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):

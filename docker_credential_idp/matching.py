@@ -77,10 +77,18 @@ def _strip_scheme(text: str, original: str) -> tuple[str, bool]:
     if not sep:
         return text, False
     if scheme.lower() not in ("http", "https"):
-        raise InvalidInput(f"unsupported scheme {scheme!r} in {original!r}; use a registry host such as registry.example.com")
+        raise InvalidInput(f"unsupported scheme {scheme[:20]!r}; use a registry host such as registry.example.com")
     for mark in ("?", "#"):
         rest = rest.split(mark, 1)[0]
+    _refuse_userinfo(rest.split("/", 1)[0])
     return rest, True
+
+
+def _refuse_userinfo(host: str) -> None:
+    """`user:password@host`: refused without quoting it, since it holds a password."""
+    if "@" in host:
+        raise InvalidInput("the registry address carries a user name or password (user:password@host); send the "
+                           "host alone: credentials come from the registration")
 
 
 def _join(host: str, segments: Sequence[str], had_scheme: bool) -> str:
@@ -102,10 +110,11 @@ def _clean(text: str) -> str:
 
 
 def parse_server(text: str) -> str:
-    """What a client sends to the helper: `https://index.docker.io/v1/`, `host:port`, or a `list` key with a path."""
+    """What a client sends to the helper: `https://index.docker.io/v1/`, `host:port`, or a key with a path."""
     original = _clean(text)
     rest, had_scheme = _strip_scheme(original, original)
     host, *segments = rest.rstrip("/").split("/")
+    _refuse_userinfo(host)
     if not host:
         raise InvalidInput(f"no registry host in {original!r}")
     normalised_host = _normalise_host(host, original)
@@ -146,6 +155,7 @@ def parse_reference(text: str) -> str:
         _check_path(segments, original)
         return _join(DOCKER_HUB, ["library", *segments], False)
     first, remainder = body.split("/", 1)
+    _refuse_userinfo(first)
     if looks_like_host(first):
         host = _normalise_host(first, original)
         segments = _drop_tag_and_digest(remainder.split("/"))
@@ -163,6 +173,7 @@ def parse_prefix(text: str) -> str:
     original = _clean(text)
     rest, had_scheme = _strip_scheme(original, original)
     host, *segments = rest.rstrip("/").split("/")
+    _refuse_userinfo(host)
     if not host:
         raise InvalidInput(f"no registry host in prefix {original!r}")
     if not had_scheme and not (looks_like_host(host) or host.startswith("[")):

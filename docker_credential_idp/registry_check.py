@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from .httpclient import network_reason, send
+from .httpclient import is_loopback, network_reason, origin, send
 
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -31,6 +31,12 @@ class Outcome:
     ok: bool
     verdict: str  # one line: what happened and, when it failed, what to do
     steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _header_safe(token: str) -> bool:
+    """Visible ASCII only: a CR or LF would split the header (http.client refuses it, with the token in the error)."""
+    return all(33 <= ord(character) <= 126 for character in token)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -41,7 +47,10 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 def check(host: str, path: str, username: str, password: str, settings: Mapping[str, Any], timeout: float,
           registration_id: str) -> Outcome:
+    """The handshake, all of it within `timeout` seconds (each request gets what is left)."""
     steps: list[Step] = []
+    notes: list[str] = []
+    deadline = time.monotonic() + timeout
     base = f"https://{host}/v2/"
     basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
@@ -50,8 +59,11 @@ def check(host: str, path: str, username: str, password: str, settings: Mapping[
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
         started = time.monotonic()
+        if started >= deadline:
+            steps.append(Step(f"{what}: timed out (--timeout {timeout:g} s in all)", None, 0.0))
+            return None
         try:
-            answer = send(request, settings, timeout)
+            answer = send(request, settings, deadline - started)
         except OSError as error:
             steps.append(Step(f"{what}: {network_reason(error)}", None, (time.monotonic() - started) * 1000))
             return None
@@ -78,6 +90,15 @@ def check(host: str, path: str, username: str, password: str, settings: Mapping[
         return Outcome(ok, f"OK: {host} accepts the credential (Basic auth)" if ok else refused, steps)
     if scheme != "bearer" or not params.get("realm"):
         return Outcome(False, f"{host} asks for {scheme or 'no'} authentication, which this test does not speak", steps)
+    realm_parts = urllib.parse.urlsplit(params["realm"])
+    if realm_parts.scheme not in ("https", "http") or not realm_parts.hostname or "@" in realm_parts.netloc:
+        return Outcome(False, f"{host} names a token service that is not an http(s) URL; the credential was not sent",
+                       steps)
+    if realm_parts.scheme == "http" and not is_loopback(realm_parts.hostname):
+        return Outcome(False, f"{host} names a plain-http token service off this machine ({origin(params['realm'])}); "
+                       "the credential was not sent to it", steps)
+    if realm_parts.hostname != host.rsplit(":", 1)[0].strip("[]"):
+        notes.append(f"the token service {origin(params['realm'])} is not on {host}: the credential is sent there")
     query = {"service": params["service"]} if params.get("service") else {}
     repository = path.strip("/")
     if repository:
@@ -95,10 +116,13 @@ def check(host: str, path: str, username: str, password: str, settings: Mapping[
     except (ValueError, AttributeError):
         token = None
     if not isinstance(token, str) or not token:
-        return Outcome(False, f"{host}'s token service answered without a token", steps)
+        return Outcome(False, f"{host}'s token service answered without a token", steps, notes)
+    if not _header_safe(token):
+        return Outcome(False, f"{host}'s token service answered a token that is not a valid HTTP header value "
+                       "(control characters or spaces in it)", steps, notes)
     final = get(base, f"Bearer {token}", f"GET {base} with the Bearer token")
     if final is None:
-        return Outcome(False, f"lost {host}: {steps[-1].what.split(': ', 1)[1]}", steps)
+        return Outcome(False, f"lost {host}: {steps[-1].what.split(': ', 1)[1]}", steps, notes)
     ok = final[0] == 200
-    return Outcome(ok, f"OK: {host} accepts the credential (Bearer token from {urllib.parse.urlsplit(params['realm']).netloc})"
-                   if ok else f"{host} refused the token its own token service issued (HTTP {final[0]})", steps)
+    return Outcome(ok, f"OK: {host} accepts the credential (Bearer token from {realm_parts.netloc})"
+                   if ok else f"{host} refused the token its own token service issued (HTTP {final[0]})", steps, notes)

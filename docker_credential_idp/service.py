@@ -6,7 +6,6 @@ This is the one place that combines the vault, the matching rules and the provid
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
@@ -27,6 +26,7 @@ from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, 
 from .model import Credential, Login, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
+from .timebox import TimedOut, call_within
 from .token_cache import CachedToken, TokenCache, acquire_fetch_lock
 from .vault import Vault
 
@@ -170,6 +170,7 @@ class CredentialService:
                           f"valid for {left} more seconds")
                 return Credential(token.username, token.secret, token.expires_at)
             raise
+        now = self.now()  # when the answer arrived: callers that waited for it since before then take it
         if worth_caching(now, credential.expires_at):
             margin = float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
             cache.put(registration, CachedToken(credential.username, credential.secret, credential.expires_at, now,
@@ -184,29 +185,20 @@ class CredentialService:
             return Credential(registration.login.username, registration.login.secret)
         timeout = float(registration.settings.get("timeout", provider.default_timeout))
         context = FetchContext(env=self.env, timeout=timeout, now=self.now)
-        outcome: list[object] = []
-
-        def run() -> None:
-            try:
-                outcome.append(provider.fetch(registration, context))
-            except BaseException as error:  # noqa: BLE001 - carried to the caller's thread
-                outcome.append(error)
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        worker.join(timeout + 1)
         where = f"registration {registration.id!r} ({registration.type})"
-        if not outcome:
-            raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow")
-        result = outcome[0]
-        if isinstance(result, Credential):
-            expires_at = believable_expiry(self.now(), result.expires_at, provider.lifetime(registration))
-            return replace(result, expires_at=expires_at)
-        if isinstance(result, ProviderError):
-            raise ProviderError(f"{where}: {result.message}", retryable=result.retryable)
-        if isinstance(result, IdpError):
-            raise result
-        raise ProviderError(f"{where}: unexpected {type(result).__name__} from the provider")
+        try:
+            result = call_within(timeout + 1, lambda: provider.fetch(registration, context))
+        except TimedOut:
+            raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow"
+                                ) from None
+        except ProviderError as error:
+            raise ProviderError(f"{where}: {error.message}", retryable=error.retryable) from None
+        except IdpError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a provider's bug or an SDK's surprise, in one line
+            raise ProviderError(f"{where}: unexpected {type(error).__name__} from the provider") from None
+        expires_at = believable_expiry(self.now(), result.expires_at, provider.lifetime(registration))
+        return replace(result, expires_at=expires_at)
 
     def get(self, server: str) -> Credential:
         request = parse_server(server)

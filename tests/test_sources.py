@@ -329,7 +329,7 @@ def test_parallel_jobs_share_one_fetch_of_a_token_too_short_to_cache_fresh(platf
     """A 6-second token is never fresh (less than BuildKit's five minutes left), yet callers that waited for the
     one fetch in flight take its answer rather than fetch again each."""
     add_platform(platform, "short-lived")
-    platform[0].delay = 0.5
+    platform[0].delay = 1.5  # every caller starts while the one fetch is in flight
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda _: get(), range(16)))
     assert all(r.code == 0 and json.loads(r.out)["Secret"] == "short-pw" for r in results), results

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import network_reason, send
+from ..httpclient import check_endpoint, network_reason, send
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider
 
@@ -42,9 +42,9 @@ class AcrProvider(Provider):
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
         if bool(secrets.get("client_secret")) == bool(settings.get("federated_token_file")):
             raise InvalidInput("--type acr needs exactly one of --client-secret-stdin/-env and --federated-token-file")
-        for name in ("authority_host", "exchange_url"):
-            if settings.get(name) and urllib.parse.urlsplit(settings[name]).scheme not in ("https", "http"):
-                raise InvalidInput(f"--{name.replace('_', '-')} must be an http(s) URL")
+        for name in ("authority_host", "exchange_url"):  # the client secret and the Entra token go there
+            if settings.get(name):
+                settings[name] = check_endpoint(settings[name], f"--{name.replace('_', '-')}")
 
     def username_hint(self, registration: Registration) -> str:
         return USERNAME

@@ -19,7 +19,11 @@ SESSION_OPTIONS = (
 )
 
 
-def validate_session(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+def validate_session(settings: dict[str, Any], secrets: Mapping[str, str]) -> None:
+    if settings.get("endpoint_url"):  # signed requests go there, and the token comes back from it
+        from ..httpclient import check_endpoint
+
+        settings["endpoint_url"] = check_endpoint(settings["endpoint_url"], "--endpoint-url")
     if bool(settings.get("access_key_id")) != bool(secrets.get("secret_access_key")):
         raise InvalidInput("--access-key-id and --secret-access-key-stdin/-env go together")
     if settings.get("external_id") and not settings.get("role_arn"):

@@ -5,14 +5,13 @@ registry's secrets and rotates them."""
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import time
 import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import network_reason, send
+from ..httpclient import check_endpoint, network_reason, send
 from ..jsontext import loads
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
@@ -35,11 +34,7 @@ class PlatformProvider(Provider):
     )
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
-        parts = urllib.parse.urlsplit(settings["url"])
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise InvalidInput("--url must be an https URL such as https://api.example.com")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
-            raise InvalidInput("--url must be https: the platform token would cross the network in the clear")
+        settings["url"] = check_endpoint(settings["url"], "--url")
         for name in ("org", "registry_id"):
             if not settings[name].strip() or "/" in settings[name]:
                 raise InvalidInput(f"--{name.replace('_', '-')} must be a non-empty name without '/'")
@@ -80,13 +75,6 @@ class PlatformProvider(Provider):
 def creds_url(base: str, org: str, registry_id: str) -> str:
     quote = lambda part: urllib.parse.quote(part, safe="")  # noqa: E731
     return f"{base.rstrip('/')}/orgs/{quote(org)}/registries/{quote(registry_id)}/creds"
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _status_error(status: int, settings: dict[str, Any]) -> ProviderError:

@@ -7,13 +7,16 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from typing import Any, Mapping
 
 from ..errors import InvalidInput, ProviderError
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
 
-MAX_OUTPUT = 64 * 1024
+# What is read of a script's output: an answer is one short line; chatter on stderr (progress, warnings) may run
+# longer, but a script that prints without end (`yes`) must not fill this process's memory.
+MAX_OUTPUT = {"stdout": 64 * 1024, "stderr": 1024 * 1024}
 # The vault's key never reaches a user script; the registration being served does, so one script can serve many.
 HIDDEN_VARIABLES = ("DOCKER_CREDENTIAL_IDP_KEY", "DOCKER_CREDENTIAL_IDP_PASSPHRASE")
 PREFIX_VARIABLE = "DOCKER_CREDENTIAL_IDP_PREFIX"
@@ -53,28 +56,83 @@ def _environment(env: Mapping[str, str], registration: Registration) -> dict[str
     return variables
 
 
+# The script runs under this sh supervisor, in a process group of its own. A watcher in the group reads the lifeline,
+# a pipe whose only writer is this process: when this process ends, however it ends (SIGKILL included), or once it
+# has the script's answer, the read returns and the watcher kills the whole group, so nothing the script started
+# outlives the call.
+SUPERVISOR = '( read _ < "/dev/fd/$2"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 & /bin/sh "/dev/fd/$1"'
+
+
 def run_script(script: str, env: Mapping[str, str], timeout: float) -> tuple[bytes, bytes, int]:
-    """Run the text with /bin/sh: no terminal, stdin from /dev/null, the whole process group killed at the time
-    limit. The text goes through a pipe (`sh /dev/fd/N`) so it never shows in argv or a temporary file."""
-    read_end, write_end = os.pipe()
+    """Run the text with /bin/sh: no terminal, stdin from /dev/null, at most MAX_OUTPUT bytes read from stdout and
+    from stderr, the whole process group killed at the time limit or when this process dies. The text goes
+    through a pipe (`sh /dev/fd/N`) so it never shows in argv or a temporary file."""
+    script_read, script_write = os.pipe()
+    lifeline_read, lifeline_write = os.pipe()
     try:
         process = subprocess.Popen(
-            ["/bin/sh", f"/dev/fd/{read_end}"], pass_fds=(read_end,), env=dict(env), stdin=subprocess.DEVNULL,
+            ["/bin/sh", "-c", SUPERVISOR, "docker-credential-idp-script", str(script_read), str(lifeline_read)],
+            pass_fds=(script_read, lifeline_read), env=dict(env), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
     except OSError as error:
-        os.close(write_end)
+        os.close(script_write)
+        os.close(lifeline_write)
         raise ProviderError(f"cannot start /bin/sh: {error.strerror}", retryable=False) from None
     finally:
-        os.close(read_end)
-    threading.Thread(target=_feed, args=(write_end, script.encode("utf-8")), daemon=True).start()
+        os.close(script_read)
+        os.close(lifeline_read)
+    threading.Thread(target=_feed, args=(script_write, script.encode("utf-8")), daemon=True).start()
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        process.communicate()
-        raise ProviderError(f"the script did not finish within {timeout:g} s; raise it with --timeout if it is slow") from None
+        stdout, stderr = _collect(process, timeout)
+    finally:
+        os.close(lifeline_write)
     return stdout, stderr, process.returncode
+
+
+def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """The script's stdout and stderr, each bounded; the group killed on overflow or at the deadline."""
+    import selectors
+
+    assert process.stdout is not None and process.stderr is not None
+    deadline = time.monotonic() + timeout
+    out, err = process.stdout.fileno(), process.stderr.fileno()
+    outputs = {out: bytearray(), err: bytearray()}
+    names = {out: "stdout", err: "stderr"}
+    try:
+        with selectors.DefaultSelector() as selector:
+            for descriptor in outputs:
+                selector.register(descriptor, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _stop(process, f"the script did not finish within {timeout:g} s; raise it with --timeout "
+                                         "if it is slow")
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        continue
+                    outputs[key.fd] += chunk
+                    limit = MAX_OUTPUT[names[key.fd]]
+                    if len(outputs[key.fd]) > limit:
+                        raise _stop(process, f"the script printed more than {limit // 1024} KiB on {names[key.fd]}; it "
+                                             "must print one line <username>:<password>", retryable=False)
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            raise _stop(process, f"the script did not finish within {timeout:g} s; raise it with --timeout if it "
+                                 "is slow") from None
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+    return bytes(outputs[out]), bytes(outputs[err])
+
+
+def _stop(process: subprocess.Popen[bytes], message: str, retryable: bool = True) -> ProviderError:
+    _kill_group(process)
+    process.wait()
+    return ProviderError(message, retryable=retryable)
 
 
 def _feed(descriptor: int, data: bytes) -> None:
@@ -115,7 +173,7 @@ def parse_answer(stdout: bytes, stderr: bytes) -> tuple[str, str]:
 
 
 def _stderr_tail(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr[-MAX_OUTPUT:].decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [line.strip() for line in stderr[-4096:].decode("utf-8", "replace").splitlines() if line.strip()]
     return f"; its stderr ends: {lines[-1][:200]}" if lines else ""
 
 

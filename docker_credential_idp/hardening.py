@@ -1,0 +1,36 @@
+"""What the program does first, before it may open the vault: no core dumps (a core holds the decrypted vault), not
+dumpable (other processes of the same user cannot ptrace it or read its memory), and the vault's key variables taken
+out of the environment every child inherits (a boto3 credential_process, a git credential helper, a user script)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SECRET_VARIABLES = ("DOCKER_CREDENTIAL_IDP_KEY", "DOCKER_CREDENTIAL_IDP_PASSPHRASE")
+PR_SET_DUMPABLE = 4
+
+
+def harden() -> dict[str, str]:
+    """Apply the above to this process; returns the environment for its own use (key variables included)."""
+    env = dict(os.environ)
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)  # unsetenv(3): gone for every child from now on
+    _no_core_dumps()
+    return env
+
+
+def _no_core_dumps() -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
