@@ -312,6 +312,7 @@ class Vault:
 
         `change` mutates the dict it is given and returns a value for the caller; when it raises, nothing is written.
         """
+        fsutil.check_home(self.home)  # before anything is created in it
         try:
             lock = fsutil.acquire_lock(self.lock_path)
         except fsutil.LockTimeout:

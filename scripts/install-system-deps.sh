@@ -5,6 +5,7 @@ set -euo pipefail
 declare -A package_for=(
   [docker-registry]=docker-registry [htpasswd]=apache2-utils [skopeo]=skopeo [podman]=podman
   [dockerd]=docker.io [/usr/bin/docker]=docker.io [buildah]=buildah [/bin/busybox]=busybox-static
+  [/usr/bin/python3]=python3 [setpriv]=util-linux
 )
 if [ "${1:-}" = "--bench" ]; then
   package_for[docker-credential-ecr-login]=amazon-ecr-credential-helper
