@@ -54,7 +54,8 @@ $(BUNDLE): $(VENV)/.installed packaging/docker-credential-idp.spec packaging/ent
 
 test-binary: setup binary
 	IDP_TEST_HELPER=$(CURDIR)/$(BUNDLE) $(BIN)/python -m pytest -p no:cacheprovider \
-		tests/test_protocol.py tests/test_provider_conformance.py tests/test_sources.py tests/e2e
+		tests/test_protocol.py tests/test_provider_conformance.py tests/test_sources.py \
+		tests/test_credential_store_defences.py tests/test_unwritable_home.py tests/e2e
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -8,7 +8,8 @@ import os
 import sys
 
 SECRET_VARIABLES = ("DOCKER_CREDENTIAL_IDP_KEY", "DOCKER_CREDENTIAL_IDP_PASSPHRASE")
-PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+SIGKILL = 9
 
 
 def harden() -> dict[str, str]:
@@ -31,6 +32,14 @@ def _no_core_dumps() -> None:
         try:
             import ctypes
 
-            ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            libc = ctypes.CDLL(None)
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            if getattr(sys, "frozen", False):
+                # The bundle's bootloader is the process callers see and kill; die with it, so that what we
+                # started (a script, through its lifeline) goes too.
+                parent = os.getppid()
+                libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(1)
         except (OSError, AttributeError):
             pass
