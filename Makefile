@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Our wheel and every wheel it needs, so that tests/test_install.py installs it into a fresh venv offline.
 WHEELHOUSE := $(VENV)/wheelhouse
 
-.PHONY: setup system-deps test test-pip test-binary binary wheel demo bench clean
+.PHONY: setup system-deps test test-fast test-pip test-binary binary wheel lint demo bench clean
 
 setup: system-deps $(VENV)/.installed $(WHEELHOUSE)/.built
 
@@ -38,9 +38,19 @@ wheel: $(VENV)/.deps
 # Every test against the pip install, then the protocol, provider and real-client tests against the bundle.
 test: test-pip test-binary
 
-test-pip: setup
+lint: setup
 	$(BIN)/ruff check docker_credential_idp tests scripts packaging
+	$(BIN)/mypy
+
+test-pip: lint
 	$(BIN)/python -m pytest
+
+# The inner loop (well under a minute): lint, types, and the tests that need no registry, daemon or cloud stand-in.
+FAST_TESTS := tests/test_matching.py tests/test_crypto.py tests/test_vault.py tests/test_paths.py tests/test_protocol.py \
+	tests/test_fastpath.py tests/test_leaks.py tests/test_unwritable_home.py tests/test_kubernetes.py
+
+test-fast: lint
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 BUNDLE := dist/docker-credential-idp/docker-credential-idp
 

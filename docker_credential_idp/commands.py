@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from . import dockerconfig, protocol
+from . import __version__, dockerconfig, protocol
 from .cache_policy import DEFAULT_REFRESH_MARGIN
 from .errors import InvalidInput, NotRegistered
 from .jsontext import is_text
@@ -525,7 +525,7 @@ def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="A Docker credential helper for an internal developer platform. "
                     f"Docker calls it with one of the protocol verbs: {', '.join(protocol.VERBS)}.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {protocol.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     registry = commands.add_parser("registry", help="manage the registry table")

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # ctypes loads only when the libcrypto backend does
+if TYPE_CHECKING:
+    import ctypes
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -44,7 +48,7 @@ class _Libcrypto:
 
     name = "libcrypto"
 
-    def __init__(self, library: object) -> None:
+    def __init__(self, library: ctypes.CDLL) -> None:
         import ctypes
 
         self._ctypes = ctypes
@@ -95,7 +99,7 @@ class _Libcrypto:
                 if encrypting:
                     raise RuntimeError("OpenSSL failed to encrypt")
                 raise DecryptionFailed()
-            result = output.raw[: written + length.value]
+            result: bytes = output.raw[: written + length.value]
             if encrypting:
                 tag_out = ctypes.create_string_buffer(TAG_BYTES)
                 if lib.EVP_CIPHER_CTX_ctrl(context, _EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag_out) != 1:

@@ -50,11 +50,7 @@ class VaultError(IdpError):
 
 
 class ProviderError(IdpError):
-    """A provider could not produce a credential. `retryable` marks faults worth serving a cached token for."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    """A provider could not produce a credential (a still-valid cached token is served instead, whatever the cause)."""
 
 
 class ProviderUnavailable(ProviderError):
@@ -65,6 +61,5 @@ class ProviderUnavailable(ProviderError):
 
         super().__init__(
             f"the {provider} type needs the Python package {package!r}, which cannot be imported here ({reason}); "
-            f"install it into the helper's environment: {sys.executable} -m pip install '{package}'",
-            retryable=False,
+            f"install it into the helper's environment: {sys.executable} -m pip install '{package}'"
         )

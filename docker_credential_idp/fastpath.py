@@ -69,7 +69,7 @@ def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True
             if resolved is None:
                 return None, None
         token = resolved.answer(entries)
-        if _fresh(token):
+        if token is not None and _fresh(token):
             if (generation, scope, request) not in entries.resolutions:
                 cache.remember(resolved.fingerprint, resolved.registration_id, None, time.time(),
                                (generation, scope, request), resolved.lock_wait)
@@ -110,20 +110,20 @@ def _wait_for_fetch(cache: token_cache.TokenCache, home: str, resolved: token_ca
     except LockTimeout:
         return None, Handover(resolved.registration_id, False, time.monotonic() - started)
     token = resolved.answer(cache.load())
-    if _fresh(token) or _fetched_since(token, since):
+    if token is not None and (_fresh(token) or _fetched_since(token, since)):
         os.close(descriptor)
         return _render(server, token), None
     # Still no fresh answer: this process fetches. The lock stays held (the descriptor open) until it exits.
     return None, Handover(resolved.registration_id, True, time.monotonic() - started)
 
 
-def _fresh(token: Optional[token_cache.CachedToken]) -> bool:
-    return token is not None and cache_policy.state(time.time(), token.refresh_at, token.expires_at) == cache_policy.FRESH
+def _fresh(token: token_cache.CachedToken) -> bool:
+    return cache_policy.state(time.time(), token.refresh_at, token.expires_at) == cache_policy.FRESH
 
 
-def _fetched_since(token: Optional[token_cache.CachedToken], since: float) -> bool:
+def _fetched_since(token: token_cache.CachedToken, since: float) -> bool:
     """Another caller fetched it while this one waited: as fresh as anything a fetch of ours would be."""
-    return token is not None and token.fetched_at >= since and \
+    return token.fetched_at >= since and \
         cache_policy.state(time.time(), token.refresh_at, token.expires_at) != cache_policy.EXPIRED
 
 

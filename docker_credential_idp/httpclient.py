@@ -29,7 +29,7 @@ def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
                 context.load_verify_locations(cafile=key[0])
             except (OSError, ssl.SSLError) as error:
                 raise ProviderError(f"cannot load the CA file {key[0]}: {getattr(error, 'strerror', None) or error}; "
-                                    "check --ca-file", retryable=False) from None
+                                    "check --ca-file") from None
         _contexts[key] = context
     return _contexts[key]
 

@@ -77,8 +77,13 @@ class KeySource:
 
 
 def _decode_key(text: str, where: str) -> bytes:
+    # Canonical base64 only: decoded, it must encode back to exactly what was given (a2b_base64 alone skips
+    # stray characters, and its strict_mode is Python 3.11's).
     try:
-        key = binascii.a2b_base64(text.strip().encode("ascii"), strict_mode=True)
+        given = text.strip().encode("ascii")
+        key = binascii.a2b_base64(given)
+        if binascii.b2a_base64(key, newline=False) != given:
+            key = b""
     except (binascii.Error, ValueError, UnicodeEncodeError):
         key = b""
     if len(key) != crypto.KEY_BYTES:

@@ -192,7 +192,7 @@ class CredentialService:
             raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow"
                                 ) from None
         except ProviderError as error:
-            raise ProviderError(f"{where}: {error.message}", retryable=error.retryable) from None
+            raise ProviderError(f"{where}: {error.message}") from None
         except IdpError:
             raise
         except Exception as error:  # noqa: BLE001 - a provider's bug or an SDK's surprise, in one line

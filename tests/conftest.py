@@ -28,6 +28,34 @@ def helper_path() -> str:
     return found
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Most tests run the installed program; some import the source tree. After an edit without `make setup`,
+    the two differ and a run would test yesterday's code for the most part: refuse to start instead."""
+    stale = stale_install()
+    if stale:
+        pytest.exit(f"the installed docker-credential-idp differs from the source tree ({stale}); run `make setup` "
+                    "(make test and make test-fast do it first)", returncode=2)
+
+
+def stale_install() -> Optional[str]:
+    import sysconfig
+    from importlib.metadata import distributions
+
+    # Looked up in site-packages only: the source tree's own egg-info (from building the wheel) would match itself.
+    site_packages = sysconfig.get_paths()["purelib"]
+    found = [d for d in distributions(path=[site_packages]) if d.metadata["Name"] == "docker-credential-idp"]
+    if not found:
+        return f"it is not installed in {site_packages}"
+    installed = found[0]
+    source = Path(__file__).resolve().parents[1] / "docker_credential_idp"
+    for path in sorted(source.rglob("*.py")):
+        relative = path.relative_to(source.parent)
+        copy = Path(str(installed.locate_file(relative)))
+        if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+            return f"{relative} changed"
+    return None
+
+
 # -- the leak watch: every secret a test hands the helper is looked for everywhere it must not be -------------------
 
 # Verbs whose stdout is a credential: a secret may appear there, and nowhere else.

@@ -248,3 +248,12 @@ class TestAwsSecret(UpstreamConformance):
         add("it", "--prefix", prefix, "--type", "aws-secret", "--secret-id", "x", "--region", "eu-west-1",
             "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", "--endpoint-url",
             "http://127.0.0.1:9", "--timeout", "2", stdin=AWS_SECRET)
+
+
+def test_every_provider_type_has_a_conformance_case():
+    """A new provider module is not done until it has its class here."""
+    from docker_credential_idp.providers import MODULES
+
+    covered = {case.type_name for case in ProviderConformance.__subclasses__() + UpstreamConformance.__subclasses__()
+               if hasattr(case, "type_name")}
+    assert set(MODULES) <= covered, f"no conformance case for: {sorted(set(MODULES) - covered)}"

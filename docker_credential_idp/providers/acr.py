@@ -76,10 +76,9 @@ def _read_token_file(path: str) -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
-        raise ProviderError(f"cannot read the federated token file {path}: {getattr(error, 'strerror', None) or error}",
-                            retryable=False) from None
+        raise ProviderError(f"cannot read the federated token file {path}: {getattr(error, 'strerror', None) or error}") from None
     if not token:
-        raise ProviderError(f"the federated token file {path} is empty", retryable=False)
+        raise ProviderError(f"the federated token file {path} is empty")
     return token
 
 
@@ -93,7 +92,7 @@ def _post_form(url: str, form: Mapping[str, str], timeout: float, who: str,
     except OSError as error:
         raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}") from None
     if status != 200:
-        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}", retryable=status >= 500)
+        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}")
     try:
         answer = json.loads(payload)
     except ValueError:

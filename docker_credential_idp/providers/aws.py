@@ -76,19 +76,18 @@ def describe_error(botocore: Any, error: Exception, settings: Mapping[str, Any])
     if isinstance(error, botocore.exceptions.ClientError):
         info = error.response.get("Error", {})
         code = info.get("Code", "an error")
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return ProviderError(f"AWS answered {code}: {short(info.get('Message', ''))}", retryable=status >= 500 or status == 429)
+        return ProviderError(f"AWS answered {code}: {short(info.get('Message', ''))}")
     name = type(error).__name__
     if name == "NoCredentialsError":
         where = f"profile {settings['profile']!r}" if settings.get("profile") else \
             "the default chain (environment, shared config, SSO, web identity, instance metadata)"
         return ProviderError(f"no AWS credentials found in {where}; log in (aws sso login) or give the registration "
-                             "--profile or keys", retryable=False)
+                             "--profile or keys")
     if name == "ProfileNotFound":
         return ProviderError(f"AWS profile {settings.get('profile')!r} is not in the shared config; check --profile or "
-                             "AWS_CONFIG_FILE", retryable=False)
+                             "AWS_CONFIG_FILE")
     if name == "NoRegionError":
-        return ProviderError("no AWS region: give the registration --region or set AWS_REGION", retryable=False)
+        return ProviderError("no AWS region: give the registration --region or set AWS_REGION")
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
         return ProviderError(f"cannot reach the AWS endpoint ({name}); check the network, --endpoint-url or --timeout")
     return ProviderError(f"{name}: {short(str(error))}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
 from ..model import Credential, Registration
@@ -53,7 +53,7 @@ class AwsSecretProvider(Provider):
         return Credential(username, password, context.now() + self.lifetime(registration))
 
 
-def _region(settings: dict[str, Any]) -> Optional[str]:
+def _region(settings: Mapping[str, Any]) -> Optional[str]:
     found = SECRET_ARN.match(settings["secret_id"])
     return settings.get("region") or (found.group(1) if found else None)
 
@@ -61,33 +61,31 @@ def _region(settings: dict[str, Any]) -> Optional[str]:
 def _described(error: ProviderError, secret_id: str) -> ProviderError:
     if "ResourceNotFoundException" in error.message:
         return ProviderError(f"secret {secret_id!r} does not exist in that account and region; check --secret-id and "
-                             "--region", retryable=False)
+                             "--region")
     if "AccessDenied" in error.message:
         return ProviderError(f"the AWS identity may not read secret {secret_id!r} (secretsmanager:GetSecretValue, and "
-                             "kms:Decrypt for its key)", retryable=False)
+                             "kms:Decrypt for its key)")
     return error
 
 
 def parse_secret(value: Any, secret_id: str) -> tuple[str, str]:
     """JSON {"username", "password"} or the text username:password. The value itself never reaches a message."""
     if not isinstance(value, str) or not value.strip():
-        raise ProviderError(f"secret {secret_id!r} has no SecretString (a binary secret cannot hold a registry login)",
-                            retryable=False)
+        raise ProviderError(f"secret {secret_id!r} has no SecretString (a binary secret cannot hold a registry login)")
     text = value.strip()
     if text.startswith("{"):
         try:
             document = json.loads(text)
         except ValueError:
-            raise ProviderError(f"secret {secret_id!r} starts like JSON but is not valid JSON", retryable=False) from None
+            raise ProviderError(f"secret {secret_id!r} starts like JSON but is not valid JSON") from None
         username, password = document.get("username"), document.get("password")
         if not (isinstance(username, str) and username and isinstance(password, str) and password):
-            raise ProviderError(f"secret {secret_id!r} is JSON without string fields username and password",
-                                retryable=False)
+            raise ProviderError(f"secret {secret_id!r} is JSON without string fields username and password")
         return username, password
     username, colon, password = text.partition(":")
     if not colon or not username or not password or "\n" in text:
         raise ProviderError(f"secret {secret_id!r} is neither JSON with username and password nor one line "
-                            "username:password", retryable=False)
+                            "username:password")
     return username, password
 
 

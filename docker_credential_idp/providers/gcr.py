@@ -58,7 +58,7 @@ class GcrProvider(Provider):
             credentials.refresh(request)
         except google.auth.exceptions.DefaultCredentialsError as error:
             raise ProviderError(f"no Google credentials: {_short(error)}; give the registration --key-file or set "
-                                "GOOGLE_APPLICATION_CREDENTIALS", retryable=False) from None
+                                "GOOGLE_APPLICATION_CREDENTIALS") from None
         except google.auth.exceptions.GoogleAuthError as error:
             raise ProviderError(f"Google token request failed: {_short(error)}") from None
         except (ValueError, TypeError, KeyError):

@@ -8,7 +8,7 @@ import datetime
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
 from ..httpclient import check_endpoint, network_reason, send
@@ -73,24 +73,24 @@ class PlatformProvider(Provider):
 
 
 def creds_url(base: str, org: str, registry_id: str) -> str:
-    quote = lambda part: urllib.parse.quote(part, safe="")  # noqa: E731
-    return f"{base.rstrip('/')}/orgs/{quote(org)}/registries/{quote(registry_id)}/creds"
+    org, registry_id = (urllib.parse.quote(part, safe="") for part in (org, registry_id))
+    return f"{base.rstrip('/')}/orgs/{org}/registries/{registry_id}/creds"
 
 
-def _status_error(status: int, settings: dict[str, Any]) -> ProviderError:
+def _status_error(status: int, settings: Mapping[str, Any]) -> ProviderError:
     org, registry_id = settings["org"], settings["registry_id"]
     if status == 401:
         return ProviderError("the platform API refused the token (HTTP 401: missing, expired or revoked); issue a new "
-                             "one and re-add the registration with --token-stdin", retryable=False)
+                             "one and re-add the registration with --token-stdin")
     if status == 403:
         return ProviderError(f"the token may not read the credentials of registry {registry_id!r} in org {org!r} "
-                             "(HTTP 403); give its service user a role that may (ArtefactContributor)", retryable=False)
+                             "(HTTP 403); give its service user a role that may (ArtefactContributor)")
     if status == 404:
         return ProviderError(f"the platform API has no registry {registry_id!r} in org {org!r} (HTTP 404); check --org, "
-                             "--registry-id and --url", retryable=False)
+                             "--registry-id and --url")
     if status in RETRY_STATUSES:
         return ProviderError(f"the platform API is failing (HTTP {status})")
-    return ProviderError(f"the platform API answered HTTP {status}", retryable=False)
+    return ProviderError(f"the platform API answered HTTP {status}")
 
 
 def _credential(body: bytes, now: float, lifetime: float) -> Credential:

@@ -40,7 +40,7 @@ class ScriptProvider(Provider):
         stdout, stderr, status = run_script(registration.secrets["script"], _environment(context.env, registration),
                                             context.timeout)
         if status != 0:
-            raise ProviderError(f"the script exited with status {status}{_stderr_tail(stderr)}", retryable=status > 0)
+            raise ProviderError(f"the script exited with status {status}{_stderr_tail(stderr)}")
         username, password = parse_answer(stdout, stderr)
         return Credential(username, password, context.now() + self.lifetime(registration))
 
@@ -78,7 +78,7 @@ def run_script(script: str, env: Mapping[str, str], timeout: float) -> tuple[byt
     except OSError as error:
         os.close(script_write)
         os.close(lifeline_write)
-        raise ProviderError(f"cannot start /bin/sh: {error.strerror}", retryable=False) from None
+        raise ProviderError(f"cannot start /bin/sh: {error.strerror}") from None
     finally:
         os.close(script_read)
         os.close(lifeline_read)
@@ -117,7 +117,7 @@ def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, b
                     limit = MAX_OUTPUT[names[key.fd]]
                     if len(outputs[key.fd]) > limit:
                         raise _stop(process, f"the script printed more than {limit // 1024} KiB on {names[key.fd]}; it "
-                                             "must print one line <username>:<password>", retryable=False)
+                                             "must print one line <username>:<password>")
         try:
             process.wait(max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
@@ -129,10 +129,10 @@ def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, b
     return bytes(outputs[out]), bytes(outputs[err])
 
 
-def _stop(process: subprocess.Popen[bytes], message: str, retryable: bool = True) -> ProviderError:
+def _stop(process: subprocess.Popen[bytes], message: str) -> ProviderError:
     _kill_group(process)
     process.wait()
-    return ProviderError(message, retryable=retryable)
+    return ProviderError(message)
 
 
 def _feed(descriptor: int, data: bytes) -> None:
@@ -156,7 +156,7 @@ def parse_answer(stdout: bytes, stderr: bytes) -> tuple[str, str]:
     try:
         text = stdout.decode("utf-8")
     except UnicodeDecodeError:
-        raise ProviderError(f"the script printed bytes that are not UTF-8{_stderr_tail(stderr)}", retryable=False) from None
+        raise ProviderError(f"the script printed bytes that are not UTF-8{_stderr_tail(stderr)}") from None
     line = text.removesuffix("\n").removesuffix("\r")
     if "\n" in line or "\r" in line:
         shape = f"{len(text.splitlines())} lines"
@@ -169,7 +169,7 @@ def parse_answer(stdout: bytes, stderr: bytes) -> tuple[str, str]:
     else:
         return line.partition(":")[0], line.partition(":")[2]
     raise ProviderError(f"the script must print one line <username>:<password> but printed {shape}"
-                        f"{_stderr_tail(stderr)}", retryable=False)
+                        f"{_stderr_tail(stderr)}")
 
 
 def _stderr_tail(stderr: bytes) -> str:
