@@ -14,7 +14,7 @@ system-deps:
 
 # A regular (not editable) install, as users get it: an editable install's import hook costs every call ~15 ms.
 # The package is reinstalled whenever its sources change; its dependencies only when pyproject.toml does.
-SOURCES := $(shell find docker_credential_idp -name '*.py')
+SOURCES := $(shell find docker_credential_idp -name '*.py') packaging/launcher/docker-credential-idp
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

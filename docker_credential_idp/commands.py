@@ -313,9 +313,7 @@ def cmd_registry_remove(ctx: Context, args: argparse.Namespace) -> int:
         del table[args.id]
 
     ctx.vault.update(change)
-    cache = ctx.service.token_cache()
-    if cache:
-        cache.drop([args.id], ctx.service.now())
+    ctx.service.token_cache().drop([args.id], ctx.service.now())
     print(f"Removed {args.id}")
     return 0
 
@@ -358,7 +356,7 @@ def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
     if args.id:
         ctx.registration(args.id)
     cache = ctx.service.token_cache()
-    dropped = cache.drop([args.id] if args.id else None, ctx.service.now()) if cache else 0
+    dropped = cache.drop([args.id] if args.id else None, ctx.service.now())
     print(f"Dropped {dropped} cached token{'s' if dropped != 1 else ''}")
     return 0
 
@@ -383,7 +381,7 @@ def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
     result = {"request": request, "id": registration.id, "prefix": registration.prefix,
               "type": registration.type, "reason": selection.reason}
     cache = ctx.service.token_cache()
-    token = cache.get(registration) if cache else None
+    token = cache.get(registration)
     if token and token.expires_at is not None:
         result["token_expires_at"] = token.expires_at
     if args.json:
@@ -508,7 +506,7 @@ def cmd_vault_accept(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
     status = ctx.vault.status()
     cache = ctx.service.token_cache()
-    status["cached_tokens"] = len(cache.entries()) if cache else 0
+    status["cached_tokens"] = len(cache.entries())
     if args.json:
         _print_json(status)
         return 0

@@ -27,7 +27,7 @@ from .model import Credential, Login, Registration, Secrets
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
 from .timebox import TimedOut, call_within
-from .token_cache import CachedToken, TokenCache, acquire_fetch_lock
+from .token_cache import CachedToken, NoTokenCache, TokenCache, acquire_fetch_lock
 from .vault import Vault
 
 if TYPE_CHECKING:
@@ -85,11 +85,12 @@ class CredentialService:
 
     # -- credentials -------------------------------------------------------------------------------------------
 
-    def token_cache(self) -> Optional[TokenCache]:
+    def token_cache(self) -> TokenCache:
+        """The answer cache, sealed with the vault's data key; before the vault exists, one that keeps nothing."""
         if self._cache is None:
             data_key = self.vault.data_key()
-            if data_key:
-                self._cache = TokenCache(self.vault.home, data_key, on_write_failure=self._cannot_cache)
+            self._cache = (TokenCache(self.vault.home, data_key, on_write_failure=self._cannot_cache) if data_key
+                           else NoTokenCache())
         return self._cache
 
     def _cannot_cache(self, reason: str) -> None:
@@ -109,8 +110,6 @@ class CredentialService:
         is answered by fastpath.py without reading the registrations."""
         provider = self.providers(registration.type)
         cache = self.token_cache()
-        if cache is None:
-            return self._fetch(provider, registration)
         wait = self._lock_wait(provider, registration)
         token = cache.get(registration)
         if token and self._state(token) == FRESH:
@@ -262,11 +261,11 @@ class CredentialService:
             raise CredentialsNotFound()
         kept = self.vault.update(change)
         cache = self.token_cache()
-        if removed and cache:
+        if removed:
             cache.drop(removed, self.now())  # a logged-out password does not linger, even encrypted
         if removed:
             return
-        if kept is not None and (cache is None or cache.note_once(f"erase {request}", self.now())):
+        if kept is not None and cache.note_once(f"erase {request}", self.now()):
             self.warn(f"docker-credential-idp: registration {kept.id!r} was added with `registry add`, so docker "
                       f"logout leaves it serving {request}; remove it with: docker-credential-idp registry remove {kept.id}")
         raise CredentialsNotFound()

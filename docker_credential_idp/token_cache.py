@@ -272,3 +272,19 @@ class TokenCache:
     def entries(self) -> dict[str, dict[str, Optional[float]]]:
         """registration id -> {expires_at}, for status and resolve; never a secret."""
         return {rid: {"expires_at": token.expires_at} for rid, token in self._load().answers.values()}
+
+
+class NoTokenCache(TokenCache):
+    """The cache before the vault exists (no data key to seal answers with): finds nothing, keeps nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(os.devnull, b"")
+
+    def _load(self) -> Entries:
+        return Entries()
+
+    def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
+        return False
+
+    def drop(self, registration_ids: Optional[list[str]], now: float) -> int:
+        return 0

@@ -12,6 +12,7 @@ intercepting HTTPS proxy it trusts via AWS_CA_BUNDLE, since it has no endpoint o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -122,8 +123,9 @@ def main() -> int:
         label, _, path = item.partition("=")
         ours[label] = path
     ecr_login = shutil.which("docker-credential-ecr-login")
-    if not ecr_login or not os.path.exists("/usr/bin/time"):
-        raise SystemExit("bench: docker-credential-ecr-login or GNU time is missing; "
+    pass_helper = shutil.which("docker-credential-pass")
+    if not ecr_login or not pass_helper or not os.path.exists("/usr/bin/time"):
+        raise SystemExit("bench: docker-credential-ecr-login, docker-credential-pass or GNU time is missing; "
                          "run scripts/install-system-deps.sh --bench")
 
     work = Path(tempfile.mkdtemp(prefix="idp-bench-"))
@@ -131,14 +133,33 @@ def main() -> int:
     ecr_api = LocalServer(ecr_api_route("bench-ecr-password"))
     proxy = InterceptingProxy(ecr_api_route("bench-ecr-password"), cert, key)
     try:
-        return _bench(args, ours, ecr_login, work, ca, ecr_api, proxy)
+        return _bench(args, ours, ecr_login, pass_helper, work, ca, ecr_api, proxy)
     finally:
         ecr_api.stop()
         proxy.stop()
+        if (work / "pass" / "gnupg").exists():  # the agent gpg started for the pass store
+            subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(work / "pass" / "gnupg")},
+                           capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _bench(args, ours, ecr_login, work, ca, ecr_api, proxy) -> int:  # noqa: ANN001
+def pass_store(pass_helper: str, work: Path) -> dict[str, str]:
+    """The default Linux store most people have: docker-credential-pass over `pass`, a gpg key without a passphrase
+    (its agent started here), holding STATIC_HOST's password."""
+    env = {**base_env(work), "GNUPGHOME": str(work / "gnupg"), "PASSWORD_STORE_DIR": str(work / "password-store")}
+    (work / "gnupg").mkdir(mode=0o700, parents=True)
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "bench@docker-credential-idp", "default",
+                    "default", "never"], env=env, check=True, capture_output=True)
+    listed = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys"], env=env, check=True,
+                            capture_output=True, text=True).stdout
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:"))
+    subprocess.run(["pass", "init", fingerprint], env=env, check=True, capture_output=True)
+    helper(pass_helper, env, "store", stdin=json.dumps({"ServerURL": STATIC_HOST, "Username": "robot",
+                                                        "Secret": "static-password"}).encode())
+    return env
+
+
+def _bench(args, ours, ecr_login, pass_helper, work, ca, ecr_api, proxy) -> int:  # noqa: ANN001
     entry = ours["pip entry point"]
     # Our homes: 10 registrations, 10,000 registrations, and an ECR registration with a cached token.
     small, large, ecr_home = base_env(work / "small"), base_env(work / "large"), base_env(work / "ecr")
@@ -156,8 +177,14 @@ def _bench(args, ours, ecr_login, work, ca, ecr_api, proxy) -> int:  # noqa: ANN
     assert (work / "go" / ".ecr" / "cache.json").exists(), "ecr-login did not write its cache"
     calls_before = (ecr_api.count(), proxy.count())
 
+    pass_env = pass_store(pass_helper, work / "pass")
+
     cases = [Case("python -c pass (floor)", [sys.executable, "-c", "pass"], b"", small),
-             Case("ecr-login cache hit (Go)", [ecr_login, "get"], ECR_HOST.encode(), go_env, b"bench-ecr-password")]
+             Case("ecr-login cache hit (Go)", [ecr_login, "get"], ECR_HOST.encode(), go_env, b"bench-ecr-password"),
+             Case("python -I -S -c pass (the interpreter alone)", [sys.executable, "-I", "-S", "-c", "pass"], b"",
+                  small),
+             Case("docker-credential-pass get (Go, gpg)", [pass_helper, "get"], STATIC_HOST.encode(), pass_env,
+                  b"static-password")]
     for label, path in ours.items():
         cases += [
             Case(f"static, 10 regs [{label}]", [path, "get"], STATIC_HOST.encode(), small, b"static-password"),

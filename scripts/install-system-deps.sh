@@ -9,6 +9,9 @@ declare -A package_for=(
 )
 if [ "${1:-}" = "--bench" ]; then
   package_for[docker-credential-ecr-login]=amazon-ecr-credential-helper
+  package_for[docker-credential-pass]=golang-docker-credential-helpers
+  package_for[pass]=pass
+  package_for[gpg]=gnupg
   package_for[/usr/bin/time]=time
 fi
 missing=()
