@@ -72,8 +72,10 @@ def _cached_answer(stdin: bytes, env: Mapping[str, str]) -> tuple[Optional[bytes
     from . import fastpath
 
     try:
-        return fastpath.lookup(stdin, env)
-    except Exception:  # noqa: BLE001 - the full path answers, and reports, whatever went wrong here
+        return fastpath.lookup(stdin, env, debug=warn if env.get(DEBUG_VARIABLE) else None)
+    except Exception as error:  # noqa: BLE001 - the full path answers, and reports, whatever went wrong here
+        if env.get(DEBUG_VARIABLE):
+            warn(f"{PROG}: debug: the cache-hit path gave up: {type(error).__name__}")
         return None, None
 
 

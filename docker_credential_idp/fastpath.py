@@ -23,7 +23,7 @@ from .paths import home_location
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping, Optional
+    from typing import Callable, Mapping, Optional
 
 try:  # the C accelerator json.dumps uses: the same escaping, without loading json (and re)
     from _json import encode_basestring_ascii as _quote
@@ -46,19 +46,26 @@ def answer(stdin: bytes, env: Mapping[str, str]) -> Optional[bytes]:
     return lookup(stdin, env, wait_for_fetch=False)[0]
 
 
-def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True
-           ) -> tuple[Optional[bytes], Optional[Handover]]:
-    """(answer, None) from the cache; else (None, a Handover or None) for the full path."""
+def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True,
+           debug: Optional[Callable[[str], None]] = None) -> tuple[Optional[bytes], Optional[Handover]]:
+    """(answer, None) from the cache; else (None, a Handover or None) for the full path, which explains.
+    `debug` hears why, when the caller asked (DOCKER_CREDENTIAL_IDP_DEBUG): messages name a cause, never input."""
+
+    def gave_up(reason: str) -> tuple[None, None]:
+        if debug is not None:
+            debug(f"docker-credential-idp: debug: the cache-hit path gave up: {reason}")
+        return None, None
+
     try:
         server = stdin.decode("utf-8").strip()
         if not server or len(stdin) > 1024 * 1024:
-            return None, None
+            return gave_up("no server, or too much input")
         request = matching.parse_server(server)
         home = home_location(env)
         path = os.path.join(home, vault.VAULT_FILE_NAME)
         opened = vault.open_header(path, home, env)
         if opened is None:
-            return None, None
+            return gave_up("no vault yet")
         data_key, generation = opened
         cache = token_cache.TokenCache(home, data_key)
         scope = env.get(matching.SCOPE_VARIABLE) or ""
@@ -67,7 +74,7 @@ def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True
         if resolved is None:
             resolved = _resolve(path, home, env, generation, scope, request)
             if resolved is None:
-                return None, None
+                return gave_up("the request resolves to no single registration, or the vault changed meanwhile")
         token = resolved.answer(entries)
         if token is not None and _fresh(token):
             if (generation, scope, request) not in entries.resolutions:
@@ -75,10 +82,12 @@ def lookup(stdin: bytes, env: Mapping[str, str], wait_for_fetch: bool = True
                                (generation, scope, request), resolved.lock_wait)
             return _render(server, token), None
         if not wait_for_fetch:
-            return None, None
+            return gave_up("no fresh answer")
         return _wait_for_fetch(cache, home, resolved, server)
-    except (IdpError, UnicodeDecodeError, StopIteration):
-        return None, None
+    except IdpError as error:
+        return gave_up(error.message)
+    except (UnicodeDecodeError, StopIteration) as error:
+        return gave_up(type(error).__name__)
 
 
 def _resolve(path: str, home: str, env: Mapping[str, str], generation: str, scope: str,

@@ -49,6 +49,11 @@ class ScryptParams(tuple):  # type: ignore[type-arg]
                              "from a backup")
 
 
+# Keys derived in this process, by (passphrase, salt, parameters): the cache-hit path, the resolution and the
+# service each open the vault, and scrypt costs about 100 ms a time.
+_derived: dict[tuple[str, bytes, tuple[int, int, int]], bytes] = {}
+
+
 class KeySource:
     """A resolved key source. `kek(...)` returns the 32-byte key-encryption key."""
 
@@ -65,15 +70,18 @@ class KeySource:
         import hashlib
 
         assert self._passphrase is not None
-        return hashlib.scrypt(
-            self._passphrase.encode("utf-8"),
-            salt=salt,
-            n=1 << params.log2_n,
-            r=params.r,
-            p=params.p,
-            maxmem=SCRYPT_MEMORY_LIMIT + 1024 * 1024,
-            dklen=crypto.KEY_BYTES,
-        )
+        memo = (self._passphrase, bytes(salt), (params.log2_n, params.r, params.p))
+        if memo not in _derived:
+            _derived[memo] = hashlib.scrypt(
+                self._passphrase.encode("utf-8"),
+                salt=salt,
+                n=1 << params.log2_n,
+                r=params.r,
+                p=params.p,
+                maxmem=SCRYPT_MEMORY_LIMIT + 1024 * 1024,
+                dklen=crypto.KEY_BYTES,
+            )
+        return _derived[memo]
 
 
 def _decode_key(text: str, where: str) -> bytes:

@@ -142,3 +142,33 @@ def test_record_timeout_reads_only_the_setting(timeout, values):
     registration = Registration("r", "registry.example.com", "basic", settings_,
                                 Secrets({"password": '{"timeout":7}'}))
     assert record_timeout(record_text(registration)) == timeout
+
+
+def test_with_debug_the_cache_hit_path_says_why_it_gave_up():
+    add_basic("a", f"{HOST}/team-a", "robot", "debug-pw-a")
+    add_basic("b", f"{HOST}/team-b", "robot", "debug-pw-b")
+    quiet = run_helper("get", stdin=HOST)
+    assert "debug:" not in quiet.err
+    told = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    reasons = [line for line in told.err.splitlines() if "debug: the cache-hit path gave up" in line]
+    assert len(reasons) == 1 and "resolves to no single registration" in reasons[0], told.err
+    assert "debug-pw" not in told.err
+
+
+def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
+    """A cold get reads the vault on the cache-hit path, to resolve, and in the service: scrypt (about 100 ms) once."""
+    import hashlib
+
+    from .test_breaking import call
+
+    monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_PASSPHRASE", "correct horse battery staple")
+    add_basic("r", HOST, "robot", "passphrase-pw-1")
+    from docker_credential_idp import keysource
+
+    keysource._derived.clear()  # a new process
+    derivations = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: derivations.append(1) or real(*a, **k))
+    status, out, _ = call("get", stdin=HOST.encode())
+    assert status == 0 and json.loads(out)["Secret"] == "passphrase-pw-1"
+    assert len(derivations) == 1
