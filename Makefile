@@ -70,7 +70,7 @@ test-binary: setup binary
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-# Latency and memory of `get` against Go's docker-credential-ecr-login (README, Performance). Not a test.
+# Latency and memory of `get` against Go's ecr-login and docker-credential-pass (docs/performance.md). Not a test.
 bench: setup binary
 	@scripts/install-system-deps.sh --bench
 	$(BIN)/python scripts/bench.py
