@@ -53,7 +53,6 @@ class Parser(argparse.ArgumentParser):
 
     def _unknown_options(self, names: list[str]) -> None:
         # Never echo the values: a mistyped `--password hunter2` would print the password.
-        hint = ""
         if any(n in SECRET_OPTION_NAMES for n in names):
             hint = "; secrets are read from stdin or an environment variable, never from the command line"
         else:
@@ -72,9 +71,12 @@ class Parser(argparse.ArgumentParser):
             raise InvalidInput(unknown_command(message.split("'")[1], self._command_names(), self.prog))
         raise InvalidInput(f"{message} (see: {self.prog} --help)")
 
-    def _command_names(self) -> list[str]:
+    def _commands(self) -> dict[str, Parser]:
         actions = self._subparsers._group_actions if self._subparsers else []
-        return [name for action in actions for name in getattr(action, "choices", None) or ()]
+        return {name: sub for action in actions for name, sub in (getattr(action, "choices", None) or {}).items()}
+
+    def _command_names(self) -> list[str]:
+        return list(self._commands())
 
 
 def unknown_command(word: str, known: Sequence[str], prog: str) -> str:
@@ -520,7 +522,7 @@ def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="A Docker credential helper for an internal developer platform. "
                     f"Docker calls it with one of the protocol verbs: {', '.join(protocol.VERBS)}.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -604,9 +606,6 @@ COMMANDS = ("registry", "resolve", "creds", "kubelet", "kubelet-config", "pull-s
             "cache")
 
 
-GROUPS = {"registry": ("add", "list", "show", "test", "remove"), "vault": ("status", "accept"), "cache": ("clear",)}
-
-
 def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         # The protocol's own answer on stdout (docker-credential-helpers' text), the hint for people on stderr.
@@ -618,5 +617,6 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     func: Optional[Callable[[Context, argparse.Namespace], int]] = getattr(args, "func", None)
     if func is None:
         group = argv[0] if argv else ""
-        raise InvalidInput(f"{group} needs a command: {', '.join(GROUPS.get(group, ()))} (see: {PROG} {group} --help)")
+        names = parser._commands()[group]._command_names() if group in parser._commands() else []
+        raise InvalidInput(f"{group} needs a command: {', '.join(names)} (see: {PROG} {group} --help)")
     return func(Context(env), args)
