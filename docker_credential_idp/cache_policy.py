@@ -15,7 +15,6 @@ EXPIRED = "expired"
 DEFAULT_REFRESH_MARGIN = 300.0
 MIN_LIFE_LEFT = 300.0  # BuildKit's answer cache (moby/buildkit session/auth/authprovider) keeps a token 4 min 50 s
 MAX_LIFETIME = 30 * 86400.0  # an expiry further away than this (or not a number) is not believed
-DEFAULT_FETCH_TIMEOUT = 10.0  # seconds one fetch may take unless the provider or registration says otherwise
 LOCK_WAIT_SLACK = 2.0  # a caller waits for another's fetch at most its timeout plus this, then gives up
 
 
@@ -55,6 +54,11 @@ def seconds_to_refresh(now: float, expires_at: float | None, margin: float) -> i
     """How long a consumer that caches our answer itself (the kubelet) may keep it: until our refresh point."""
     point = refresh_at(now, expires_at, margin)
     return None if point is None else max(0, int(point - now))
+
+
+def lock_wait(fetch_timeout: float) -> float:
+    """How long a caller waits for another caller's fetch of the same registration: one fetch, and a little."""
+    return fetch_timeout + LOCK_WAIT_SLACK
 
 
 def worth_caching(now: float, expires_at: float | None) -> bool:

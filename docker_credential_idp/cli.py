@@ -1,7 +1,7 @@
 """The program's entry point: argv glue, stream handling and the mapping of errors to output and exit status.
 
-Protocol verbs take a short path (no argparse) because docker calls `get` on every pull, push and build step; a
-`get` the answer cache can serve takes a shorter one still (fastpath.py), before the protocol module loads.
+Protocol verbs take a short path (no argparse) because docker calls `get` on every pull, push and build step, and
+`get` goes to the pipeline alone (pipeline.py), which loads nothing heavy until it must fetch.
 Every byte goes out through streams.py, so a closed or full stdout is one line on stderr, never a traceback.
 """
 
@@ -14,21 +14,46 @@ from .errors import NOT_FOUND_MESSAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping, Optional, Sequence
+    from typing import Callable, Mapping, Optional, Sequence
 
-    from .fastpath import Handover
+    from .service import CredentialService
+    from .token_cache import CachedToken
 
 DEBUG_VARIABLE = "DOCKER_CREDENTIAL_IDP_DEBUG"
 PROG = protocol.NAME
 warn = streams.warn
 
 
-def make_service(env: Mapping[str, str], handover: Optional[Handover] = None):  # type: ignore[no-untyped-def]
-    from .paths import home_dir
-    from .service import CredentialService
-    from .vault import Vault
+class ProtocolVerbs:
+    """The credential store the protocol verbs use: `get` through the pipeline alone, the other verbs through the
+    service (which loads the providers' table); one vault, read once, for either."""
 
-    return CredentialService(Vault(home_dir(env), env), env, warn=warn, handover=handover)
+    def __init__(self, env: Mapping[str, str]) -> None:
+        from .paths import home_location
+        from .vault import Vault
+
+        self.env = env
+        self.vault = Vault(home_location(env), env)
+        self.debug: Optional[Callable[[str], None]] = warn if env.get(DEBUG_VARIABLE) else None
+
+    def get(self, server: str) -> CachedToken:
+        from .pipeline import GetPipeline
+
+        return GetPipeline(self.vault, self.env, warn, debug=self.debug).get(server)
+
+    def _service(self) -> CredentialService:
+        from .service import CredentialService
+
+        return CredentialService(self.vault, self.env, warn=warn, debug=self.debug)
+
+    def store(self, server: str, username: str, secret: str) -> None:
+        self._service().store(server, username, secret)
+
+    def erase(self, server: str) -> None:
+        self._service().erase(server)
+
+    def list_servers(self) -> dict[str, str]:
+        return self._service().list_servers()
 
 
 def unexpected(error: BaseException) -> str:
@@ -55,10 +80,7 @@ def emit(out: bytes, status: int) -> int:
 def run_protocol(verb: str, env: Mapping[str, str]) -> int:
     try:
         stdin = b"" if verb == "version" else streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
-        out, handover = _cached_answer(stdin, env) if verb == "get" else (None, None)
-        status = 0
-        if out is None:
-            out, status = protocol.handle(verb, stdin, lambda: make_service(env, handover))
+        out, status = protocol.handle(verb, stdin, lambda: ProtocolVerbs(env))
     except Exception as error:  # noqa: BLE001 - the protocol answers on stdout whatever happens
         out, status = (unexpected(error) + "\n").encode(), 1
     # Docker CLI drops a failing helper's stdout on pull and push but shows its stderr: say it there too. Not-found
@@ -66,17 +88,6 @@ def run_protocol(verb: str, env: Mapping[str, str]) -> int:
     if status != 0 and out.strip() != NOT_FOUND_MESSAGE.encode():
         warn(out.decode("utf-8", "replace").strip())
     return emit(out, status)
-
-
-def _cached_answer(stdin: bytes, env: Mapping[str, str]) -> tuple[Optional[bytes], Optional[Handover]]:
-    from . import fastpath
-
-    try:
-        return fastpath.lookup(stdin, env, debug=warn if env.get(DEBUG_VARIABLE) else None)
-    except Exception as error:  # noqa: BLE001 - the full path answers, and reports, whatever went wrong here
-        if env.get(DEBUG_VARIABLE):
-            warn(f"{PROG}: debug: the cache-hit path gave up: {type(error).__name__}")
-        return None, None
 
 
 def verb_with_arguments(verb: str, extra: Sequence[str]) -> int:

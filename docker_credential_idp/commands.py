@@ -324,7 +324,6 @@ def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
     """Call the registry's /v2/ with the registration's credential; one line per step, then the verdict."""
     from . import registry_check
     from .errors import ProviderError
-    from .providers import get_provider
     from .timebox import TimedOut, call_within
 
     table = ctx.vault.registrations()
@@ -337,7 +336,7 @@ def cmd_registry_test(ctx: Context, args: argparse.Namespace) -> int:
         registration = _serving(ctx, parse_reference(args.target))[0]
     credential = ctx.service.credential(registration)
     host, _, path = registration.prefix.partition("/")
-    timeout = float(registration.settings.get("timeout", get_provider(registration.type).default_timeout))
+    timeout = registration.fetch_timeout
     try:
         outcome = call_within(timeout + 1, lambda: registry_check.check(
             host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))

@@ -7,6 +7,11 @@ from typing import Any, Mapping, Optional
 
 # Docker's marker for an identity (refresh) token in the Username field.
 IDENTITY_TOKEN_USERNAME = "<token>"
+# Seconds one fetch may take unless the registration says otherwise (--timeout). A user's script may wait on a slow
+# CLI or a person, so it gets longer. The vault stores each registration's figure beside its record, so that a
+# caller waiting for another's fetch knows how long without parsing the record (pipeline.py).
+DEFAULT_FETCH_TIMEOUT = 10.0
+DEFAULT_FETCH_TIMEOUTS = {"script": 30.0}
 
 
 ID_MAX_LENGTH = 253
@@ -82,6 +87,12 @@ class Registration:
     @property
     def host(self) -> str:
         return self.prefix.split("/", 1)[0]
+
+    @property
+    def fetch_timeout(self) -> float:
+        """Seconds one fetch of this registration's credential may take."""
+        configured = self.settings.get("timeout")
+        return float(configured) if configured else DEFAULT_FETCH_TIMEOUTS.get(self.type, DEFAULT_FETCH_TIMEOUT)
 
     def with_secrets(self, secrets: Mapping[str, str]) -> Registration:
         return replace(self, secrets=Secrets(secrets))

@@ -12,9 +12,24 @@ from .jsontext import is_text
 
 TYPE_CHECKING = False  # typing and json load only when a verb needs them: `get` is on every pull's path
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Callable, Protocol
 
-    from .service import CredentialService
+    class Answer(Protocol):
+        username: str
+        secret: str
+
+    class CredentialStore(Protocol):
+        """What the verbs need: `get` is the pipeline's (light), the others the service's."""
+
+        def get(self, server: str) -> Answer: ...
+        def store(self, server: str, username: str, secret: str) -> None: ...
+        def erase(self, server: str) -> None: ...
+        def list_servers(self) -> dict[str, str]: ...
+
+try:  # the C accelerator json.dumps uses: the same escaping, without loading json (and re) on every pull
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # pragma: no cover - CPython always has it
+    from json.encoder import py_encode_basestring_ascii as _quote
 
 NAME = "docker-credential-idp"
 PACKAGE = "docker_credential_idp"
@@ -78,15 +93,20 @@ def _dump(value: object) -> bytes:
     return (json.dumps(value) + "\n").encode("utf-8")
 
 
-def handle(verb: str, stdin: bytes, service: Callable[[], CredentialService]) -> tuple[bytes, int]:
+def render_get(server: str, answer: Answer) -> bytes:
+    """`get`'s answer, byte for byte what json.dumps would write (tests/test_pipeline.py)."""
+    return (f'{{"ServerURL": {_quote(server)}, "Username": {_quote(answer.username)}, '
+            f'"Secret": {_quote(answer.secret)}}}\n').encode("utf-8")
+
+
+def handle(verb: str, stdin: bytes, service: Callable[[], CredentialStore]) -> tuple[bytes, int]:
     """Answer one protocol call. `service` is called only when the verb needs the vault."""
     try:
         if verb == "version":
             return f"{NAME} ({PACKAGE}) {__version__}\n".encode(), 0
         if verb == "get":
             server = _server(stdin)
-            credential = service().get(server)
-            return _dump({"ServerURL": server, "Username": credential.username, "Secret": credential.secret}), 0
+            return render_get(server, service().get(server)), 0
         if verb == "store":
             service().store(*_store_request(stdin))
             return b"", 0

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .model import Registration
 
 MAGIC = b"IDPTOKEN"
-VERSION = 4
+VERSION = 5  # 5: a resolution keeps the fetch timeout, not a lock wait
 HEADER_BYTES = len(MAGIC) + 1 + crypto.NONCE_BYTES
 MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
@@ -84,13 +84,18 @@ def _number(text: str) -> Optional[float]:
     return float(text) if text else None
 
 
-class Resolved:
-    """Which registration a request resolved to, and how long a caller may wait for its fetch lock."""
+class Target:
+    """A registration as the answer cache knows it: its record's fingerprint, its id, and how long one fetch of its
+    credential may take (the vault's column, so that no record is parsed to know it)."""
 
-    __slots__ = ("fingerprint", "registration_id", "lock_wait")
+    __slots__ = ("fingerprint", "registration_id", "fetch_timeout")
 
-    def __init__(self, fingerprint: str, registration_id: str, lock_wait: float) -> None:
-        self.fingerprint, self.registration_id, self.lock_wait = fingerprint, registration_id, lock_wait
+    def __init__(self, fingerprint: str, registration_id: str, fetch_timeout: float) -> None:
+        self.fingerprint, self.registration_id, self.fetch_timeout = fingerprint, registration_id, fetch_timeout
+
+    @classmethod
+    def of(cls, registration: Registration) -> Target:
+        return cls(fingerprint(registration), registration.id, registration.fetch_timeout)
 
     def answer(self, entries: Entries) -> Optional[CachedToken]:
         entry = entries.answers.get(self.fingerprint)
@@ -98,14 +103,14 @@ class Resolved:
 
 
 class Entries:
-    """The file's content: answers by fingerprint, resolutions (generation, scope, request) -> Resolved, and when
+    """The file's content: answers by fingerprint, resolutions (generation, scope, request) -> Target, and when
     each recent note was last printed (so that a client calling us several times in a row sees it once)."""
 
     __slots__ = ("answers", "resolutions", "notes")
 
     def __init__(self) -> None:
         self.answers: dict[str, tuple[str, CachedToken]] = {}
-        self.resolutions: dict[tuple[str, str, str], Resolved] = {}
+        self.resolutions: dict[tuple[str, str, str], Target] = {}
         self.notes: dict[str, float] = {}
 
     @classmethod
@@ -120,7 +125,7 @@ class Entries:
                                         _number(fields[5]))
                     entries.answers[fields[1]] = (fields[2], token)
                 elif fields[0] == "R" and len(fields) == 7:
-                    entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = Resolved(
+                    entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = Target(
                         fields[4], fields[5], float(fields[6]))
                 elif fields[0] == "N" and len(fields) == 3:
                     entries.notes[_decode(fields[1])] = float(fields[2])
@@ -135,7 +140,7 @@ class Entries:
         lines = [f"A\t{key}\t{rid}\t{number(t.expires_at)}\t{number(t.fetched_at)}\t{number(t.refresh_at)}\t"
                  f"{_encode(t.username)}\t{_encode(t.secret)}\n" for key, (rid, t) in sorted(self.answers.items())]
         lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{r.fingerprint}\t{r.registration_id}\t"
-                  f"{r.lock_wait!r}\n" for (generation, scope, request), r in self.resolutions.items()]
+                  f"{r.fetch_timeout!r}\n" for (generation, scope, request), r in self.resolutions.items()]
         lines += [f"N\t{_encode(key)}\t{when!r}\n" for key, when in self.notes.items()]
         return "".join(lines)
 
@@ -176,17 +181,10 @@ class TokenCache:
             return Entries()
 
     def get(self, registration: Registration) -> Optional[CachedToken]:
-        entry = self._load().answers.get(fingerprint(registration))
-        return entry[1] if entry else None
+        return Target.of(registration).answer(self._load())
 
     def load(self) -> Entries:
         return self._load()
-
-    def resolved(self, generation: str, scope: str, request: str) -> Optional[CachedToken]:
-        """The answer for a request this vault generation has already resolved, if it is still cached."""
-        entries = self._load()
-        found = entries.resolutions.get((generation, scope, request))
-        return found.answer(entries) if found else None
 
     def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
         """Apply `change` under the cache's lock; False (and the reason reported) when the file cannot be written."""
@@ -230,25 +228,20 @@ class TokenCache:
 
         return self._rewrite(change, now) is False or fresh[0]
 
-    def put(self, registration: Registration, token: Optional[CachedToken], now: float,
-            resolution: Optional[tuple[str, str, str]] = None, lock_wait: float = 0.0) -> None:
-        """Cache the registration's answer (when given) and remember that `resolution` led to it (when given)."""
-        key = fingerprint(registration)
-        self.remember(key, registration.id, token, now, resolution, lock_wait)
-
-    def remember(self, key: str, registration_id: str, token: Optional[CachedToken], now: float,
-                 resolution: Optional[tuple[str, str, str]], lock_wait: float) -> None:
+    def remember(self, target: Target, token: Optional[CachedToken], now: float,
+                 resolution: Optional[tuple[str, str, str]]) -> None:
+        """Cache the target's answer (when given) and that `resolution` led to it (when given)."""
 
         def change(entries: Entries) -> None:
             if token is not None:
-                for other in [k for k, (rid, _) in entries.answers.items() if rid == registration_id]:
+                for other in [k for k, (rid, _) in entries.answers.items() if rid == target.registration_id]:
                     del entries.answers[other]  # the registration's earlier answers, under its earlier fingerprints
-                entries.answers[key] = (registration_id, token)
+                entries.answers[target.fingerprint] = (target.registration_id, token)
             if resolution is not None:
                 # Only the current vault generation's resolutions can be used again.
                 entries.resolutions = {r: v for r, v in entries.resolutions.items() if r[0] == resolution[0]}
                 entries.resolutions.pop(resolution, None)
-                entries.resolutions[resolution] = Resolved(key, registration_id, lock_wait)
+                entries.resolutions[resolution] = target
                 while len(entries.resolutions) > MAX_RESOLUTIONS:
                     del entries.resolutions[next(iter(entries.resolutions))]
 

@@ -8,8 +8,8 @@ Layout (all integers one byte):
 A random data key encrypts the payload with AES-256-GCM; the key-encryption key (key file, environment key or
 passphrase) wraps the data key. The whole header is authenticated as associated data, so no byte of it can change
 unnoticed. The payload is text: a first line naming its format, then one line per registration,
-`<prefix>\\t<id>\\t<json record>`, so that `get` finds its host's lines with a string search and chooses among them
-without parsing any JSON.
+`<prefix>\\t<id>\\t<fetch timeout>\\t<json record>`, so that `get` finds its host's lines with a string search, chooses
+among them and knows how long a fetch may take without parsing any JSON (format 2 lacked the timeout column).
 
 The vault knows registrations as records; it knows nothing of providers. Reading needs only `os` and the crypto
 backend (the cache-hit path goes through here); writing loads the rest.
@@ -26,7 +26,6 @@ from .paths import not_a_directory
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Callable, Mapping, Optional, TypeVar
 
     from .model import Registration
@@ -52,7 +51,8 @@ HEADER_BYTES = _layout(VERSION)[3]
 SERIAL_FILE_NAME = "vault.serial"
 SERIAL_MAGIC = b"IDPSERIAL1"
 ACCEPT_COMMAND = "docker-credential-idp vault accept"
-PAYLOAD_HEADER = "docker-credential-idp registrations 2\n"
+PAYLOAD_HEADER = "docker-credential-idp registrations 3\n"
+OLD_PAYLOAD_HEADER = "docker-credential-idp registrations 2\n"  # read; written back as 3
 MAX_VAULT_BYTES = 64 * 1024 * 1024
 VAULT_FILE_NAME = "vault.bin"
 LOCK_FILE_NAME = "vault.lock"
@@ -219,90 +219,110 @@ def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]
         text = crypto.decrypt(data_key, sealed.payload_nonce, sealed.ciphertext, sealed.header).decode("utf-8")
     except (crypto.DecryptionFailed, UnicodeDecodeError):
         raise VaultError(f"{where} failed its integrity check (tampered or corrupted); restore it from a backup") from None
-    if not text.startswith(PAYLOAD_HEADER):
+    if not text.startswith((PAYLOAD_HEADER, OLD_PAYLOAD_HEADER)):
         raise VaultError(f"{where} holds an unknown payload format; use a matching docker-credential-idp release")
     return Opened(sealed.kind, data_key, text, description, _generation(sealed, data), sealed.serial)
 
 
-def open_header(path: str, home: str | os.PathLike[str], env: Mapping[str, str]) -> Optional[tuple[bytes, str]]:
-    """(data key, generation) without decrypting or parsing the registrations: what the cache-hit path needs.
+class Line:
+    """One registration as the vault stores it: what `get` needs before it parses anything, and the record."""
 
-    The generation checksums the whole file, so a vault changed in any way since it was last read in full (and
-    authenticated) matches no cached resolution: the full path reads it again, and reports any damage."""
-    data = _read_vault(path, home)
-    if data is None:
-        return None
-    where = f"the vault {path}"
-    sealed = _Sealed(data, where)
-    data_key = _unwrap(sealed, data, home, env, where)[0]
-    _check_serial(home, data_key, sealed, where)
-    return data_key, _generation(sealed, data)
+    __slots__ = ("prefix", "id", "fetch_timeout", "record")
+
+    def __init__(self, prefix: str, registration_id: str, fetch_timeout: float, record: str) -> None:
+        self.prefix, self.id, self.fetch_timeout, self.record = prefix, registration_id, fetch_timeout, record
 
 
-def lines_on_host(text: str, host: str) -> list[tuple[str, str, str]]:
-    """(prefix, id, json record) for each registration whose prefix is on `host`, found by string search."""
+def _line(text: str) -> Line:
+    parts = text.split("\t", 3)
+    try:
+        if len(parts) == 4:
+            return Line(parts[0], parts[1], float(parts[2]), parts[3])
+        if len(parts) == 3:  # format 2: the timeout is in the record
+            return Line(parts[0], parts[1], _parse_record(parts[2]).fetch_timeout, parts[2])
+    except ValueError:
+        pass
+    raise VaultError("the vault holds a malformed registration line; restore it from a backup")
+
+
+def _lines_on_host(text: str, host: str) -> list[Line]:
+    """The lines whose prefix is on `host`, found by string search."""
     found = []
     for needle in ("\n" + host + "\t", "\n" + host + "/"):
         start = text.find(needle)
         while start >= 0:
             end = text.find("\n", start + 1)
-            parts = text[start + 1 : end].split("\t", 2)
-            if len(parts) != 3:
-                raise VaultError("the vault holds a malformed registration line; restore it from a backup")
-            found.append((parts[0], parts[1], parts[2]))
+            found.append(_line(text[start + 1 : end]))
             start = text.find(needle, end)
     return found
 
 
+def _all_lines(text: str) -> list[Line]:
+    return [_line(line) for line in text[text.index("\n") + 1 :].splitlines() if line]
+
+
 class Vault:
-    def __init__(self, home: Path, env: Mapping[str, str]) -> None:
-        self.home = home
-        self.path = home / VAULT_FILE_NAME
-        self.lock_path = home / LOCK_FILE_NAME
+    """The vault of one home. It is read, checked and decrypted once per process (open), then kept."""
+
+    def __init__(self, home: str | os.PathLike[str], env: Mapping[str, str]) -> None:
+        self.home = os.fspath(home)
+        self.path = os.path.join(self.home, VAULT_FILE_NAME)
+        self.lock_path = os.path.join(self.home, LOCK_FILE_NAME)
         self._env = env
         self._opened: Optional[Opened] = None
 
     # -- reading -----------------------------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return os.path.exists(self.path)
 
     def _read(self) -> Optional[Opened]:
-        return open_payload(os.fspath(self.path), self.home, self._env)
+        return open_payload(self.path, self.home, self._env)
 
-    def _open(self) -> Optional[Opened]:
+    def open(self) -> Optional[Opened]:
+        """The opened vault (None when there is none yet), read on first use."""
         if self._opened is None:
             self._opened = self._read()
         return self._opened
 
+    def lines_on_host(self, host: str) -> list[Line]:
+        """The registrations whose prefix is on `host`, as lines: found without parsing any JSON."""
+        opened = self.open()
+        return _lines_on_host(opened.text, host) if opened else []
+
+    def registration(self, registration_id: str) -> Optional[Registration]:
+        """One registration by id, parsing only its record."""
+        opened = self.open()
+        line = next((line for line in _all_lines(opened.text) if line.id == registration_id), None) if opened else None
+        return _parse_record(line.record) if line else None
+
     def registrations(self) -> Table:
-        opened = self._open()
+        opened = self.open()
         return _parse_table(opened.text) if opened else {}
 
     def registrations_on_host(self, host: str) -> list[Registration]:
         """Only the registrations whose prefix is on `host`, found without parsing the other lines."""
-        opened = self._open()
-        return [_parse_record(record) for _, _, record in lines_on_host(opened.text, host)] if opened else []
+        return [_parse_record(line.record) for line in self.lines_on_host(host)]
 
     def data_key(self) -> Optional[bytes]:
         """The vault's data key, for other files sealed with it (the token cache); None before the vault exists."""
-        opened = self._open()
+        opened = self.open()
         return opened.data_key if opened else None
 
     def generation(self) -> Optional[str]:
         """Changes with every write; None before the vault exists."""
-        opened = self._open()
+        opened = self.open()
         return opened.generation if opened else None
 
     def status(self) -> dict[str, object]:
-        opened = self._open()
+        opened = self.open()
         return {
             "path": str(self.path),
             "exists": opened is not None,
             "serial": opened.serial if opened else 0,
             "key_source": opened.description if opened else keysource.describe_new(self.home, self._env),
             "registrations": len(_parse_table(opened.text)) if opened else 0,
-            "bytes": self.path.stat().st_size if opened else 0,
+            "bytes": os.stat(self.path).st_size if opened else 0,
         }
 
     # -- writing -----------------------------------------------------------------------------------------------
@@ -336,7 +356,7 @@ class Vault:
         except fsutil.LockTimeout:
             raise VaultError(fsutil.lock_busy(self.lock_path)) from None
         try:
-            opened = open_payload(os.fspath(self.path), self.home, self._env, check_rollback=False)
+            opened = open_payload(self.path, self.home, self._env, check_rollback=False)
             if opened is None:
                 raise VaultError(f"there is no vault at {self.path} to accept")
             try:
@@ -379,22 +399,6 @@ class Vault:
                               _generation(_Sealed(header + ciphertext, "the vault"), header + ciphertext), serial)
 
 
-def record_timeout(record: str) -> Optional[float]:
-    """settings.timeout from a record as the vault writes it, without a JSON parser (the cache-hit path has none).
-
-    Records are canonical JSON (record_text): inside a string value every `"` is escaped, so an unescaped
-    `"timeout":` can only be a key, and only settings has one."""
-    start = record.find('"timeout":')
-    if start < 0:
-        return None
-    value = record[start + len('"timeout":') :]
-    end = min((i for i in (value.find(","), value.find("}")) if i >= 0), default=len(value))
-    try:
-        return float(value[:end])
-    except ValueError:
-        return None
-
-
 def record_text(registration: Registration) -> str:
     """A registration's JSON record as the vault stores it (also what the token cache fingerprints)."""
     import json
@@ -414,19 +418,13 @@ def _parse_record(record: str) -> Registration:
 
 
 def _parse_table(text: str) -> Table:
-    table: Table = {}
-    for line in text[len(PAYLOAD_HEADER) :].splitlines():
-        if line:
-            parts = line.split("\t", 2)
-            if len(parts) != 3:
-                raise VaultError("the vault holds a malformed registration line; restore it from a backup")
-            registration = _parse_record(parts[2])
-            table[registration.id] = registration
-    return table
+    registrations = (_parse_record(line.record) for line in _all_lines(text))
+    return {registration.id: registration for registration in registrations}
 
 
 def _format_table(table: Table) -> str:
     lines = [PAYLOAD_HEADER]
     for registration in sorted(table.values(), key=lambda r: r.id):
-        lines.append(f"{registration.prefix}\t{registration.id}\t{record_text(registration)}\n")
+        lines.append(f"{registration.prefix}\t{registration.id}\t{registration.fetch_timeout!r}\t"
+                     f"{record_text(registration)}\n")
     return "".join(lines)

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 import docker_credential_idp
-from docker_credential_idp import crypto, fastpath
+from docker_credential_idp import crypto
 
 from .conftest import Result, add_basic, assert_one_line_error, helper_path, run_helper
 from .servers import LocalServer, json_answer, platform_creds_api
@@ -604,14 +604,12 @@ def forge_crc(data: bytes, position: int, target: int) -> bytes:
 
 def test_an_edit_that_keeps_the_crc_is_not_served_from_the_cache():
     ready_vault()
-    assert run_helper("get", stdin=HOST).code == 0
-    assert fastpath.answer(HOST.encode(), os.environ) is not None
+    assert run_helper("get", stdin=HOST).code == 0  # the answer is cached
     path = home() / "vault.bin"
     data = path.read_bytes()
     edited = bytearray(data)
     edited[-60] ^= 0xFF  # inside the registrations
     path.write_bytes(forge_crc(bytes(edited), len(data) - 40, zlib.crc32(data)))
-    assert fastpath.answer(HOST.encode(), os.environ) is None
     assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
 
 

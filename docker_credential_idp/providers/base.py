@@ -11,11 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
-from ..cache_policy import DEFAULT_FETCH_TIMEOUT
 from ..errors import InvalidInput, ProviderUnavailable
-from ..model import Credential, Registration
-
-DEFAULT_TIMEOUT = DEFAULT_FETCH_TIMEOUT
+from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Registration
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class Option:
 @dataclass(frozen=True)
 class FetchContext:
     env: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_FETCH_TIMEOUT
     now: Callable[[], float] = time.time
 
 
@@ -51,8 +48,6 @@ class Provider:
     options: ClassVar[tuple[Option, ...]] = ()
     # The module the provider imports inside fetch, and the pip requirement that installs it.
     sdk: ClassVar[Optional[tuple[str, str]]] = None
-    # Seconds one fetch may take unless the registration says otherwise (--timeout).
-    default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
     # How long a credential holds when its source does not say (or says something unbelievable), unless the
     # registration says otherwise (--expire).
     default_expire: ClassVar[float] = 3600.0

@@ -25,7 +25,6 @@ PREFIX_VARIABLE = "DOCKER_CREDENTIAL_IDP_PREFIX"
 class ScriptProvider(Provider):
     type_name = "script"
     summary = "a /bin/sh script kept in the vault that prints <username>:<password>"
-    default_timeout = 30.0
     default_expire = 12 * 3600.0
     options = (
         Option("script", "the script's text", secret=True, required=True, from_file=True),

@@ -1,0 +1,181 @@
+"""The one `get` pipeline: a request to its credential, the cheap steps first.
+
+Docker runs `get` on every pull, push and build step, and nearly every call ends at step 4:
+
+  1. normalise the request (matching)                                   the standard library's cheapest modules
+  2. open the vault: read, check, unwrap the data key, decrypt (once per process)          + the crypto backend
+  3. the answer cache: the registration this vault generation resolved the request to, and its answer
+  4. else resolve from the vault's lines — prefix, id and fetch timeout are columns, no JSON is parsed;
+     a fresh answer is returned here
+  5. take the registration's fetch lock, so that of many parallel callers one fetches and the others wait for
+     it, bounded by one fetch's timeout; an answer that landed meanwhile is returned
+  6. only now load the record, the provider and its SDK (fetching.py), fetch, cache the answer
+
+Commands that already hold a registration (creds, kubelet, pull-secret) enter at step 3 (`credential_for`).
+Nothing here imports json, typing, dataclasses or a provider before step 6 (tests/test_pipeline.py checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import cache_policy, matching
+from .errors import ProviderError
+from .token_cache import CachedToken, NoTokenCache, Target, TokenCache, acquire_fetch_lock
+
+TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Optional
+
+    from .model import Registration
+    from .token_cache import Entries
+    from .vault import Vault
+
+    Resolution = tuple[str, str, str]  # vault generation, DOCKER_CREDENTIAL_IDP_SCOPE, normalised request
+
+
+class GetPipeline:
+    def __init__(self, vault: Vault, env: Mapping[str, str], warn: Callable[[str], None] = lambda message: None,
+                 now: Callable[[], float] = time.time, debug: Optional[Callable[[str], None]] = None) -> None:
+        self.vault, self.env, self.warn, self.now = vault, env, warn, now
+        self._debug = debug
+        self._cache: Optional[TokenCache] = None
+
+    def token_cache(self) -> TokenCache:
+        """The answer cache, sealed with the vault's data key; before the vault exists, one that keeps nothing."""
+        if self._cache is None:
+            opened = self.vault.open()
+            self._cache = (TokenCache(self.vault.home, opened.data_key, on_write_failure=self._cannot_cache) if opened
+                           else NoTokenCache())
+        return self._cache
+
+    def _cannot_cache(self, reason: str) -> None:
+        self.warn(f"docker-credential-idp: warning: {reason}; answering without caching, so the next call fetches "
+                  "again (make the home writable, or free space, to cache)")
+
+    def debug(self, message: str) -> None:
+        """With DOCKER_CREDENTIAL_IDP_DEBUG: which step answered, and why the next one ran. Never a secret."""
+        if self._debug is not None:
+            self._debug(f"docker-credential-idp: debug: {message}")
+
+    # -- steps 1 to 4 ------------------------------------------------------------------------------------------
+
+    def get(self, server: str) -> CachedToken:
+        """The answer for a server URL (docker's `get`); CredentialsNotFound or AmbiguousRegistry when there is none."""
+        from .errors import CredentialsNotFound
+
+        request = matching.parse_server(server)
+        opened = self.vault.open()
+        if opened is None:
+            raise CredentialsNotFound()
+        resolution = (opened.generation, self.env.get(matching.SCOPE_VARIABLE) or "", request)
+        entries = self.token_cache().load()
+        target = entries.resolutions.get(resolution)
+        if target is not None:
+            self.debug(f"resolved to registration {target.registration_id!r} by the answer cache")
+            return self._credential(target, entries, None, self._loader(target))
+        target = self.resolve(request)
+        self.debug(f"resolved to registration {target.registration_id!r} from the vault's lines")
+        return self._credential(target, entries, resolution, self._loader(target))
+
+    def resolve(self, request: str) -> Target:
+        """The registration serving a normalised request, from the vault's lines (see matching.select)."""
+        lines = self.vault.lines_on_host(matching.host_of(request))
+        selection = matching.select(request, [(line.prefix, line.id) for line in lines],
+                                    self.env.get(matching.SCOPE_VARIABLE) or None)
+        line = next(line for line in lines if line.id == selection.registration_id)
+        from .token_cache import fingerprint_of_record
+
+        return Target(fingerprint_of_record(line.record), line.id, line.fetch_timeout)
+
+    def credential_for(self, registration: Registration) -> CachedToken:
+        """The answer for a registration a command already holds: the same steps from the answer cache on."""
+        return self._credential(Target.of(registration), self.token_cache().load(), None, lambda: registration)
+
+    def _loader(self, target: Target) -> Callable[[], Registration]:
+        def load() -> Registration:
+            registration = self.vault.registration(target.registration_id)
+            if registration is None:  # the cache named a registration the vault no longer has: it changed meanwhile
+                from .errors import VaultError
+
+                raise VaultError("the vault changed while this call read it; run the command again")
+            return registration
+
+        return load
+
+    def _credential(self, target: Target, entries: Entries, resolution: Optional[Resolution],
+                    load: Callable[[], Registration]) -> CachedToken:
+        token = target.answer(entries)
+        if token is not None and self._state(token) == cache_policy.FRESH:
+            self.debug("answered from the answer cache")
+            if resolution is not None:
+                self.token_cache().remember(target, None, self.now(), resolution)
+            return token
+        self.debug("no fresh answer cached; taking the registration's fetch lock")
+        return self._under_fetch_lock(target, token, resolution, load)
+
+    def _state(self, token: CachedToken) -> str:
+        return cache_policy.state(self.now(), token.refresh_at, token.expires_at)
+
+    # -- step 5 ------------------------------------------------------------------------------------------------
+
+    def _under_fetch_lock(self, target: Target, token: Optional[CachedToken], resolution: Optional[Resolution],
+                          load: Callable[[], Registration]) -> CachedToken:
+        """One fetch per registration at a time across processes: the others wait here, then take its answer. They
+        wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each."""
+        from .fsutil import LockTimeout
+
+        cache = self.token_cache()
+        since = self.now()
+        lock: Optional[int] = None
+        try:
+            lock = acquire_fetch_lock(self.vault.home, target.registration_id,
+                                      cache_policy.lock_wait(target.fetch_timeout))
+        except LockTimeout:
+            if token is not None and self._state(token) == cache_policy.STALE:
+                self.warn(f"docker-credential-idp: warning: the token source for {target.registration_id!r} is "
+                          "slow; serving the cached token")
+                return token
+            raise ProviderError(f"registration {target.registration_id!r}: another caller has been fetching its token "
+                                "for longer than one fetch may take; the source may be down") from None
+        except OSError as error:  # a read-only or full home: fetch without the lock (and without caching)
+            cache.unwritable(f"cannot take the fetch lock in {self.vault.home}: {error.strerror or error}")
+        try:
+            token = target.answer(cache.load())
+            current = self._state(token) if token is not None else None
+            if token is not None and (current == cache_policy.FRESH
+                                      or current == cache_policy.STALE and token.fetched_at >= since):
+                self.debug("answered with what another caller fetched meanwhile")
+                if resolution is not None:
+                    cache.remember(target, None, self.now(), resolution)
+                return token
+            return self._fetch(target, token, resolution, load())
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    # -- step 6 ------------------------------------------------------------------------------------------------
+
+    def _fetch(self, target: Target, cached: Optional[CachedToken], resolution: Optional[Resolution],
+               registration: Registration) -> CachedToken:
+        from . import fetching
+
+        self.debug(f"fetching from the source of registration {registration.id!r} ({registration.type})")
+        try:
+            credential = fetching.fetch(registration, self.env, self.now)
+        except ProviderError as error:
+            if cached is not None and self._state(cached) == cache_policy.STALE:
+                assert cached.expires_at is not None
+                left = int(cached.expires_at - self.now())
+                self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
+                          f"valid for {left} more seconds")
+                return cached
+            raise
+        now = self.now()  # when the answer arrived: callers that waited for it since before then take it
+        margin = float(registration.settings.get("refresh_margin", cache_policy.DEFAULT_REFRESH_MARGIN))
+        token = CachedToken(credential.username, credential.secret, credential.expires_at, now,
+                            cache_policy.refresh_at(now, credential.expires_at, margin))
+        if cache_policy.worth_caching(now, credential.expires_at):
+            self.token_cache().remember(target, token, now, resolution)
+        return token

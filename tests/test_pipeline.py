@@ -1,0 +1,214 @@
+"""The one `get` pipeline (pipeline.py): light until it must fetch, one fetch for many callers, each rule once."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from docker_credential_idp import crypto, protocol
+from docker_credential_idp.model import Registration, Secrets
+from docker_credential_idp.paths import home_dir
+from docker_credential_idp.pipeline import GetPipeline
+from docker_credential_idp.token_cache import CachedToken
+from docker_credential_idp.vault import PAYLOAD_HEADER, Vault
+
+from .conftest import add_basic, assert_one_line_error, run_helper
+from .servers import ecr_api_endpoint
+from .test_token_cache import HEAVY_MODULES, imports_of_get
+
+HOST = "registry.example.com"
+ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+def steps_of_get(server: str = HOST) -> tuple[str, list[str]]:
+    """(the secret, the debug lines) of one in-process get: a new vault and pipeline, as in a new process."""
+    lines: list[str] = []
+    pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, debug=lines.append)
+    return pipeline.get(server).secret, lines
+
+
+def from_cache(lines: list[str]) -> bool:
+    return any("answered from the answer cache" in line for line in lines)
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(server=text, username=text, secret=text)
+def test_the_get_answer_is_what_json_dumps_writes(server, username, secret):
+    """render_get writes without loading json; the bytes are the same."""
+    expected = (json.dumps({"ServerURL": server, "Username": username, "Secret": secret}) + "\n").encode()
+    assert protocol.render_get(server, CachedToken(username, secret, None, 0.0)) == expected
+
+
+def test_static_and_cached_ecr_hits_load_nothing_heavy():
+    add_basic("static", HOST, "robot", "pw")
+    api = ecr_api_endpoint("ecr-fast-password")
+    try:
+        result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", api.url,
+                            "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
+        assert result.code == 0, result
+        for host in (HOST, ECR_HOST):
+            assert run_helper("get", stdin=host).code == 0  # a cold get: fetches, caches
+            imported = imports_of_get(host)
+            assert "docker_credential_idp.pipeline" in imported  # the profile did record our imports
+            assert imported & (HEAVY_MODULES | {"docker_credential_idp.fetching"}) == set(), host
+        assert api.count() == 1
+    finally:
+        api.stop()
+
+
+def test_no_vault_and_an_ambiguous_host_are_one_line_each():
+    assert_one_line_error(run_helper("get", stdin=HOST), "credentials not found", stream="out")
+    add_basic("a", f"{HOST}/team-a", "robot", "pw")
+    add_basic("b", f"{HOST}/team-b", "robot", "pw")
+    assert_one_line_error(run_helper("get", stdin=HOST), "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
+
+
+def test_a_changed_registration_is_not_answered_from_its_old_entry():
+    add_basic("r", HOST, "robot", "old-password")
+    assert steps_of_get()[0] == "old-password"
+    secret, lines = steps_of_get()
+    assert secret == "old-password" and from_cache(lines)
+    result = run_helper("registry", "add", "r", "--prefix", HOST, "--type", "basic", "--username", "robot",
+                        "--password-stdin", "--replace", stdin="new-password")
+    assert result.code == 0, result
+    secret, lines = steps_of_get()
+    assert secret == "new-password" and not from_cache(lines)
+    assert from_cache(steps_of_get()[1])
+
+
+def test_a_broken_answer_cache_is_ignored_not_fatal():
+    add_basic("r", HOST, "robot", "pw")
+    assert run_helper("get", stdin=HOST).code == 0
+    tokens = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-3] + b"xyz")
+    secret, lines = steps_of_get()
+    assert secret == "pw" and not from_cache(lines)
+
+
+def test_a_vault_changed_on_disk_fails_its_integrity_check_even_with_a_cached_answer():
+    add_basic("r", HOST, "robot", "pw")
+    assert run_helper("get", stdin=HOST).code == 0
+    path = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "vault.bin"
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x01  # inside the registrations, far from the header
+    path.write_bytes(bytes(data))
+    assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
+
+
+def test_parallel_cold_callers_wait_for_one_fetch_without_loading_the_providers():
+    api = ecr_api_endpoint("ecr-cold-password")
+    api.delay = 0.5  # every caller arrives while the one fetch is in flight
+    try:
+        result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", api.url,
+                            "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
+        assert result.code == 0, result
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda _: run_helper("get", stdin=ECR_HOST, env={"PYTHONPROFILEIMPORTTIME": "1"}),
+                                    range(16)))
+        assert all(r.code == 0 and json.loads(r.out)["Secret"] == "ecr-cold-password" for r in results), results
+        fetched = [r for r in results if "docker_credential_idp.fetching" in r.err]
+        assert len(fetched) == 1 and api.count() == 1  # one caller loaded the providers and fetched
+    finally:
+        api.stop()
+
+
+def test_the_fetch_timeout_is_a_vault_column_with_one_rule():
+    """The lock wait derives from the registration's fetch timeout, which the vault stores beside the record:
+    --timeout when given, else the type's default (script 30 s, others 10 s), on every path."""
+    add_basic("plain", f"{HOST}/plain", "robot", "pw")
+    add_basic("quick", f"{HOST}/quick", "robot", "pw", "--timeout", "4.5")
+    result = run_helper("registry", "add", "slow", "--prefix", f"{HOST}/slow", "--type", "script",
+                        "--script-stdin", stdin="echo user:pw")
+    assert result.code == 0, result
+    vault = Vault(home_dir(os.environ), os.environ)
+    columns = {line.id: line.fetch_timeout for line in vault.lines_on_host(HOST)}
+    assert columns == {"plain": 10.0, "quick": 4.5, "slow": 30.0}
+    assert {r.id: r.fetch_timeout for r in vault.registrations().values()} == columns
+    for path, registration_id in (("plain", "plain"), ("slow", "slow")):
+        pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ)
+        assert pipeline.resolve(f"{HOST}/{path}/app").fetch_timeout == columns[registration_id]
+
+
+@settings(max_examples=100, deadline=None)
+@given(timeout=st.one_of(st.none(), st.floats(0.5, 3600).map(lambda f: round(f, 3))),
+       values=st.lists(st.text(max_size=30), max_size=4), kind=st.sampled_from(["basic", "script", "platform"]))
+def test_the_column_is_the_record_s_own_figure(timeout, values, kind):
+    from docker_credential_idp.vault import _format_table, _lines_on_host
+
+    settings_ = {f"s{i}": v for i, v in enumerate(values)} | {"note": '"timeout":99,\t\n'}
+    if timeout is not None:
+        settings_["timeout"] = timeout
+    registration = Registration("r", HOST, kind, settings_, Secrets({"password": '{"timeout":7}\t'}))
+    [line] = _lines_on_host(_format_table({"r": registration}), HOST)
+    assert line.fetch_timeout == registration.fetch_timeout == (timeout or (30.0 if kind == "script" else 10.0))
+
+
+def rewrite_as_format_2(home: Path) -> None:
+    """The vault as an earlier release wrote it: no timeout column, format line 2."""
+    vault = Vault(home, os.environ)
+    opened = vault.open()
+    assert opened is not None
+    rows = [line.split("\t") for line in opened.text.splitlines()[1:]]
+    text = "docker-credential-idp registrations 2\n" + "".join(f"{p}\t{i}\t{record}\n" for p, i, _, record in rows)
+    data = Path(vault.path).read_bytes()
+    sealed_header = data[: len(data) - len(opened.text.encode()) - crypto.TAG_BYTES]
+    ciphertext = crypto.encrypt(opened.data_key, sealed_header[-crypto.NONCE_BYTES :], text.encode(), sealed_header)
+    Path(vault.path).write_bytes(sealed_header + ciphertext)
+
+
+def test_a_format_2_vault_is_read_and_written_back_as_format_3():
+    add_basic("r", HOST, "robot", "format-2-pw", "--timeout", "7")
+    home = home_dir(os.environ)
+    rewrite_as_format_2(home)
+    opened = Vault(home, os.environ).open()
+    assert opened is not None and opened.text.startswith("docker-credential-idp registrations 2\n")
+    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
+    assert [line.fetch_timeout for line in Vault(home, os.environ).lines_on_host(HOST)] == [7.0]
+    add_basic("other", "other.example.com", "robot", "pw")
+    opened = Vault(home, os.environ).open()
+    assert opened is not None and opened.text.startswith(PAYLOAD_HEADER)
+    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
+
+
+def test_with_debug_get_says_which_step_answered_and_never_a_secret():
+    add_basic("r", HOST, "robot", "debug-pw-1")
+    quiet = run_helper("get", stdin=HOST)
+    assert quiet.code == 0 and "debug:" not in quiet.err
+    cold = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    warm = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    assert "answered from the answer cache" in cold.err and "fetching" not in cold.err  # the quiet get cached it
+    run_helper("cache", "clear")
+    fetched = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    assert "from the vault's lines" in fetched.err and "fetching from the source of registration 'r'" in fetched.err
+    assert "answered from the answer cache" in warm.err
+    assert "debug-pw" not in cold.err + warm.err + fetched.err
+
+
+def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
+    """A cold get reads and opens the vault once, to resolve and to fetch: scrypt (about 100 ms) runs once."""
+    import hashlib
+
+    from .test_breaking import call
+
+    monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_PASSPHRASE", "correct horse battery staple")
+    add_basic("r", HOST, "robot", "passphrase-pw-1")
+    from docker_credential_idp import keysource
+
+    from docker_credential_idp import vault as vault_module
+
+    keysource._derived.clear()  # a new process
+    derivations, reads = [], []
+    real_scrypt, real_open = hashlib.scrypt, vault_module.open_payload
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: derivations.append(1) or real_scrypt(*a, **k))
+    monkeypatch.setattr(vault_module, "open_payload", lambda *a, **k: reads.append(1) or real_open(*a, **k))
+    status, out, _ = call("get", stdin=HOST.encode())
+    assert status == 0 and json.loads(out)["Secret"] == "passphrase-pw-1"
+    assert len(derivations) == 1 and len(reads) == 1
