@@ -118,7 +118,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run_command(args: list[str], env: Mapping[str, str]) -> int:
     """The administrative commands. Their stdout is collected and written at the end, through emit."""
-    import contextlib
     import io
 
     from . import commands
@@ -127,8 +126,7 @@ def run_command(args: list[str], env: Mapping[str, str]) -> int:
     buffer = io.StringIO()
     failure: Optional[str] = None
     try:
-        with contextlib.redirect_stdout(buffer):
-            status = commands.run(args, env)
+        status = commands.run(args, env, out=buffer, warn=warn)
     except IdpError as error:
         status, failure = error.exit_code, f"{PROG}: {error.message}"
     except SystemExit as exit_:  # argparse's --help and --version

@@ -5,20 +5,24 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from .errors import AmbiguousRegistry, CredentialsNotFound
-from .matching import SCOPE_VARIABLE, Selection, host_of, parse_server, select, server_key
-from .model import Credential, Login, Registration, Secrets
+from .cache_policy import DEFAULT_REFRESH_MARGIN
+from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput, NotRegistered
+from .kubernetes import KubeletMatch
+from .matching import SCOPE_VARIABLE, Selection, host_of, parse_prefix, parse_server, select, server_key
+from .model import Credential, Login, Registration, Secrets, validate_id
 from .pipeline import GetPipeline
-from .providers import get_provider
+from .providers import canonical_type, get_provider
 from .providers.base import Provider
 from .token_cache import CachedToken, TokenCache
 from .vault import Vault
 
 Table = dict[str, Registration]
+PROG = "docker-credential-idp"
 
 ID_MAX = 253
 
@@ -178,3 +182,105 @@ class CredentialService:
         except CredentialsNotFound:
             pass
         return None
+
+    # -- the registry table, for the commands ------------------------------------------------------------------
+
+    def registration(self, registration_id: str) -> Registration:
+        registration = self.vault.registrations().get(registration_id)
+        if registration is None:
+            raise NotRegistered(f"no registration with id {registration_id!r}; see: {PROG} registry list")
+        return registration
+
+    def serving(self, request: str) -> tuple[Registration, Selection]:
+        """The registration serving a normalised request, or NotRegistered saying so in the commands' words."""
+        try:
+            return self.choose(request)
+        except CredentialsNotFound:
+            raise NotRegistered(f"no registration serves {request}; see: {PROG} registry list, or add one with: "
+                                f"{PROG} registry add") from None
+
+    def build_registration(self, registration_id: str, prefix: str, type_name: str, values: Mapping[str, Any],
+                           common: Mapping[str, Any]) -> Registration:
+        """A registration from `registry add`'s values: the type's options (secrets already read) and the options
+        every type takes (timeout, refresh_margin, ca_file, insecure; None when not given)."""
+        validate_id(registration_id)
+        type_name = canonical_type(type_name)
+        provider = self.providers(type_name)
+        settings, secrets = provider.configure(values)
+        provider.check_installed()
+        if common.get("timeout") is not None:
+            settings["timeout"] = _seconds(common["timeout"], "--timeout", 3600)
+        if common.get("refresh_margin") is not None:
+            settings["refresh_margin"] = _seconds(common["refresh_margin"], "--refresh-margin", 86400)
+        if common.get("ca_file") is not None:
+            settings["ca_file"] = _readable_file(common["ca_file"], "--ca-file")
+        if common.get("insecure"):
+            settings["insecure"] = True
+        registration = Registration(registration_id, parse_prefix(prefix), type_name, settings, Secrets(secrets))
+        provider.check_prefix(registration)
+        return registration
+
+    def add(self, registration: Registration, replace_existing: bool = False) -> Optional[str]:
+        """Write a registration into the table; returns the note for a host it leaves ambiguous, if any."""
+
+        def change(table: Table) -> None:
+            if registration.id in table and not replace_existing:
+                raise InvalidInput(f"registration {registration.id!r} already exists; add --replace to overwrite it")
+            for other in table.values():
+                if other.prefix == registration.prefix and other.id != registration.id:
+                    raise InvalidInput(f"prefix {registration.prefix} is already registered as {other.id!r}; remove "
+                                       "it or pick another prefix")
+            table[registration.id] = registration
+
+        self.vault.update(change)
+        return self.ambiguity_after_change(registration.host)
+
+    def remove(self, registration_id: str) -> None:
+        """Take a registration out of the table, and its cached answers with it."""
+
+        def change(table: Table) -> None:
+            if registration_id not in table:
+                raise NotRegistered(f"no registration with id {registration_id!r}; see: {PROG} registry list")
+            del table[registration_id]
+
+        self.vault.update(change)
+        self.token_cache().drop([registration_id], self.now())
+
+    def forget_tokens(self, registration_id: Optional[str]) -> int:
+        """Drop the cached answers of one registration (or of all): how many were dropped."""
+        if registration_id is not None:
+            self.registration(registration_id)
+        return self.token_cache().drop([registration_id] if registration_id else None, self.now())
+
+    def kubelet_match(self, request: str) -> tuple[Optional[KubeletMatch], float]:
+        """What the kubelet gets for an image: the serving registration's credential (None when none serves it)
+        and the refresh margin that bounds how long the kubelet may keep it."""
+        try:
+            registration, _ = self.choose(request)
+        except CredentialsNotFound:
+            return None, DEFAULT_REFRESH_MARGIN
+        credential = self.credential(registration)
+        siblings = self.vault.lines_on_host(registration.host)
+        match = KubeletMatch(registration.prefix, credential.username, credential.secret, credential.expires_at,
+                             shares_host=len(siblings) > 1)
+        return match, float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+
+
+def _seconds(value: Any, flag: str, most: int) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= most:  # false for NaN
+        raise InvalidInput(f"{flag} must be a number of seconds between 0 and {most}")
+    return seconds
+
+
+def _readable_file(path: str, flag: str) -> str:
+    absolute = os.path.abspath(path)
+    try:
+        with open(absolute, "rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise InvalidInput(f"{flag}: cannot read {path}: {error.strerror}") from None
+    return absolute

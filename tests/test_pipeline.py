@@ -201,7 +201,6 @@ def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
     monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_PASSPHRASE", "correct horse battery staple")
     add_basic("r", HOST, "robot", "passphrase-pw-1")
     from docker_credential_idp import keysource
-
     from docker_credential_idp import vault as vault_module
 
     keysource._derived.clear()  # a new process

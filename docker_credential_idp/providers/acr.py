@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import check_endpoint, network_reason, send
+from ..httpclient import check_endpoint, network_reason
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider
 
@@ -59,13 +59,13 @@ class AcrProvider(Provider):
         else:
             form["client_secret"] = registration.secrets["client_secret"]
         token_url = f"{authority}/{urllib.parse.quote(settings['tenant'])}/oauth2/v2.0/token"
-        entra = _post_form(token_url, form, context.timeout, "Entra ID", {})
+        entra = _post_form(context, token_url, form, "Entra ID", {})
         if not isinstance(entra.get("access_token"), str):
             raise ProviderError("Entra ID answered without an access_token")
         exchange_url = settings.get("exchange_url") or f"https://{registration.host}/oauth2/exchange"
-        exchanged = _post_form(exchange_url, {"grant_type": "access_token", "service": registration.host,
-                                              "tenant": settings["tenant"], "access_token": entra["access_token"]},
-                               context.timeout, "the ACR token exchange", settings)
+        exchanged = _post_form(context, exchange_url, {"grant_type": "access_token", "service": registration.host,
+                                                       "tenant": settings["tenant"], "access_token": entra["access_token"]},
+                               "the ACR token exchange", settings)
         refresh_token = exchanged.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise ProviderError("the ACR token exchange answered without a refresh_token")
@@ -82,13 +82,13 @@ def _read_token_file(path: str) -> str:
     return token
 
 
-def _post_form(url: str, form: Mapping[str, str], timeout: float, who: str,
+def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: str,
                settings: Mapping[str, Any]) -> dict[str, Any]:
     body = urllib.parse.urlencode(form).encode("ascii")
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
                                                              "Accept": "application/json"})
     try:
-        status, _, payload = send(request, settings, timeout)
+        status, _, payload = context.transport(request, settings, context.timeout)
     except OSError as error:
         raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}") from None
     if status != 200:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderUnavailable
+from ..httpclient import send
 from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Registration
 
 
@@ -35,11 +37,18 @@ class Option:
         return self.name.replace("-", "_")
 
 
+# (request, the registration's settings for TLS, timeout) -> (status, headers, body): httpclient.send, or in tests a
+# function that answers in process (tests/test_provider_rules.py), as google-auth's transport.Request is injected.
+Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
+
+
 @dataclass(frozen=True)
 class FetchContext:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_FETCH_TIMEOUT
     now: Callable[[], float] = time.time
+    transport: Transport = send
+    sleep: Callable[[float], None] = time.sleep
 
 
 class Provider:

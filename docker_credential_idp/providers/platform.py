@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import check_endpoint, network_reason, send
+from ..httpclient import check_endpoint, network_reason
 from ..jsontext import loads
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
@@ -49,7 +49,7 @@ class PlatformProvider(Provider):
             request.add_unredirected_header("Authorization", f"Bearer {registration.secrets['token']}")
             left = deadline - time.monotonic()
             try:
-                status, _, body = send(request, settings, max(left, 0.1))
+                status, _, body = context.transport(request, settings, max(left, 0.1))
             except OSError as error:
                 failure = ProviderError(f"cannot reach the platform API at {urllib.parse.urlsplit(url).netloc}: "
                                         f"{network_reason(error)}")
@@ -62,7 +62,7 @@ class PlatformProvider(Provider):
             pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             if attempt + 1 == ATTEMPTS or time.monotonic() + pause >= deadline:
                 break
-            time.sleep(pause)
+            context.sleep(pause)
         raise ProviderError(f"{failure.message} (after {attempt + 1} attempt{'s' if attempt else ''})")
 
     def describe(self, registration: Registration) -> dict[str, Any]:
