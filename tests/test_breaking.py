@@ -23,14 +23,7 @@ from docker_credential_idp.paths import home_dir
 from docker_credential_idp.vault import HEADER_BYTES, MAGIC, Vault
 
 from .conftest import add_basic, assert_one_line_error, run_helper
-from .servers import (
-    ecr_api_endpoint,
-    entra_and_acr_exchange,
-    fake_jwt,
-    google_token_endpoint,
-    platform_creds_api,
-    write_key,
-)
+from .setups import PREFIXES, StandIns
 
 HOST = "registry.example.com"
 
@@ -213,10 +206,6 @@ def test_wrong_key_from_the_environment_is_one_clear_line():
 
 # -- provider faults ----------------------------------------------------------------------------------------------------
 
-ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-GAR_HOST = "europe-docker.pkg.dev"
-ACR_HOST = "faulty.azurecr.io"
-PLATFORM_HOST = "platform.example.com"
 LIFETIME = 12
 
 
@@ -225,34 +214,14 @@ class Sources:
     (LIFETIME seconds of life, refreshed after half) so that the stale-token fallback can be shown too."""
 
     def __init__(self, tmp_path: Path, key: dict) -> None:
-        self.ecr = ecr_api_endpoint("fault-ecr-password", lifetime=LIFETIME)
-        self.google = google_token_endpoint("ya29.fault-google-token", expires_in=lambda: LIFETIME)
-        self.acr = entra_and_acr_exchange(tenant="t", client_secret="fault-acr-secret", federated_token="f",
-                                          registry_host=ACR_HOST,
-                                          refresh_token=lambda: fake_jwt({"exp": int(time.time()) + LIFETIME}))
-        self.platform = platform_creds_api(token="fault-platform-token", org="o", registries={
-            "r": {"username": "robot", "password": "fault-platform-password", "expires_in": LIFETIME}})
-        self.servers = {"ecr": self.ecr, "gcr": self.google, "acr": self.acr, "platform": self.platform}
-        self.hosts = {"ecr": ECR_HOST, "gcr": GAR_HOST, "acr": ACR_HOST, "platform": PLATFORM_HOST}
-        timeout = ("--timeout", "2")
-        add = [
-            ("ecr", ["--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", self.ecr.url, "--access-key-id",
-                     "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin"], "aws-secret-for-faults"),
-            ("gcr", ["--prefix", GAR_HOST, "--type", "gar", "--key-file",
-                     str(write_key(tmp_path, key, f"{self.google.url}/token"))], ""),
-            ("acr", ["--prefix", ACR_HOST, "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
-                     "--authority-host", self.acr.url, "--exchange-url", f"{self.acr.url}/oauth2/exchange"],
-             "fault-acr-secret"),
-            ("platform", ["--prefix", PLATFORM_HOST, "--type", "platform", "--url", self.platform.url, "--org", "o",
-                          "--registry-id", "r", "--token-stdin"], "fault-platform-token"),
-        ]
-        for name, argv, stdin in add:
-            result = run_helper("registry", "add", name, *argv, *timeout, stdin=stdin)
-            assert result.code == 0, result
+        self.stand_ins = StandIns(tmp_path, key, "fault", lifetime=LIFETIME)
+        self.servers = self.stand_ins.servers
+        self.hosts = {name: PREFIXES[name] for name in self.servers}
+        for name in self.servers:
+            self.stand_ins.setup(name).register(name, "--timeout", "2")
 
     def stop(self) -> None:
-        for server in self.servers.values():
-            server.stop()
+        self.stand_ins.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 
 import pytest
 
@@ -162,48 +161,20 @@ def test_pull_secret_for_an_unregistered_image_fails_clearly():
 
 
 def test_every_kind_of_registration_gets_an_answer_kubelet_accepts(tmp_path, service_account_key, moto_url):
-    from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api, write_key
-    from .test_provider_conformance import AWS_SECRET, put_secret
+    from .setups import PREFIXES, StandIns
 
-    google = google_token_endpoint("ya29.kubelet-google-token")
-    acr = entra_and_acr_exchange(tenant="t", client_secret="kubelet-acr-secret", federated_token="f",
-                                 registry_host="k8s.azurecr.io", refresh_token=fake_jwt({"exp": int(time.time()) + 3600}))
-    platform = platform_creds_api(token="kubelet-platform-token", org="o", registries={
-        "r": {"username": "platform-robot", "password": "kubelet-platform-pw"}})
-    ecr = ecr_api_endpoint("kubelet-ecr-pw")
-    put_secret(moto_url, "kubelet/registry", json.dumps({"username": "sm-robot", "password": "kubelet-sm-pw"}))
-    kinds = {
-        "basic": ("registry.example.com/team", ["--type", "basic", "--username", "robot", "--password-stdin"],
-                  "kubelet-basic-pw", ("robot", "kubelet-basic-pw")),
-        "ecr": (ECR_HOST, ["--type", "ecr", "--endpoint-url", ecr.url, "--access-key-id", "AKIAIOSFODNN7EXAMPLE",
-                           "--secret-access-key-stdin"], AWS_SECRET, ("AWS", "kubelet-ecr-pw")),
-        "gcr": ("europe-docker.pkg.dev/project", ["--type", "gar", "--key-file",
-                str(write_key(tmp_path, service_account_key, f"{google.url}/token"))], "",
-                ("oauth2accesstoken", "ya29.kubelet-google-token")),
-        "acr": ("k8s.azurecr.io", ["--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
-                                   "--authority-host", acr.url, "--exchange-url", f"{acr.url}/oauth2/exchange"],
-                "kubelet-acr-secret", ("00000000-0000-0000-0000-000000000000", None)),
-        "platform": ("platform.example.com/apps", ["--type", "platform", "--url", platform.url, "--org", "o",
-                                                   "--registry-id", "r", "--token-stdin"], "kubelet-platform-token",
-                     ("platform-robot", "kubelet-platform-pw")),
-        "script": ("scripted.example.com", ["--type", "script", "--script-stdin"], "echo script-robot:kubelet-script-pw\n",
-                   ("script-robot", "kubelet-script-pw")),
-        "aws-secret": ("fleet.example.com", ["--type", "aws-secret", "--secret-id", "kubelet/registry", "--region",
-                                             "eu-west-1", "--endpoint-url", moto_url, "--access-key-id",
-                                             "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin"], AWS_SECRET,
-                       ("sm-robot", "kubelet-sm-pw")),
-    }
+    stand_ins = StandIns(tmp_path, service_account_key, "kubelet", moto_url=moto_url)
     try:
-        for name, (prefix, argv, stdin, _) in kinds.items():
-            result = run_helper("registry", "add", name, "--prefix", prefix, *argv, stdin=stdin)
-            assert result.code == 0, (name, result)
-        for name, (prefix, _, _, (username, password)) in kinds.items():
-            image = f"{prefix}/app:1"
+        setups = [stand_ins.setup(type_name) for type_name in PREFIXES]
+        for setup in setups:
+            setup.register(setup.type_name)
+        for setup in setups:
+            image = f"{setup.prefix}/app:1"
             answer = exec_plugin(image)
             got = answer.credential_for(image)
-            assert got is not None and got[0] == username and (password is None or got[1] == password), (name, got)
-            assert answer.cache_key_type == ("Image" if "/" in prefix else "Registry"), name
-            assert (answer.cache_duration is None) is (name == "basic"), (name, answer.response)
+            assert got is not None and got[0] == setup.username, (setup.type_name, got)
+            assert setup.password is None or got[1] == setup.password, (setup.type_name, got)
+            assert answer.cache_key_type == ("Image" if "/" in setup.prefix else "Registry"), setup.type_name
+            assert (answer.cache_duration is None) is (setup.type_name == "basic"), (setup.type_name, answer.response)
     finally:
-        for server in (google, acr, platform, ecr):
-            server.stop()
+        stand_ins.stop()

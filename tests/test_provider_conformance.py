@@ -14,10 +14,10 @@ import pytest
 
 from .conftest import assert_one_line_error, run_helper
 from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api, write_key
+from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
 
 ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-AWS_SECRET = "moto-secret-access-key-e8a1"
 GOOGLE_TOKEN = "ya29.conformance-google-token"
 AZURE_SECRET = "azure-client-secret-77b0"
 ACR_REFRESH = fake_jwt({"exp": 4102444800})
@@ -214,18 +214,6 @@ class TestPlatform(UpstreamConformance):
     def register_unreachable(self, prefix, tmp_path):
         add("it", "--prefix", prefix, "--type", "platform", "--url", "https://127.0.0.1:9", "--org", "acme",
             "--registry-id", "r", "--token-stdin", "--timeout", "2", stdin=PLATFORM_TOKEN)
-
-
-def put_secret(moto_url: str, name: str, value: str) -> str:
-    import boto3
-
-    client = boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_url,
-                          aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key=AWS_SECRET)
-    try:
-        return client.create_secret(Name=name, SecretString=value)["ARN"]
-    except client.exceptions.ResourceExistsException:
-        client.put_secret_value(SecretId=name, SecretString=value)
-        return client.describe_secret(SecretId=name)["ARN"]
 
 
 class TestAwsSecret(UpstreamConformance):

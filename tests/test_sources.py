@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import assert_one_line_error, run_helper
 from .servers import platform_creds_api
-from .test_provider_conformance import AWS_SECRET, put_secret
+from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
 
 HOST = "registry.example.com"
