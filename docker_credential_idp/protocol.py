@@ -26,10 +26,18 @@ if TYPE_CHECKING:
         def erase(self, server: str) -> None: ...
         def list_servers(self) -> dict[str, str]: ...
 
-try:  # the C accelerator json.dumps uses: the same escaping, without loading json (and re) on every pull
-    from _json import encode_basestring_ascii as _quote
-except ImportError:  # pragma: no cover - CPython always has it
-    from json.encoder import py_encode_basestring_ascii as _quote
+# json.dumps's escaping for ASCII text, without loading json (and re) or even the _json extension: a get answer is
+# nearly always ASCII. Anything else goes through _json, the C accelerator json.dumps itself uses.
+_ASCII_ESCAPES = {**{c: f"\\u{c:04x}" for c in range(0x20)}, 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f",
+                  0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\", 0x7F: "\\u007f"}
+
+
+def _quote(text: str) -> str:
+    if text.isascii():
+        return '"' + text.translate(_ASCII_ESCAPES) + '"'
+    from _json import encode_basestring_ascii
+
+    return str(encode_basestring_ascii(text))
 
 NAME = "docker-credential-idp"
 PACKAGE = "docker_credential_idp"
