@@ -87,3 +87,16 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, creds_s
         return changed
     finally:
         os.close(held)
+
+
+def auths_document(credentials: dict[str, tuple[str, str]]) -> str:
+    """A docker config holding credentials, by registry host: {"auths": {KEY: {"auth": base64(user:password)}}},
+    what DOCKER_AUTH_CONFIG (docker CLI 28.3 and later) and --authfile / REGISTRY_AUTH_FILE (skopeo, podman,
+    buildah) read. Docker Hub's key is docker's index URL, which containers/image reads as docker.io too."""
+    import base64
+
+    from .matching import server_key
+
+    auths = {server_key(host): {"auth": base64.b64encode(f"{username}:{password}".encode()).decode("ascii")}
+             for host, (username, password) in sorted(credentials.items())}
+    return json.dumps({"auths": auths}, indent=2) + "\n"

@@ -4,6 +4,7 @@ tests/test_commands.py drives the same commands through the installed program.""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -92,3 +93,25 @@ def test_kubelet_reads_its_request_from_the_given_stdin():
     answer = json.loads(run.text)
     assert answer["auth"] == {f"{HOST}/team-a": {"username": "robot", "password": "kubelet-pw-1"}}
     assert answer["cacheKeyType"] == "Image" and run.read
+
+
+def test_creds_docker_config_has_one_entry_per_registry_host():
+    add("team-a", f"{HOST}/team-a", "config-pw-a")
+    add("hub", "docker.io/acme", "config-pw-hub")
+    run = Run(["creds", f"{HOST}/team-a/app:1", f"{HOST}/team-a/tool", "acme/app", "--format", "docker-config"])
+    auths = json.loads(run.text)["auths"]
+    assert set(auths) == {HOST, "https://index.docker.io/v1/"}
+    assert base64.b64decode(auths[HOST]["auth"]).decode() == "robot:config-pw-a"
+    assert base64.b64decode(auths["https://index.docker.io/v1/"]["auth"]).decode() == "robot:config-pw-hub"
+    assert set(auths[HOST]) == {"auth"}
+
+
+def test_creds_docker_config_refuses_two_credentials_for_one_host():
+    add("team-a", f"{HOST}/team-a", "config-pw-a")
+    add("team-b", f"{HOST}/team-b", "config-pw-b")
+    with pytest.raises(InvalidInput, match="registration 'team-b' and an earlier REF on registry.example.com by "
+                                           "'team-a'") as refused:
+        Run(["creds", f"{HOST}/team-a/app", f"{HOST}/team-b/app", "--format", "docker-config"])
+    assert "config-pw" not in str(refused.value)
+    with pytest.raises(InvalidInput, match="give one REF, or use --format docker-config"):
+        Run(["creds", f"{HOST}/team-a/app", f"{HOST}/team-b/app"])

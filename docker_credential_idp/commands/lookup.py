@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import InvalidInput
 from ..matching import host_of, parse_reference
 from .base import Context, iso
 
@@ -14,10 +15,15 @@ def add_parsers(commands: Any) -> None:
     resolve.add_argument("ref", help="an image reference (team/app:1.0, host:5000/app@sha256:...) or a host")
     resolve.add_argument("--json", action="store_true")
     resolve.set_defaults(func=cmd_resolve)
-    creds = commands.add_parser("creds", help="print the credential for an image reference or host (for CI steps)")
-    creds.add_argument("ref")
-    creds.add_argument("--format", choices=("json", "env"), default="json",
-                       help="json: an object with username and password; env: shell export lines")
+    creds = commands.add_parser("creds", help="print the credential for image references or hosts (for CI steps)",
+                                description="Print the credential that serves REF. With --format docker-config, "
+                                "a docker config for several REFs, one entry per registry host: write it to a file "
+                                "for --authfile / REGISTRY_AUTH_FILE (skopeo, podman, buildah) or put it in "
+                                "DOCKER_AUTH_CONFIG (docker CLI 28.3 and later).")
+    creds.add_argument("refs", nargs="+", metavar="REF")
+    creds.add_argument("--format", choices=("json", "env", "docker-config"), default="json",
+                       help="json: an object with username and password; env: shell export lines; docker-config: "
+                       '{"auths": {HOST: {"auth": ...}}} for every REF')
     creds.set_defaults(func=cmd_creds)
 
 
@@ -43,7 +49,12 @@ def _shell_quote(value: str) -> str:
 
 
 def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
-    registration, _ = ctx.service.serving(parse_reference(args.ref))
+    if args.format == "docker-config":
+        return _docker_config(ctx, args.refs)
+    if len(args.refs) > 1:
+        raise InvalidInput(f"--format {args.format} prints one credential; give one REF, or use --format docker-config "
+                           "for several")
+    registration, _ = ctx.service.serving(parse_reference(args.refs[0]))
     credential = ctx.service.credential(registration)
     registry = host_of(registration.prefix)
     if args.format == "env":
@@ -56,4 +67,22 @@ def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
     ctx.print_json({"registry": registry, "registration": registration.id, "username": credential.username,
                     "password": credential.secret,
                     "expires_at": iso(credential.expires_at) if credential.expires_at else None})
+    return 0
+
+
+def _docker_config(ctx: Context, refs: list[str]) -> int:
+    from ..dockerconfig import auths_document
+
+    by_host: dict[str, tuple[str, str, str]] = {}  # host -> (username, password, the registration serving it)
+    for ref in refs:
+        registration, _ = ctx.service.serving(parse_reference(ref))
+        credential = ctx.service.credential(registration)
+        host = registration.host
+        earlier = by_host.get(host)
+        if earlier is not None and earlier[:2] != (credential.username, credential.secret):
+            raise InvalidInput(f"{ref} is served by registration {registration.id!r} and an earlier REF on {host} by "
+                               f"{earlier[2]!r}, with another credential; a docker config holds one per host, so "
+                               "write one config per registration")
+        by_host[host] = (credential.username, credential.secret, registration.id)
+    ctx.out.write(auths_document({host: (user, password) for host, (user, password, _) in by_host.items()}))
     return 0
