@@ -15,14 +15,15 @@ from .providers.base import FetchContext
 from .timebox import TimedOut, call_within
 
 
-def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], float]) -> Credential:
-    """The registration's login if `docker login` stored one over it, else its provider's answer."""
+def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], float], host: str) -> Credential:
+    """The registration's login if `docker login` stored one over it, else its provider's answer for `host` (the
+    registration's own, or the one a pattern registration matched)."""
     if registration.login is not None:
         return Credential(registration.login.username, registration.login.secret)
     provider = get_provider(registration.type)
     timeout = registration.fetch_timeout
-    context = FetchContext(env=env, timeout=timeout, now=now)
-    where = f"registration {registration.id!r} ({registration.type})"
+    context = FetchContext(env=env, timeout=timeout, now=now, host=host)
+    where = f"registration {registration.id!r} ({registration.type})" + (f" for {host}" if host != registration.host else "")
     try:
         result = call_within(timeout + 1, lambda: provider.fetch(registration, context))
     except TimedOut:

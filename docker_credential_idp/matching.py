@@ -169,13 +169,16 @@ def parse_reference(text: str) -> str:
 
 
 def parse_prefix(text: str) -> str:
-    """A registration prefix: `host[:port][/path...]`, never a tag or digest."""
+    """A registration prefix: `host[:port][/path...]`, never a tag or digest. The host may be a pattern (see
+    parse_pattern_host)."""
     original = _clean(text)
     rest, had_scheme = _strip_scheme(original, original)
     host, *segments = rest.rstrip("/").split("/")
     _refuse_userinfo(host)
     if not host:
         raise InvalidInput(f"no registry host in prefix {original!r}")
+    if "*" in original:
+        return _parse_pattern(host, segments, original)
     if not had_scheme and not (looks_like_host(host) or host.startswith("[")):
         raise InvalidInput(
             f"prefix {original!r} does not start with a registry host; "
@@ -193,8 +196,121 @@ def parse_prefix(text: str) -> str:
     return _join(normalised_host, segments, had_scheme)
 
 
+def _parse_pattern(host: str, segments: Sequence[str], original: str) -> str:
+    """A pattern prefix: `*` in the host's labels only, each matching one or more characters inside one label, and
+    the last two labels (the registrable domain) literal, so that no pattern reaches into anybody's domain."""
+    if any("*" in segment for segment in segments):
+        raise InvalidInput(f"prefix {original!r} has '*' in its path; only the host's labels may hold a '*'")
+    if host.startswith("["):
+        raise InvalidInput(f"prefix {original!r}: an IPv6 address cannot be a pattern")
+    name, sep, port = host.lower().partition(":")
+    if "*" in port:
+        raise InvalidInput(f"prefix {original!r} has '*' in its port; write the port out")
+    labels = name.split(".")
+    if not all(labels) or not set(name) <= _HOST_CHARS | {"*"} or "**" in name:
+        raise InvalidInput(f"invalid pattern host in {original!r}; write it like *.azurecr.io or "
+                           "*.dkr.ecr.*.amazonaws.com ('*' stands for one or more characters of one label)")
+    if any(label.startswith("-") or label.endswith("-") for label in labels):
+        raise InvalidInput(f"invalid pattern host in {original!r}: a label cannot start or end with '-'")
+    literal_tail = labels[-2:] if len(labels) > 1 else [labels[0].replace("*", "")]
+    if any("*" in label for label in labels[-2:] if len(labels) > 1) or not all(literal_tail):
+        raise InvalidInput(f"pattern {original!r} must end in a literal domain (e.g. *.azurecr.io, not *.io or *.*): "
+                           "it would otherwise match hosts of anybody's")
+    _normalise_host(name.replace("*", "x") + (sep + port), original)  # the port, and the characters otherwise
+    _check_path(segments, original)
+    if any(":" in segment or "@" in segment for segment in segments):
+        raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
+    if any(segment != segment.lower() for segment in segments):
+        raise InvalidInput(f"prefix {original!r} has upper-case letters in its path, which no repository name has")
+    return "/".join([name + sep + port, *segments])
+
+
 def host_of(location: str) -> str:
     return location.split("/", 1)[0]
+
+
+def is_pattern(prefix: str) -> bool:
+    return "*" in host_of(prefix)
+
+
+def _label_matches(pattern: str, label: str) -> bool:
+    """`*` is one or more characters; the label has no `.`, `:` or `/` (hosts are split on them first)."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return pattern == label
+    if len(label) < len(pattern):  # every literal character, and one or more for each `*`
+        return False
+    if not (label.startswith(parts[0]) and label.endswith(parts[-1])):
+        return False
+    position, end = len(parts[0]), len(label) - len(parts[-1])
+    for middle in parts[1:-1]:
+        found = label.find(middle, position + 1)  # +1: the `*` before it takes at least one character
+        if found < 0:
+            return False
+        position = found + len(middle)
+    return end - position >= 1  # the last `*` takes at least one character
+
+
+def host_matches(pattern_host: str, host: str) -> bool:
+    """Whether a pattern host (`*.dkr.ecr.*.amazonaws.com`, `local*:5000`) matches a normalised host:port, label by
+    label, the port exactly. Anchored: `x.amazonaws.com.evil.example` and `a.b.dkr.ecr…` do not match."""
+    pattern_name, _, pattern_port = pattern_host.partition(":")
+    name, _, port = host.partition(":")
+    if port != pattern_port or name.startswith("["):
+        return False
+    pattern_labels, labels = pattern_name.split("."), name.split(".")
+    return len(pattern_labels) == len(labels) and all(map(_label_matches, pattern_labels, labels))
+
+
+def literal_characters(prefix: str) -> int:
+    """How specific a pattern's host is: its characters other than `*`."""
+    host = host_of(prefix)
+    return len(host) - host.count("*")
+
+
+def concrete(prefix: str, host: str) -> str:
+    """What a registration serves for a request on `host`: a pattern's path under that host; a prefix itself."""
+    if not is_pattern(prefix):
+        return prefix
+    _, sep, path = prefix.partition("/")
+    return host + sep + path
+
+
+def patterns_overlap(first: str, second: str) -> bool:
+    """Whether two pattern hosts can match one host: per label, do the two globs share a word? (A walk over pairs
+    of positions in both, `*` being "one character, then any number more".)"""
+    first_name, _, first_port = host_of(first).partition(":")
+    second_name, _, second_port = host_of(second).partition(":")
+    first_labels, second_labels = first_name.split("."), second_name.split(".")
+    if first_port != second_port or len(first_labels) != len(second_labels):
+        return False
+    return all(map(_globs_intersect, first_labels, second_labels))
+
+
+def _globs_intersect(first: str, second: str) -> bool:
+    def tokens(glob: str) -> list[str]:
+        out: list[str] = []
+        for char in glob:
+            out += ["?", "*"] if char == "*" else [char]  # one character, then zero or more
+        return out
+
+    a, b = tokens(first), tokens(second)
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            todo.append((i + 1, j))
+        if j < len(b) and b[j] == "*":
+            todo.append((i, j + 1))
+        if i < len(a) and j < len(b) and (a[i] in "?*" or b[j] in "?*" or a[i] == b[j]):
+            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
+    return False
 
 
 def server_key(prefix: str) -> str:
@@ -242,13 +358,18 @@ def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[
     A request with a path takes the longest prefix. A host-only request (what docker, skopeo and podman send)
     takes, in order: the registration DOCKER_CREDENTIAL_IDP_SCOPE names, the bare-host registration, the only
     registration under the host; several candidates and no scope is an error naming them.
+
+    Patterns (`*.azurecr.io`) serve only what no prefix without `*` serves; among the patterns matching the host
+    and covering the request, the most literal host wins, then the same rules among those (longest path first).
     """
     host = host_of(request)
     on_host = [(p, i) for p, i in candidates if host_of(p) == host]
+    if not on_host:  # a prefix without `*` beats any pattern; between patterns, the most literal host
+        return _select_pattern(request, host, candidates, scope)
     if request != host:
         found = longest_prefix(request, on_host)
-        if not found:
-            raise CredentialsNotFound()
+        if not found:  # prefixes on the host, none covering the request: a pattern may
+            return _select_pattern(request, host, candidates, scope)
         return Selection(found[1], found[0], f"longest prefix covering {request}")
     if scope:
         chosen = _scope_choice(host, on_host, scope)
@@ -269,6 +390,18 @@ def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[
             f"add one of these ids or prefixes to it: {names}"
         )
     raise AmbiguousRegistry(ambiguity(host, names))
+
+
+def _select_pattern(request: str, host: str, candidates: Sequence[tuple[str, str]], scope: Optional[str]) -> Selection:
+    patterns = [(p, i) for p, i in candidates if is_pattern(p) and host_matches(host_of(p), host)
+                and (request == host or is_under(request, concrete(p, host)))]
+    if not patterns:
+        raise CredentialsNotFound()
+    best = max(literal_characters(p) for p, _ in patterns)
+    most_literal = [(concrete(p, host), i, p) for p, i in patterns if literal_characters(p) == best]
+    chosen = select(request, [(served, i) for served, i, _ in most_literal], scope)
+    pattern = next(p for _, i, p in most_literal if i == chosen.registration_id)
+    return Selection(chosen.registration_id, pattern, f"pattern {pattern} matches {host}; {chosen.reason}")
 
 
 def ambiguity(host: str, names: str) -> str:

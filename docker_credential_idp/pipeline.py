@@ -80,18 +80,24 @@ class GetPipeline:
         return self._credential(target, entries, resolution, self._loader(target))
 
     def resolve(self, request: str) -> Target:
-        """The registration serving a normalised request, from the vault's lines (see matching.select)."""
-        lines = self.vault.lines_on_host(matching.host_of(request))
+        """The registration serving a normalised request, from the vault's lines: those on its host, and the
+        patterns (matching.select gives a prefix without `*` precedence over any pattern)."""
+        host = matching.host_of(request)
+        lines = self.vault.lines_on_host(host) + self.vault.pattern_lines()
         selection = matching.select(request, [(line.prefix, line.id) for line in lines],
                                     self.env.get(matching.SCOPE_VARIABLE) or None)
         line = next(line for line in lines if line.id == selection.registration_id)
         from .token_cache import fingerprint_of_record
 
-        return Target(fingerprint_of_record(line.record), line.id, line.fetch_timeout)
+        served = host if matching.is_pattern(line.prefix) else ""
+        return Target(fingerprint_of_record(line.record, served), line.id, line.fetch_timeout, served)
 
-    def credential_for(self, registration: Registration) -> CachedToken:
-        """The answer for a registration a command already holds: the same steps from the answer cache on."""
-        return self._credential(Target.of(registration), self.token_cache().load(), None, lambda: registration)
+    def credential_for(self, registration: Registration, request: str = "") -> CachedToken:
+        """The answer for a registration a command already holds, for `request` (which tells a pattern
+        registration's host): the same steps from the answer cache on."""
+        served = matching.host_of(request) if matching.is_pattern(registration.prefix) else ""
+        return self._credential(Target.of(registration, served), self.token_cache().load(), None,
+                                lambda: registration)
 
     def _loader(self, target: Target) -> Callable[[], Registration]:
         def load() -> Registration:
@@ -130,8 +136,7 @@ class GetPipeline:
         since = self.now()
         lock: Optional[int] = None
         try:
-            lock = acquire_fetch_lock(self.vault.home, target.registration_id,
-                                      cache_policy.lock_wait(target.fetch_timeout))
+            lock = acquire_fetch_lock(self.vault.home, target.slot, cache_policy.lock_wait(target.fetch_timeout))
         except LockTimeout:
             if token is not None and self._state(token) == cache_policy.STALE:
                 self.warn(f"docker-credential-idp: warning: the token source for {target.registration_id!r} is "
@@ -161,9 +166,10 @@ class GetPipeline:
                registration: Registration) -> CachedToken:
         from . import fetching
 
-        self.debug(f"fetching from the source of registration {registration.id!r} ({registration.type})")
+        self.debug(f"fetching from the source of registration {registration.id!r} ({registration.type})"
+                   + (f" for {target.host}" if target.host else ""))
         try:
-            credential = fetching.fetch(registration, self.env, self.now)
+            credential = fetching.fetch(registration, self.env, self.now, target.host or registration.host)
         except ProviderError as error:
             if cached is not None and self._state(cached) == cache_policy.STALE:
                 assert cached.expires_at is not None

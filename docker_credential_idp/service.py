@@ -13,7 +13,19 @@ from typing import Any, Callable, Mapping, Optional
 from .cache_policy import DEFAULT_REFRESH_MARGIN
 from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput, NotRegistered
 from .kubernetes import KubeletMatch
-from .matching import SCOPE_VARIABLE, Selection, host_of, parse_prefix, parse_server, select, server_key
+from .matching import (
+    SCOPE_VARIABLE,
+    Selection,
+    concrete,
+    host_of,
+    is_pattern,
+    literal_characters,
+    parse_prefix,
+    parse_server,
+    patterns_overlap,
+    select,
+    server_key,
+)
 from .model import Credential, Login, Registration, Secrets, validate_id
 from .pipeline import GetPipeline
 from .providers import canonical_type, get_provider
@@ -57,8 +69,8 @@ class CredentialService:
     # -- matching ----------------------------------------------------------------------------------------------
 
     def choose(self, request: str) -> tuple[Registration, Selection]:
-        """The registration serving a normalised request (see matching.select)."""
-        on_host = self.vault.registrations_on_host(host_of(request))
+        """The registration serving a normalised request (see matching.select): one on its host, or a pattern."""
+        on_host = self.vault.registrations_on_host(host_of(request)) + self.vault.pattern_registrations()
         selection = select(request, [(r.prefix, r.id) for r in on_host], self.env.get(SCOPE_VARIABLE))
         return next(r for r in on_host if r.id == selection.registration_id), selection
 
@@ -80,9 +92,10 @@ class CredentialService:
             return registration.login.username
         return self.providers(registration.type).username_hint(registration)
 
-    def credential(self, registration: Registration) -> Credential:
-        """The registration's credential, through the get pipeline (cached while fresh, fetched once for all)."""
-        token = self.pipeline.credential_for(registration)
+    def credential(self, registration: Registration, request: str = "") -> Credential:
+        """The registration's credential for a normalised request (whose host a pattern registration serves),
+        through the get pipeline: cached while fresh, fetched once for all."""
+        token = self.pipeline.credential_for(registration, request)
         return Credential(token.username, token.secret, token.expires_at)
 
     def get(self, server: str) -> CachedToken:
@@ -160,7 +173,7 @@ class CredentialService:
         is fetched."""
         table = self.vault.registrations()
         scope = self.env.get(SCOPE_VARIABLE)
-        hosts = sorted({host_of(r.prefix) for r in table.values()})
+        hosts = sorted({host_of(r.prefix) for r in table.values() if not is_pattern(r.prefix)})
         keys: dict[str, str] = {}
         for host in hosts:
             try:
@@ -227,9 +240,15 @@ class CredentialService:
             if registration.id in table and not replace_existing:
                 raise InvalidInput(f"registration {registration.id!r} already exists; add --replace to overwrite it")
             for other in table.values():
-                if other.prefix == registration.prefix and other.id != registration.id:
+                if other.id == registration.id:
+                    continue
+                if other.prefix == registration.prefix:
                     raise InvalidInput(f"prefix {registration.prefix} is already registered as {other.id!r}; remove "
                                        "it or pick another prefix")
+                if _equally_specific_patterns(registration.prefix, other.prefix):
+                    raise InvalidInput(f"pattern {registration.prefix} can match the same hosts as {other.prefix} "
+                                       f"(registration {other.id!r}) and is exactly as specific, so neither would "
+                                       "win; make one more literal, or remove the other")
             table[registration.id] = registration
 
         self.vault.update(change)
@@ -259,11 +278,20 @@ class CredentialService:
             registration, _ = self.choose(request)
         except CredentialsNotFound:
             return None, DEFAULT_REFRESH_MARGIN
-        credential = self.credential(registration)
-        siblings = self.vault.lines_on_host(registration.host)
-        match = KubeletMatch(registration.prefix, credential.username, credential.secret, credential.expires_at,
-                             shares_host=len(siblings) > 1)
+        credential = self.credential(registration, request)
+        # A pattern's answer is keyed by the host it served, never by the pattern: the kubelet would otherwise
+        # hand one account's token to every host the pattern matches.
+        served = concrete(registration.prefix, host_of(request))
+        siblings = len(self.vault.lines_on_host(host_of(request))) + (1 if is_pattern(registration.prefix) else 0)
+        match = KubeletMatch(served, credential.username, credential.secret, credential.expires_at,
+                             shares_host=siblings > 1)
         return match, float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+
+
+def _equally_specific_patterns(first: str, second: str) -> bool:
+    """Two patterns that can match one host, with as many literal characters and the same path: neither wins."""
+    return (is_pattern(first) and is_pattern(second) and literal_characters(first) == literal_characters(second)
+            and first.partition("/")[2] == second.partition("/")[2] and patterns_overlap(first, second))
 
 
 def _seconds(value: Any, flag: str, most: int) -> float:

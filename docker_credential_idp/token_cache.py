@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .model import Registration
 
 MAGIC = b"IDPTOKEN"
-VERSION = 5  # 5: a resolution keeps the fetch timeout, not a lock wait
+VERSION = 6  # 5: a resolution keeps the fetch timeout, not a lock wait; 6: and the host a pattern served
 HEADER_BYTES = len(MAGIC) + 1 + crypto.NONCE_BYTES
 MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
@@ -33,27 +33,28 @@ MAX_RESOLUTIONS = 512  # distinct (request, scope) pairs remembered per vault ge
 LOCK_WAIT = 2.0  # seconds a writer waits for tokens.lock; past that it answers without caching
 
 
-def fingerprint(registration: Registration) -> str:
+def fingerprint(registration: Registration, host: str = "") -> str:
     from .vault import record_text
 
-    return fingerprint_of_record(record_text(registration))
+    return fingerprint_of_record(record_text(registration), host)
 
 
-def fingerprint_of_record(record: str) -> str:
-    """The fingerprint of a registration from its vault record, as the cache-hit path reads it."""
-    return crypto.sha256(record.encode("utf-8")).hex()[:32]
+def fingerprint_of_record(record: str, host: str = "") -> str:
+    """The fingerprint of a registration from its vault record, as the cache-hit path reads it; for a pattern
+    registration, of the record and the host it served (each host has its own credential)."""
+    return crypto.sha256((record + ("\0" + host if host else "")).encode("utf-8")).hex()[:32]
 
 
-def fetch_lock_path(home: str | os.PathLike[str], registration_id: str) -> str:
-    """The lock one fetch of a registration's token holds, so that parallel callers make one upstream call."""
-    return os.path.join(home, "locks", crypto.sha256(registration_id.encode("utf-8")).hex()[:24] + ".lock")
+def fetch_lock_path(home: str | os.PathLike[str], slot: str) -> str:
+    """The lock one fetch of a slot's token holds, so that parallel callers make one upstream call."""
+    return os.path.join(home, "locks", crypto.sha256(slot.encode("utf-8")).hex()[:24] + ".lock")
 
 
-def acquire_fetch_lock(home: str | os.PathLike[str], registration_id: str, wait: float) -> int:
-    """fsutil.acquire_lock on the registration's fetch lock, in a `locks` directory that must be a real one."""
+def acquire_fetch_lock(home: str | os.PathLike[str], slot: str, wait: float) -> int:
+    """fsutil.acquire_lock on a slot's fetch lock, in a `locks` directory that must be a real one."""
     from .fsutil import acquire_lock, ensure_private_dir
 
-    path = fetch_lock_path(home, registration_id)
+    path = fetch_lock_path(home, slot)
     ensure_private_dir(os.path.dirname(path), link_ok=False)
     return acquire_lock(path, wait)
 
@@ -85,17 +86,24 @@ def _number(text: str) -> Optional[float]:
 
 
 class Target:
-    """A registration as the answer cache knows it: its record's fingerprint, its id, and how long one fetch of its
-    credential may take (the vault's column, so that no record is parsed to know it)."""
+    """A registration as the answer cache knows it: its record's fingerprint, its id, how long one fetch of its
+    credential may take (the vault's column, so that no record is parsed to know it), and for a pattern
+    registration the host it serves this time (empty otherwise)."""
 
-    __slots__ = ("fingerprint", "registration_id", "fetch_timeout")
+    __slots__ = ("fingerprint", "registration_id", "fetch_timeout", "host")
 
-    def __init__(self, fingerprint: str, registration_id: str, fetch_timeout: float) -> None:
+    def __init__(self, fingerprint: str, registration_id: str, fetch_timeout: float, host: str = "") -> None:
         self.fingerprint, self.registration_id, self.fetch_timeout = fingerprint, registration_id, fetch_timeout
+        self.host = host
 
     @classmethod
-    def of(cls, registration: Registration) -> Target:
-        return cls(fingerprint(registration), registration.id, registration.fetch_timeout)
+    def of(cls, registration: Registration, host: str = "") -> Target:
+        return cls(fingerprint(registration, host), registration.id, registration.fetch_timeout, host)
+
+    @property
+    def slot(self) -> str:
+        """What has one answer and one fetch at a time: the registration, or a pattern's registration on one host."""
+        return f"{self.registration_id}@{self.host}" if self.host else self.registration_id
 
     def answer(self, entries: Entries) -> Optional[CachedToken]:
         entry = entries.answers.get(self.fingerprint)
@@ -124,9 +132,9 @@ class Entries:
                     token = CachedToken(_decode(fields[6]), _decode(fields[7]), _number(fields[3]), float(fields[4]),
                                         _number(fields[5]))
                     entries.answers[fields[1]] = (fields[2], token)
-                elif fields[0] == "R" and len(fields) == 7:
+                elif fields[0] == "R" and len(fields) == 8:
                     entries.resolutions[(fields[1], _decode(fields[2]), _decode(fields[3]))] = Target(
-                        fields[4], fields[5], float(fields[6]))
+                        fields[4], fields[5], float(fields[6]), _decode(fields[7]))
                 elif fields[0] == "N" and len(fields) == 3:
                     entries.notes[_decode(fields[1])] = float(fields[2])
             except (ValueError, binascii.Error):
@@ -140,7 +148,7 @@ class Entries:
         lines = [f"A\t{key}\t{rid}\t{number(t.expires_at)}\t{number(t.fetched_at)}\t{number(t.refresh_at)}\t"
                  f"{_encode(t.username)}\t{_encode(t.secret)}\n" for key, (rid, t) in sorted(self.answers.items())]
         lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{r.fingerprint}\t{r.registration_id}\t"
-                  f"{r.fetch_timeout!r}\n" for (generation, scope, request), r in self.resolutions.items()]
+                  f"{r.fetch_timeout!r}\t{_encode(r.host)}\n" for (generation, scope, request), r in self.resolutions.items()]
         lines += [f"N\t{_encode(key)}\t{when!r}\n" for key, when in self.notes.items()]
         return "".join(lines)
 
@@ -180,8 +188,8 @@ class TokenCache:
         except (crypto.DecryptionFailed, UnicodeDecodeError):
             return Entries()
 
-    def get(self, registration: Registration) -> Optional[CachedToken]:
-        return Target.of(registration).answer(self._load())
+    def get(self, registration: Registration, host: str = "") -> Optional[CachedToken]:
+        return Target.of(registration, host).answer(self._load())
 
     def load(self) -> Entries:
         return self._load()
@@ -234,9 +242,9 @@ class TokenCache:
 
         def change(entries: Entries) -> None:
             if token is not None:
-                for other in [k for k, (rid, _) in entries.answers.items() if rid == target.registration_id]:
-                    del entries.answers[other]  # the registration's earlier answers, under its earlier fingerprints
-                entries.answers[target.fingerprint] = (target.registration_id, token)
+                for other in [k for k, (slot, _) in entries.answers.items() if slot == target.slot]:
+                    del entries.answers[other]  # the slot's earlier answers, under the registration's earlier records
+                entries.answers[target.fingerprint] = (target.slot, token)
             if resolution is not None:
                 # Only the current vault generation's resolutions can be used again.
                 entries.resolutions = {r: v for r, v in entries.resolutions.items() if r[0] == resolution[0]}
@@ -253,7 +261,7 @@ class TokenCache:
 
         def change(entries: Entries) -> None:
             for key in list(entries.answers):
-                if registration_ids is None or entries.answers[key][0] in registration_ids:
+                if registration_ids is None or entries.answers[key][0].split("@")[0] in registration_ids:
                     dropped.append(entries.answers.pop(key))
             if registration_ids is None:
                 entries.resolutions.clear()
@@ -263,8 +271,8 @@ class TokenCache:
         return len(dropped)
 
     def entries(self) -> dict[str, dict[str, Optional[float]]]:
-        """registration id -> {expires_at}, for status and resolve; never a secret."""
-        return {rid: {"expires_at": token.expires_at} for rid, token in self._load().answers.values()}
+        """slot (a registration id, or id@host for a pattern's) -> {expires_at}, for status; never a secret."""
+        return {slot: {"expires_at": token.expires_at} for slot, token in self._load().answers.values()}
 
 
 class NoTokenCache(TokenCache):

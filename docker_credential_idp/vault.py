@@ -277,6 +277,18 @@ def _lines_on_host(text: str, host: str) -> list[Line]:
     return found
 
 
+def _pattern_lines(text: str) -> list[Line]:
+    """The lines whose prefix is a pattern (a `*` before the line's first tab), found by string search."""
+    found, start = [], text.find("*")
+    while start >= 0:
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start)
+        if start < text.find("\t", line_start, line_end):
+            found.append(_line(text[line_start:line_end]))
+        start = text.find("*", line_end)
+    return found
+
+
 def _all_lines(text: str) -> list[Line]:
     return [_line(line) for line in text[text.index("\n") + 1 :].splitlines() if line]
 
@@ -310,6 +322,11 @@ class Vault:
         opened = self.open()
         return _lines_on_host(opened.text, host) if opened else []
 
+    def pattern_lines(self) -> list[Line]:
+        """The registrations whose prefix is a pattern (`*.azurecr.io`), as lines."""
+        opened = self.open()
+        return _pattern_lines(opened.text) if opened else []
+
     def registration(self, registration_id: str) -> Optional[Registration]:
         """One registration by id, parsing only its record."""
         opened = self.open()
@@ -319,6 +336,9 @@ class Vault:
     def registrations(self) -> Table:
         opened = self.open()
         return _parse_table(opened.text) if opened else {}
+
+    def pattern_registrations(self) -> list[Registration]:
+        return [_parse_record(line.record) for line in self.pattern_lines()]
 
     def registrations_on_host(self, host: str) -> list[Registration]:
         """Only the registrations whose prefix is on `host`, found without parsing the other lines."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import kubernetes
 from ..errors import InvalidInput
-from ..matching import parse_reference
+from ..matching import concrete, host_of, parse_reference
 from .base import PROG, Context, iso
 
 
@@ -53,12 +53,14 @@ def cmd_pull_secret(ctx: Context, args: argparse.Namespace) -> int:
     auths: dict[str, tuple[str, str]] = {}
     now = ctx.service.now()
     for ref in args.refs:
-        registration, _ = ctx.service.serving(parse_reference(ref))
-        credential = ctx.service.credential(registration)
-        auths[registration.prefix] = (credential.username, credential.secret)
+        request = parse_reference(ref)
+        registration, _ = ctx.service.serving(request)
+        credential = ctx.service.credential(registration, request)
+        served = concrete(registration.prefix, host_of(request))  # a pattern's entry names the host it served
+        auths[served] = (credential.username, credential.secret)
         if credential.expires_at is not None:
             hours, minutes = divmod(max(0, int(credential.expires_at - now)) // 60, 60)
-            ctx.warn(f"{PROG}: warning: the credential for {registration.prefix} expires at {iso(credential.expires_at)} "
+            ctx.warn(f"{PROG}: warning: the credential for {served} expires at {iso(credential.expires_at)} "
                      f"(in {hours}h{minutes:02d}m) and a pull secret does not refresh itself; regenerate it before then, "
                      f"or let the kubelet ask this helper (see: {PROG} kubelet-config)")
     ctx.out.write(kubernetes.pull_secret(auths, args.name, args.namespace, args.format))

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from .. import dockerconfig
-from ..matching import host_of, parse_prefix
+from ..errors import InvalidInput
+from ..matching import host_of, is_pattern, parse_prefix
 from ..paths import docker_config_path
 from .base import PROG, Context
 
@@ -20,9 +21,20 @@ def add_parsers(commands: Any) -> None:
 
 
 def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
-    registered = sorted({host_of(r.prefix) for r in ctx.vault.registrations().values()})
+    table = ctx.vault.registrations().values()
+    registered = sorted({host_of(r.prefix) for r in table if not is_pattern(r.prefix)})
+    patterns = sorted(r.prefix for r in table if is_pattern(r.prefix))
     hosts = [parse_prefix(h) for h in args.hosts] if args.hosts else registered
+    if any(is_pattern(h) for h in hosts):
+        raise InvalidInput("docker's credHelpers takes hosts, not patterns; name the hosts a pattern serves "
+                           "(configure-docker HOST...), or use --creds-store")
+    if patterns and not args.hosts and not args.creds_store and not args.unset:
+        ctx.warn(f"{PROG}: note: the pattern{'s' if len(patterns) > 1 else ''} {', '.join(patterns)} cannot go into "
+                 "credHelpers, which takes hosts; add --creds-store to route every host here, or name the hosts: "
+                 f"{PROG} configure-docker HOST...")
     if not hosts and not args.creds_store:
+        if patterns:
+            return 0
         ctx.warn(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...")
         return 0
     path = docker_config_path(ctx.env)

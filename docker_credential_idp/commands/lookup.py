@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import InvalidInput
-from ..matching import host_of, parse_reference
+from ..matching import host_of, is_pattern, parse_reference
 from .base import Context, iso
 
 
@@ -32,7 +32,7 @@ def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
     registration, selection = ctx.service.serving(request)
     result: dict[str, Any] = {"request": request, "id": registration.id, "prefix": registration.prefix,
                               "type": registration.type, "reason": selection.reason}
-    token = ctx.service.token_cache().get(registration)
+    token = ctx.service.token_cache().get(registration, host_of(request) if is_pattern(registration.prefix) else "")
     if token and token.expires_at is not None:
         result["token_expires_at"] = token.expires_at
     if args.json:
@@ -54,9 +54,10 @@ def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
     if len(args.refs) > 1:
         raise InvalidInput(f"--format {args.format} prints one credential; give one REF, or use --format docker-config "
                            "for several")
-    registration, _ = ctx.service.serving(parse_reference(args.refs[0]))
-    credential = ctx.service.credential(registration)
-    registry = host_of(registration.prefix)
+    request = parse_reference(args.refs[0])
+    registration, _ = ctx.service.serving(request)
+    credential = ctx.service.credential(registration, request)
+    registry = host_of(request)
     if args.format == "env":
         for name, value in (("REGISTRY_SERVER", registry), ("REGISTRY_USERNAME", credential.username),
                             ("REGISTRY_PASSWORD", credential.secret)):
@@ -75,9 +76,10 @@ def _docker_config(ctx: Context, refs: list[str]) -> int:
 
     by_host: dict[str, tuple[str, str, str]] = {}  # host -> (username, password, the registration serving it)
     for ref in refs:
-        registration, _ = ctx.service.serving(parse_reference(ref))
-        credential = ctx.service.credential(registration)
-        host = registration.host
+        request = parse_reference(ref)
+        registration, _ = ctx.service.serving(request)
+        credential = ctx.service.credential(registration, request)
+        host = host_of(request)
         earlier = by_host.get(host)
         if earlier is not None and earlier[:2] != (credential.username, credential.secret):
             raise InvalidInput(f"{ref} is served by registration {registration.id!r} and an earlier REF on {host} by "

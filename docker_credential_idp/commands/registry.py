@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
-from ..matching import parse_reference
+from ..matching import concrete, host_of, is_pattern, parse_reference
 from ..model import Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
@@ -33,7 +33,9 @@ def add_parsers(commands: Any) -> None:
                                        description="Register a prefix. Types: " + ", ".join(
                                            f"{t} ({get_provider(t).summary})" for t in type_names()))
     add.add_argument("id", help="lowercase letters, digits, '-' and '.'; at most 253 characters")
-    add.add_argument("--prefix", required=True, help="host[:port][/path], e.g. registry.example.com/team")
+    add.add_argument("--prefix", required=True, help="host[:port][/path], e.g. registry.example.com/team; the host "
+                     "may be a pattern, '*' standing for one or more characters of one label: *.azurecr.io, "
+                     "*.dkr.ecr.*.amazonaws.com, *-docker.pkg.dev/my-project")
     add.add_argument("--type", required=True, help=f"one of: {', '.join(type_names())}")
     add.add_argument("--replace", action="store_true", help="overwrite an existing registration with this id")
     _add_option_arguments(add, _provider_options())
@@ -239,14 +241,18 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
 
     table = ctx.vault.registrations()
     if args.target in table:
-        registration = table[args.target]
+        registration, request = table[args.target], table[args.target].prefix
+        if is_pattern(registration.prefix):
+            raise InvalidInput(f"registration {registration.id!r} is the pattern {registration.prefix}; test it "
+                               f"through an image it serves: {PROG} registry test HOST/REPOSITORY")
     elif not any(mark in args.target for mark in "/.:@"):  # a bare word: a mistyped id more likely than an image
         raise NotRegistered(f"no registration with id {args.target!r}, and none serves the image "
                             f"{parse_reference(args.target)}; see: {PROG} registry list")
     else:
-        registration = ctx.service.serving(parse_reference(args.target))[0]
-    credential = ctx.service.credential(registration)
-    host, _, path = registration.prefix.partition("/")
+        request = parse_reference(args.target)
+        registration = ctx.service.serving(request)[0]
+    credential = ctx.service.credential(registration, request)
+    host, _, path = concrete(registration.prefix, host_of(request)).partition("/")
     timeout = registration.fetch_timeout
     try:
         outcome = call_within(timeout + 1, lambda: registry_check.check(

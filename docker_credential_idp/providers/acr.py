@@ -62,8 +62,9 @@ class AcrProvider(Provider):
         entra = _post_form(context, token_url, form, "Entra ID", {})
         if not isinstance(entra.get("access_token"), str):
             raise ProviderError("Entra ID answered without an access_token")
-        exchange_url = settings.get("exchange_url") or f"https://{registration.host}/oauth2/exchange"
-        exchanged = _post_form(context, exchange_url, {"grant_type": "access_token", "service": registration.host,
+        host = context.host or registration.host
+        exchange_url = settings.get("exchange_url") or f"https://{host}/oauth2/exchange"
+        exchanged = _post_form(context, exchange_url, {"grant_type": "access_token", "service": host,
                                                        "tenant": settings["tenant"], "access_token": entra["access_token"]},
                                "the ACR token exchange", settings)
         refresh_token = exchanged.get("refresh_token")

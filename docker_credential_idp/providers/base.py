@@ -44,6 +44,8 @@ Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[i
 
 @dataclass(frozen=True)
 class FetchContext:
+    # The registry host the credential is for: the registration's, or the one a pattern registration matched.
+    host: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_FETCH_TIMEOUT
     now: Callable[[], float] = time.time

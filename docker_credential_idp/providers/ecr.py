@@ -7,6 +7,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
+from ..matching import is_pattern
 from ..model import Credential, Registration
 from . import aws
 from .base import FetchContext, Option, Provider
@@ -19,10 +20,10 @@ ECR_HOST = re.compile(
 ECR_PUBLIC_HOST = "public.ecr.aws"
 
 
-def registry_target(registration: Registration) -> tuple[str, Optional[str], Optional[str], bool]:
-    """(API, account, region, fips) for a registration: from the host, with --registry-id and --region winning."""
+def registry_target(registration: Registration, host: str) -> tuple[str, Optional[str], Optional[str], bool]:
+    """(API, account, region, fips) for a registration serving `host`: from the host, with --registry-id and
+    --region winning (a pattern registration has neither: each host it matches names its own)."""
     settings = registration.settings
-    host = registration.host
     if host == ECR_PUBLIC_HOST:
         return "ecr-public", None, "us-east-1", False
     found = ECR_HOST.match(host)
@@ -48,7 +49,18 @@ class EcrProvider(Provider):
             raise InvalidInput("--registry-id is a 12-digit AWS account id")
 
     def check_prefix(self, registration: Registration) -> None:
-        _, account, region, _ = registry_target(registration)
+        if is_pattern(registration.prefix):
+            if registration.settings.get("registry_id") or registration.settings.get("region"):
+                raise InvalidInput("a pattern takes the account and region from each host it matches; drop "
+                                   "--registry-id and --region")
+            labels = registration.host.split(".")
+            example = ".".join(label.replace("*", "123456789012" if i == 0 else "eu-west-1")
+                               for i, label in enumerate(labels))
+            if not ECR_HOST.match(example):
+                raise InvalidInput(f"pattern {registration.host} does not match ECR hosts "
+                                   "(<account>.dkr.ecr.<region>.amazonaws.com); write it like *.dkr.ecr.*.amazonaws.com")
+            return
+        _, account, region, _ = registry_target(registration, registration.host)
         if not region or account is None and registration.host != ECR_PUBLIC_HOST:
             raise InvalidInput(
                 f"{registration.host} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com); "
@@ -59,8 +71,11 @@ class EcrProvider(Provider):
         return "AWS"
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
+        host = context.host or registration.host
+        api, account, region, fips = registry_target(registration, host)
+        if not region or account is None and host != ECR_PUBLIC_HOST:
+            raise ProviderError(f"{host} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com)")
         boto3, botocore = aws.import_boto3(self.type_name)
-        api, account, region, fips = registry_target(registration)
         settings = registration.settings
         config = aws.client_config(botocore, context.timeout, fips)
         try:

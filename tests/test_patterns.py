@@ -1,0 +1,188 @@
+"""Pattern registrations: `*` in a prefix's host labels, anchored matching, precedence, and one registration serving
+every ECR account and region with each host's own token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from docker_credential_idp.errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput
+from docker_credential_idp.matching import host_matches, parse_prefix, patterns_overlap, select
+
+from .conftest import add_basic, assert_one_line_error, run_helper
+from .servers import LocalServer, json_answer
+
+ECR_PATTERN = "*.dkr.ecr.*.amazonaws.com"
+
+
+@pytest.mark.parametrize("text, prefix", [
+    ("*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.*.amazonaws.com"),
+    ("*-docker.pkg.dev/my-project", "*-docker.pkg.dev/my-project"),
+    ("*.AzureCR.io", "*.azurecr.io"),
+    ("https://*.azurecr.io/", "*.azurecr.io"),
+    ("local*:5000", "local*:5000"),
+])
+def test_patterns_are_prefixes(text, prefix):
+    assert parse_prefix(text) == prefix
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("*.io", "literal domain"), ("*.*", "literal domain"), ("*", "literal domain"), ("*.example.*", "literal domain"),
+    ("registry.example.com/*", "in its path"), ("registry.example.com/team*", "in its path"),
+    ("*.example.com:50*", "in its port"), ("[::*]:5000", "IPv6"), ("a**b.example.com", "invalid pattern host"),
+    ("*-.example.com", "start or end with '-'"), ("*.example.com/team:1", "tag or digest"),
+])
+def test_patterns_that_could_reach_too_far_are_refused(text, fragment):
+    with pytest.raises(InvalidInput, match=re.escape(fragment)):
+        parse_prefix(text)
+
+
+@pytest.mark.parametrize("host, expected", [
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", True),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example", False),
+    ("a.b.dkr.ecr.eu-west-1.amazonaws.com", False),
+    ("dkr.ecr.eu-west-1.amazonaws.com", False),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", False),
+    ("123456789012.dkr.ecr..amazonaws.com", False),
+    ("evil.example", False),
+])
+def test_matching_is_anchored_label_by_label(host, expected):
+    assert host_matches(ECR_PATTERN, host) is expected
+
+
+def reference(pattern: str, host: str) -> bool:
+    name, _, port = pattern.partition(":")
+    regex = r"\.".join("".join("[^.:/]+" if c == "*" else re.escape(c) for c in label) for label in name.split("."))
+    return re.fullmatch(regex + (re.escape(":" + port) if port else ""), host) is not None
+
+
+labels = st.text("ab-*", min_size=1, max_size=4).filter(lambda label: "**" not in label)
+hosts = st.lists(st.text("ab-", min_size=1, max_size=5), min_size=1, max_size=3).map(".".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pattern=st.lists(labels, min_size=1, max_size=3).map(".".join), host=hosts)
+def test_a_star_is_one_or_more_characters_of_one_label(pattern, host):
+    assert host_matches(pattern, host) is reference(pattern, host)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.lists(labels, min_size=2, max_size=2).map(".".join),
+       second=st.lists(labels, min_size=2, max_size=2).map(".".join))
+def test_two_patterns_overlap_when_some_host_matches_both(first, second):
+    words = ["".join(w) for n in range(1, 7) for w in __import__("itertools").product("ab-", repeat=n)]
+    some = any(reference(first, f"{x}.{y}") and reference(second, f"{x}.{y}") for x in words for y in words[:40])
+    if some:
+        assert patterns_overlap(first, second)
+
+
+def test_precedence_literal_prefix_then_more_literal_pattern_then_longer_path():
+    candidates = [("*.azurecr.io", "any"), ("team*.azurecr.io", "teams"), ("teamx.azurecr.io/app", "exact"),
+                  ("team*.azurecr.io/tools", "tools")]
+    assert select("teamx.azurecr.io/app/web", candidates).registration_id == "exact"
+    assert select("teamx.azurecr.io/other", candidates).registration_id == "teams"
+    assert select("teamy.azurecr.io/tools/x", candidates).registration_id == "tools"
+    assert select("other.azurecr.io/x", candidates).registration_id == "any"
+    chosen = select("teamy.azurecr.io/other", candidates)
+    assert chosen.prefix == "team*.azurecr.io" and "pattern team*.azurecr.io matches teamy.azurecr.io" in chosen.reason
+    with pytest.raises(CredentialsNotFound):
+        select("evil.example/other.azurecr.io/x", candidates)
+    # A host-only request follows the host-only rules among the most literal patterns that match it: the pattern
+    # for the whole host, the scope's choice, the only one; two path-scoped ones and no scope is ambiguous.
+    assert select("teamy.azurecr.io", candidates).registration_id == "teams"
+    assert select("teamy.azurecr.io", candidates, scope="tools").registration_id == "tools"
+    assert select("zzz.azurecr.io", candidates).registration_id == "any"
+    scoped = [("*.azurecr.io/team-a", "a"), ("*.azurecr.io/team-b", "b")]
+    with pytest.raises(AmbiguousRegistry, match="team-a"):
+        select("myreg.azurecr.io", scoped)
+    assert select("myreg.azurecr.io", scoped, scope="myreg.azurecr.io/team-b/app").registration_id == "b"
+
+
+def test_an_equally_specific_overlapping_pattern_is_refused_naming_the_other():
+    add_basic("team-star", "team*.example.com", "robot", "pw")
+    result = run_helper("registry", "add", "star-team", "--prefix", "*team.example.com", "--type", "basic",
+                        "--username", "robot", "--password-stdin", stdin="pw")
+    assert_one_line_error(result, "*team.example.com can match the same hosts as team*.example.com",
+                          "registration 'team-star'")
+    add_basic("more-literal", "teams*.example.com", "robot", "pw")  # more literal: it wins where both match
+    add_basic("other-path", "*team.example.com/tools", "robot", "pw")  # another path: it wins below it
+    add_basic("no-overlap", "*.other.example.com", "robot", "pw")
+
+
+def test_list_leaves_patterns_out_and_resolve_names_the_pattern():
+    add_basic("any-acr", "*.azurecr.io", "robot", "pattern-pw-1")
+    add_basic("plain", "registry.example.com", "robot", "plain-pw-1")
+    assert json.loads(run_helper("list").out) == {"registry.example.com": "robot"}
+    resolved = json.loads(run_helper("resolve", "myreg.azurecr.io/team/app:1", "--json").out)
+    assert resolved["id"] == "any-acr" and resolved["prefix"] == "*.azurecr.io"
+    assert "pattern *.azurecr.io matches myreg.azurecr.io" in resolved["reason"]
+    got = json.loads(run_helper("get", stdin="myreg.azurecr.io").out)
+    assert got == {"ServerURL": "myreg.azurecr.io", "Username": "robot", "Secret": "pattern-pw-1"}
+    assert "*.azurecr.io" in run_helper("kubelet-config").out
+    configured = run_helper("configure-docker")
+    assert configured.code == 0 and "*.azurecr.io cannot go into credHelpers" in configured.err
+
+
+def per_account_ecr() -> LocalServer:
+    """ECR's GetAuthorizationToken, minting a password that names the account and region asked for."""
+
+    def route(method, path, headers, body):
+        account = (json.loads(body or b"{}").get("registryIds") or ["?"])[0]
+        region = headers.get("Host", "").split(".")[1] if headers.get("Host", "").startswith("api.") else "?"
+        token = base64.b64encode(f"AWS:pw-{account}-{region}".encode()).decode()
+        return json_answer({"authorizationData": [{"authorizationToken": token, "expiresAt": time.time() + 43200,
+                                                   "proxyEndpoint": f"https://{account}.dkr.ecr.x.amazonaws.com"}]},
+                           headers={"Content-Type": "application/x-amz-json-1.1"})
+
+    return LocalServer(route)
+
+
+def test_one_ecr_pattern_serves_every_account_with_its_own_token():
+    api = per_account_ecr()
+    try:
+        result = run_helper("registry", "add", "all-ecr", "--prefix", ECR_PATTERN, "--type", "ecr", "--endpoint-url",
+                            api.url, "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
+        assert result.code == 0, result
+        hosts = {"111111111111.dkr.ecr.eu-west-1.amazonaws.com": "pw-111111111111",
+                 "222222222222.dkr.ecr.us-east-2.amazonaws.com": "pw-222222222222"}
+        for _ in range(2):
+            for host, password in hosts.items():
+                answer = json.loads(run_helper("get", stdin=host).out)
+                assert answer["Username"] == "AWS" and answer["Secret"].startswith(password), answer
+        assert api.count() == 2  # one fetch per account, then each from the cache
+        creds = json.loads(run_helper("creds", "222222222222.dkr.ecr.us-east-2.amazonaws.com/app").out)
+        assert creds["registry"] == "222222222222.dkr.ecr.us-east-2.amazonaws.com"
+        assert creds["password"].startswith("pw-222222222222")
+        assert api.count() == 2
+        assert_one_line_error(run_helper("get", stdin="123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example"),
+                              "credentials not found", stream="out")
+    finally:
+        api.stop()
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (("--region", "eu-west-1"), "drop --registry-id and --region"),
+    (("--registry-id", "123456789012"), "drop --registry-id and --region"),
+])
+def test_an_ecr_pattern_takes_account_and_region_from_the_host(extra, fragment):
+    result = run_helper("registry", "add", "p", "--prefix", ECR_PATTERN, "--type", "ecr", *extra)
+    assert_one_line_error(result, fragment)
+    result = run_helper("registry", "add", "p", "--prefix", "*.example.com", "--type", "ecr")
+    assert_one_line_error(result, "does not match ECR hosts")
+
+
+def test_the_kubelet_gets_a_pattern_s_credential_under_the_host_it_served():
+    from .kubelet import exec_plugin
+
+    add_basic("any-acr", "*.azurecr.io", "robot", "kubelet-pattern-pw")
+    image = "myreg.azurecr.io/team/app:1"
+    answer = exec_plugin(image)
+    assert list(answer.auth) == ["myreg.azurecr.io"]
+    assert answer.credential_for(image) == ("robot", "kubelet-pattern-pw")
+    assert answer.credential_for("other.azurecr.io/team/app:1") is None
