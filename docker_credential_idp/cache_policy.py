@@ -61,6 +61,16 @@ def lock_wait(fetch_timeout: float) -> float:
     return fetch_timeout + LOCK_WAIT_SLACK
 
 
+SYNC_ON_MISS_INTERVAL = 60.0  # a request no registration serves syncs the sources at most this often
+
+
+def source_due(now: float, attempted_at: float, refresh: float, missing: bool) -> bool:
+    """Whether a registry source is synced before this request: its table is older than its refresh interval, or
+    the request found no registration and the last try is older than a minute (unregistered hosts are common with
+    credsStore: they must not call the platform on every pull)."""
+    return now - attempted_at >= (min(refresh, SYNC_ON_MISS_INTERVAL) if missing else refresh)
+
+
 def worth_caching(now: float, expires_at: float | None) -> bool:
     """Everything but a credential already expired when issued (that one is returned, not kept)."""
     return expires_at is None or expires_at > now

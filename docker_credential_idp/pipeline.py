@@ -66,18 +66,52 @@ class GetPipeline:
         from .errors import CredentialsNotFound
 
         request = matching.parse_server(server)
+        scope = self.env.get(matching.SCOPE_VARIABLE) or ""
         opened = self.vault.open()
         if opened is None:
             raise CredentialsNotFound()
-        resolution = (opened.generation, self.env.get(matching.SCOPE_VARIABLE) or "", request)
+        resolution = (opened.generation, scope, request)
         entries = self.token_cache().load()
         target = entries.resolutions.get(resolution)
         if target is not None:
             self.debug(f"resolved to registration {target.registration_id!r} by the answer cache")
+            token = target.answer(entries)
+            if token is not None and self._state(token) == cache_policy.FRESH:
+                self.debug("answered from the answer cache")
+                return token  # a cache hit: no source is asked, nothing else is read
+        if self.sync_sources(missing=False):  # a table older than its refresh interval is synced first
+            return self.get(server)
+        if target is not None:
             return self._credential(target, entries, None, self._loader(target))
-        target = self.resolve(request)
+        try:
+            target = self.resolve(request)
+        except CredentialsNotFound:
+            if self.sync_sources(missing=True):  # the platform may list it by now
+                return self.get(server)
+            raise
         self.debug(f"resolved to registration {target.registration_id!r} from the vault's lines")
         return self._credential(target, entries, resolution, self._loader(target))
+
+    def sync_sources(self, missing: bool) -> bool:
+        """Sync the registry sources that are due (sources.py); True when the table was read again. A source
+        that cannot be reached leaves the table as it was, with a warning."""
+        due = [line.id for line in self.vault.source_lines()
+               if cache_policy.source_due(self.now(), line.attempted_at, line.refresh, missing)]
+        if not due:
+            return False
+        from . import sources
+        from .errors import IdpError
+
+        synced = False
+        for source_id in due:
+            self.debug(f"syncing source {source_id!r} ({'no registration serves the request' if missing else 'due'})")
+            try:
+                synced = sources.sync(self.vault, source_id, self.now, only_if_due=missing) is not None or synced
+            except IdpError as error:
+                self.warn(f"docker-credential-idp: warning: {error.message}; serving the registry table as last "
+                          "synced")
+        self.vault.forget()
+        return synced
 
     def resolve(self, request: str) -> Target:
         """The registration serving a normalised request, from the vault's lines: those on its host, and the

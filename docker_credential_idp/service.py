@@ -30,6 +30,8 @@ from .model import Credential, Login, Registration, Secrets, validate_id
 from .pipeline import GetPipeline
 from .providers import canonical_type, get_provider
 from .providers.base import Provider
+from .sources import Report, Source, apply, fetch_listing
+from .sources import sync as sync_source
 from .token_cache import CachedToken, TokenCache
 from .vault import Vault
 
@@ -69,7 +71,17 @@ class CredentialService:
     # -- matching ----------------------------------------------------------------------------------------------
 
     def choose(self, request: str) -> tuple[Registration, Selection]:
-        """The registration serving a normalised request (see matching.select): one on its host, or a pattern."""
+        """The registration serving a normalised request (see matching.select): one on its host, or a pattern.
+        Registry sources that are due are synced first, as `get` does."""
+        self.pipeline.sync_sources(missing=False)
+        try:
+            return self._choose(request)
+        except CredentialsNotFound:
+            if self.pipeline.sync_sources(missing=True):
+                return self._choose(request)
+            raise
+
+    def _choose(self, request: str) -> tuple[Registration, Selection]:
         on_host = self.vault.registrations_on_host(host_of(request)) + self.vault.pattern_registrations()
         selection = select(request, [(r.prefix, r.id) for r in on_host], self.env.get(SCOPE_VARIABLE))
         return next(r for r in on_host if r.id == selection.registration_id), selection
@@ -221,6 +233,15 @@ class CredentialService:
         provider = self.providers(type_name)
         settings, secrets = provider.configure(values)
         provider.check_installed()
+        settings.update(self.common_settings(common))
+        registration = Registration(registration_id, parse_prefix(prefix), type_name, settings, Secrets(secrets))
+        provider.check_prefix(registration)
+        return registration
+
+    @staticmethod
+    def common_settings(common: Mapping[str, Any]) -> dict[str, Any]:
+        """The options every type takes, checked: timeout, refresh_margin, ca_file, insecure (None: not given)."""
+        settings: dict[str, Any] = {}
         if common.get("timeout") is not None:
             settings["timeout"] = _seconds(common["timeout"], "--timeout", 3600)
         if common.get("refresh_margin") is not None:
@@ -229,9 +250,7 @@ class CredentialService:
             settings["ca_file"] = _readable_file(common["ca_file"], "--ca-file")
         if common.get("insecure"):
             settings["insecure"] = True
-        registration = Registration(registration_id, parse_prefix(prefix), type_name, settings, Secrets(secrets))
-        provider.check_prefix(registration)
-        return registration
+        return settings
 
     def add(self, registration: Registration, replace_existing: bool = False) -> Optional[str]:
         """Write a registration into the table; returns the note for a host it leaves ambiguous, if any."""
@@ -312,3 +331,61 @@ def _readable_file(path: str, flag: str) -> str:
     except OSError as error:
         raise InvalidInput(f"{flag}: cannot read {path}: {error.strerror}") from None
     return absolute
+
+
+class SourceTable:
+    """The registry sources of a vault (sources.py), for the `source` commands."""
+
+    def __init__(self, service: CredentialService) -> None:
+        self.service, self.vault, self.now = service, service.vault, service.now
+
+    def add(self, source: Source, replace_existing: bool) -> Report:
+        """Keep a source and sync it at once. Its list is read first: a source whose list cannot be read is not
+        kept."""
+        listing = fetch_listing(source)
+        started = self.now()
+
+        def change(table: Table, records: dict[str, dict[str, Any]]) -> Report:
+            if source.id in records and not replace_existing:
+                raise InvalidInput(f"source {source.id!r} already exists; add --replace to overwrite it")
+            synced = replace(source, synced_at=started, attempted_at=started)
+            records[source.id] = synced.to_record()
+            return apply(synced, listing, table)
+
+        return self.vault.update_with_sources(change)
+
+    def sync(self, source_id: str) -> Report:
+        report = sync_source(self.vault, source_id, self.now)
+        assert report is not None
+        return report
+
+    def ids(self) -> list[str]:
+        return sorted(self.vault.sources())
+
+    def remove(self, source_id: str) -> list[str]:
+        """Take a source out, with the registrations synced from it (and their cached answers): their ids."""
+        removed: list[str] = []
+
+        def change(table: Table, records: dict[str, dict[str, Any]]) -> None:
+            if source_id not in records:
+                raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
+            del records[source_id]
+            removed.extend(r.id for r in table.values() if r.origin == f"source:{source_id}")
+            for registration_id in removed:
+                del table[registration_id]
+
+        self.vault.update_with_sources(change)
+        if removed:
+            self.service.token_cache().drop(removed, self.now())
+        return removed
+
+    def rows(self) -> list[dict[str, Any]]:
+        """What `source list` shows: never the token."""
+        table = self.vault.registrations().values()
+        rows = []
+        for _, record in sorted(self.vault.sources().items()):
+            source = Source.from_record(record)
+            rows.append({"id": source.id, "type": "platform", "url": source.url, "org": source.org,
+                         "refresh": source.refresh, "synced_at": source.synced_at, "last_error": source.last_error,
+                         "registrations": sorted(r.id for r in table if r.origin == source.origin)})
+        return rows

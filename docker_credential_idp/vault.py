@@ -26,7 +26,7 @@ from .paths import not_a_directory
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
-    from typing import Callable, Mapping, Optional, TypeVar
+    from typing import Any, Callable, Mapping, Optional, TypeVar
 
     from .model import Registration
 
@@ -52,6 +52,7 @@ SERIAL_FILE_NAME = "vault.serial"
 SERIAL_MAGIC = b"IDPSERIAL1"
 ACCEPT_COMMAND = "docker-credential-idp vault accept"
 PAYLOAD_HEADER = "docker-credential-idp registrations 3\n"
+SOURCE_MARK = "#source"  # a line `#source <id> <attempted_at> <refresh> <json>`: never a prefix, which starts with a host
 OLD_PAYLOAD_HEADER = "docker-credential-idp registrations 2\n"  # read; written back as 3
 MAX_VAULT_BYTES = 64 * 1024 * 1024
 VAULT_FILE_NAME = "vault.bin"
@@ -290,7 +291,30 @@ def _pattern_lines(text: str) -> list[Line]:
 
 
 def _all_lines(text: str) -> list[Line]:
-    return [_line(line) for line in text[text.index("\n") + 1 :].splitlines() if line]
+    return [_line(line) for line in text[text.index("\n") + 1 :].splitlines() if line and line[0] != "#"]
+
+
+class SourceLine:
+    """A registry source (a platform the table is synced from): when it was last tried and how often it is due,
+    as columns, so that `get` knows whether to sync without parsing JSON; and its record."""
+
+    __slots__ = ("id", "attempted_at", "refresh", "record")
+
+    def __init__(self, source_id: str, attempted_at: float, refresh: float, record: str) -> None:
+        self.id, self.attempted_at, self.refresh, self.record = source_id, attempted_at, refresh, record
+
+
+def _source_lines(text: str) -> list[SourceLine]:
+    found, start = [], text.find("\n" + SOURCE_MARK + "\t")
+    while start >= 0:
+        end = text.find("\n", start + 1)
+        parts = text[start + 1 : end].split("\t", 4)
+        try:
+            found.append(SourceLine(parts[1], float(parts[2]), float(parts[3]), parts[4]))
+        except (IndexError, ValueError):
+            raise VaultError("the vault holds a malformed source line; restore it from a backup") from None
+        start = text.find("\n" + SOURCE_MARK + "\t", end)
+    return found
 
 
 class Vault:
@@ -310,6 +334,10 @@ class Vault:
 
     def _read(self) -> Optional[Opened]:
         return open_payload(self.path, self.home, self._env)
+
+    def forget(self) -> None:
+        """Read the file again on next use (another process may have written it)."""
+        self._opened = None
 
     def open(self) -> Optional[Opened]:
         """The opened vault (None when there is none yet), read on first use."""
@@ -336,6 +364,14 @@ class Vault:
     def registrations(self) -> Table:
         opened = self.open()
         return _parse_table(opened.text) if opened else {}
+
+    def source_lines(self) -> list[SourceLine]:
+        opened = self.open()
+        return _source_lines(opened.text) if opened else []
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """The registry sources' records by id (see sources.py); the vault keeps them, it does not read them."""
+        return {line.id: _parse_json(line.record) for line in self.source_lines()}
 
     def pattern_registrations(self) -> list[Registration]:
         return [_parse_record(line.record) for line in self.pattern_lines()]
@@ -372,6 +408,10 @@ class Vault:
 
         `change` mutates the dict it is given and returns a value for the caller; when it raises, nothing is written.
         """
+        return self.update_with_sources(lambda table, sources: change(table))
+
+    def update_with_sources(self, change: Callable[[Table, dict[str, dict[str, Any]]], T]) -> T:
+        """update, with the sources' records (by id) given to `change` beside the table, to change both at once."""
         fsutil.check_home(self.home)  # before anything is created in it
         try:
             lock = fsutil.acquire_lock(self.lock_path)
@@ -381,10 +421,11 @@ class Vault:
             self._opened = None  # another process may have written since we last read
             opened = self._read()
             table = _parse_table(opened.text) if opened else {}
-            before = {key: value.to_record() for key, value in table.items()}
-            result = change(table)
-            if {key: value.to_record() for key, value in table.items()} != before or not opened:
-                self._write(table, opened)
+            sources = {line.id: _parse_json(line.record) for line in _source_lines(opened.text)} if opened else {}
+            before = ({key: value.to_record() for key, value in table.items()}, repr(sources))
+            result = change(table, sources)
+            if ({key: value.to_record() for key, value in table.items()}, repr(sources)) != before or not opened:
+                self._write(table, sources, opened)
             return result
         finally:
             os.close(lock)
@@ -409,7 +450,7 @@ class Vault:
         finally:
             os.close(lock)
 
-    def _write(self, table: Table, opened: Optional[Opened]) -> None:
+    def _write(self, table: Table, sources: dict[str, dict[str, Any]], opened: Optional[Opened]) -> None:
         if opened:
             kind, data_key = opened.kind, opened.data_key
             source = keysource.for_existing_vault(kind, self.home, self._env)
@@ -431,7 +472,7 @@ class Vault:
                   + _key_check(kek))
         wrap_nonce = crypto.new_nonce()
         header = prefix + wrap_nonce + crypto.encrypt(kek, wrap_nonce, data_key, prefix) + crypto.new_nonce()
-        text = _format_table(table)
+        text = _format_table(table, sources)
         ciphertext = crypto.encrypt(data_key, header[-crypto.NONCE_BYTES :], text.encode("utf-8"), header)
         fsutil.atomic_write(self.path, header + ciphertext)
         _store_serial(self.home, data_key, serial)  # we hold vault.lock; should this fail, the next read records it
@@ -463,8 +504,25 @@ def _parse_table(text: str) -> Table:
     return {registration.id: registration for registration in registrations}
 
 
-def _format_table(table: Table) -> str:
+def _parse_json(record: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(record)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise VaultError("the vault holds a malformed source record; restore it from a backup")
+    return value
+
+
+def _format_table(table: Table, sources: Optional[dict[str, dict[str, Any]]] = None) -> str:
+    import json
+
     lines = [PAYLOAD_HEADER]
+    for source_id, record in sorted((sources or {}).items()):
+        lines.append(f"{SOURCE_MARK}\t{source_id}\t{float(record.get('attempted_at') or 0)!r}\t"
+                     f"{float(record['refresh'])!r}\t{json.dumps(record, sort_keys=True, ensure_ascii=True)}\n")
     for registration in sorted(table.values(), key=lambda r: r.id):
         lines.append(f"{registration.prefix}\t{registration.id}\t{registration.fetch_timeout!r}\t"
                      f"{record_text(registration)}\n")

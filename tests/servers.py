@@ -239,14 +239,19 @@ def write_key(directory: Path, key: dict, token_uri: str) -> Path:
 
 
 def platform_creds_api(*, token: str, org: str, registries: dict[str, dict[str, Any]],
-                       tls: Optional[tuple[Path, Path]] = None) -> LocalServer:
+                       tls: Optional[tuple[Path, Path]] = None,
+                       listing: Optional[list[dict[str, Any]]] = None) -> LocalServer:
     """The platform's `GET /orgs/{org}/registries/{id}/creds` (seed 000) behind a bearer token. A registry whose
-    answer is None is forbidden to this token (403)."""
+    answer is None is forbidden to this token (403). With `listing` (which the test may edit while it runs), also
+    `GET /orgs/{org}/registries`: objects with id, registry, type and enable_ci."""
 
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
         if headers.get("Authorization") != f"Bearer {token}":
             return json_answer({"error": "unauthorized"}, 401)
         parts = path.split("/")
+        if listing is not None and method == "GET" and len(parts) == 4 and parts[1] == "orgs" \
+                and parts[3] == "registries" and urllib.parse.unquote(parts[2]) == org:
+            return json_answer(listing)
         if method != "GET" or len(parts) != 6 or parts[1] != "orgs" or parts[3] != "registries" or parts[5] != "creds":
             return json_answer({"error": "not_found"}, 404)
         if urllib.parse.unquote(parts[2]) != org or urllib.parse.unquote(parts[4]) not in registries:

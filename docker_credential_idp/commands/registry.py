@@ -69,7 +69,7 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidInput(f"--{name} does not apply to --type {provider.type_name}")
     values: dict[str, Any] = {}
     for option in provider.options:
-        value = getattr(args, option.dest) if not option.secret else _secret(ctx, option, args)
+        value = getattr(args, option.dest) if not option.secret else secret_option(ctx, option, args)
         values[option.dest] = _checked_text(value, f"--{option.name}") if isinstance(value, str) else value
     common = {option.dest: getattr(args, option.dest) for option in COMMON_OPTIONS}
     registration = ctx.service.build_registration(args.id, args.prefix, provider.type_name, values, common)
@@ -120,7 +120,8 @@ def _option_given(option: Option, args: argparse.Namespace) -> bool:
 # -- secrets: stdin, a variable or a file ------------------------------------------------------------------------
 
 
-def _secret(ctx: Context, option: Option, args: argparse.Namespace) -> Optional[str]:
+def secret_option(ctx: Context, option: Option, args: argparse.Namespace) -> Optional[str]:
+    """A secret option's value from stdin, a variable or a file (never argv); None when not given."""
     dest = option.dest
     given = [s for s in ("stdin", "env", "file") if getattr(args, f"{dest}_{s}", None)]
     if len(given) > 1:

@@ -66,3 +66,20 @@ def test_skopeo_fails_clearly_when_the_script_fails(registry):
     write_docker_config({"credHelpers": {registry.host: "idp"}})
     result = skopeo_inspect(registry)
     assert result.returncode != 0 and "sso session expired" in result.stderr
+
+
+@pytest.mark.parametrize("password, works", [(ALICE_PASSWORD, True), ("not-alices-password", False)])
+def test_skopeo_through_a_registration_synced_from_the_platform(registry, tmp_path, password, works):
+    ca, cert, key = make_tls(tmp_path / "platform-tls")
+    listing = [{"id": "team", "registry": f"{registry.host}/team", "type": "basic", "enable_ci": True}]
+    api = platform_creds_api(token="sync-token-e2e", org="acme", tls=(cert, key), listing=listing,
+                             registries={"team": {"username": "alice", "password": password}})
+    try:
+        result = run_helper("source", "add", "idp", "--type", "platform", "--url", api.url, "--org", "acme",
+                            "--token-stdin", "--ca-file", str(ca), stdin="sync-token-e2e")
+        assert result.code == 0, result
+        write_docker_config({"credHelpers": {registry.host: "idp"}})
+        inspected = skopeo_inspect(registry)
+        assert (inspected.returncode == 0) is works, inspected.stderr
+    finally:
+        api.stop()
