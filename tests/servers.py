@@ -133,12 +133,21 @@ def gce_metadata_server(access_token: str) -> LocalServer:
 
 
 def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: str, registry_host: str,
-                           refresh_token: str | Callable[[], str]) -> LocalServer:
-    """Entra ID's client-credentials token endpoint and ACR's /oauth2/exchange, on one server."""
+                           refresh_token: str | Callable[[], str],
+                           tls: Optional[tuple[Path, Path]] = None) -> LocalServer:
+    """Entra ID's client-credentials token endpoint (with the OpenID configuration MSAL reads first) and ACR's
+    /oauth2/exchange, on one https server whose CA is `server.ca`."""
     access_token = "entra-access-token-for-acr"
+    server: list[LocalServer] = []
 
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
         fields = form(body)
+        path, _, query = path.partition("?")
+        base = server[0].url
+        if path == f"/{tenant}/v2.0/.well-known/openid-configuration":
+            return json_answer({"token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token", "issuer": f"{base}/{tenant}/v2.0",
+                                "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
+                                "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode"})
         if path == f"/{tenant}/oauth2/v2.0/token":
             good_secret = fields.get("client_secret") == client_secret
             good_assertion = (fields.get("client_assertion") == federated_token and
@@ -149,10 +158,36 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
             return json_answer({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"})
         if path == "/oauth2/exchange":
             if fields.get("grant_type") != "access_token" or fields.get("access_token") != access_token \
-                    or fields.get("service") != registry_host or fields.get("tenant") != tenant:
+                    or fields.get("service") != registry_host or fields.get("tenant", tenant) != tenant:
                 return json_answer({"errors": [{"code": "UNAUTHORIZED"}]}, 401)
             return json_answer({"refresh_token": refresh_token() if callable(refresh_token) else refresh_token})
         return json_answer({"error": "not_found"}, 404)
+
+    if tls is None:  # Entra ID is https only, even to a stand-in: a CA of its own, which clients trust via ca_file
+        import tempfile
+
+        from .tls import make_tls
+
+        ca, cert, key = make_tls(Path(tempfile.mkdtemp(prefix="entra-tls-")))
+        tls = (cert, key)
+        server.append(LocalServer(route, tls))
+        server[0].ca = ca  # type: ignore[attr-defined]
+    else:
+        server.append(LocalServer(route, tls))
+    return server[0]
+
+
+def managed_identity_endpoint(*, identity_header: str, client_id: str, access_token: str) -> LocalServer:
+    """App Service's managed identity endpoint (plain http on the machine itself), as azure-identity calls it when
+    IDENTITY_ENDPOINT and IDENTITY_HEADER are set: `GET ?api-version=2019-08-01&resource=...&client_id=...`."""
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        asked = dict(urllib.parse.parse_qsl(path.partition("?")[2]))
+        if headers.get("X-IDENTITY-HEADER") != identity_header or asked.get("api-version") != "2019-08-01" \
+                or asked.get("client_id") != client_id or not asked.get("resource"):
+            return json_answer({"error": "unauthorized", "error_description": "wrong header or identity"}, 401)
+        return json_answer({"access_token": access_token, "expires_on": str(int(time.time()) + 3600),
+                            "resource": asked["resource"], "token_type": "Bearer"})
 
     return LocalServer(route)
 

@@ -80,7 +80,8 @@ class StandIns:
         if type_name == "acr":
             url = servers["acr"].url
             return Setup("acr", ["--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
-                                 "--authority-host", url, "--exchange-url", f"{url}/oauth2/exchange"],
+                                 "--authority-host", url, "--exchange-url", f"{url}/oauth2/exchange", "--ca-file",
+                                 str(servers["acr"].ca)],
                          f"{tag}-acr-secret", ACR_USERNAME, None)
         if type_name == "platform":
             return Setup("platform", ["--type", "platform", "--url", servers["platform"].url, "--org", "o",

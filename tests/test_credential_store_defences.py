@@ -404,8 +404,6 @@ def test_registry_test_with_a_token_holding_a_line_break_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [
-    ("--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin", "--authority-host",
-     "http://login.example.com"),
     ("--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin", "--exchange-url",
      "http://registry.example.com/oauth2/exchange"),
     ("--type", "ecr", "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", "--endpoint-url",

@@ -21,6 +21,7 @@ REGISTRATIONS = (
     ("ecr", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", ()),
     ("aws-secret", "registry.example.com/from-aws", ("--secret-id", "ci/registry", "--region", "eu-west-1")),
     ("gcr", "europe-docker.pkg.dev/project", ()),
+    ("acr", "myregistry.azurecr.io", ("--managed-identity",)),
 )
 
 
@@ -47,7 +48,8 @@ def test_a_default_install_serves_every_type(fresh_install, type_name, prefix, e
     result = subprocess.run([str(helper), "registry", "add", type_name, "--prefix", prefix, "--type", type_name,
                              *extra], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    sdk = {"ecr": "boto3", "aws-secret": "boto3", "gcr": "google.auth.transport.requests"}[type_name]
+    sdk = {"ecr": "boto3", "aws-secret": "boto3", "gcr": "google.auth.transport.requests",
+           "acr": "azure.identity"}[type_name]
     assert run(fresh_install / "bin" / "python", "-c", f"import {sdk}").code == 0
 
 
@@ -63,7 +65,7 @@ def test_a_type_whose_sdk_cannot_be_imported_is_refused_at_add(tmp_path, type_na
     assert run(python, "-c", "import boto3").code != 0  # the environment really lacks the SDKs
     result = run(python, "-m", "docker_credential_idp", "registry", "add", type_name, "--prefix", prefix, "--type",
                  type_name, *extra, env={"PYTHONPATH": str(lib)})
-    package = "google-auth[requests]" if type_name == "gcr" else "boto3"
+    package = {"gcr": "google-auth[requests]", "acr": "azure-identity"}.get(type_name, "boto3")
     line = assert_one_line_error(result, f"needs the Python package '{package}'", "-m pip install")
     assert str(python) in line or "bin/python" in line
     listing = run(python, "-m", "docker_credential_idp", "registry", "list", "--json", env={"PYTHONPATH": str(lib)})
@@ -75,4 +77,4 @@ def test_the_distribution_requires_every_sdk():
 
     required = {line.split(">")[0].split("[")[0].split(";")[0].strip().lower()
                 for line in requires("docker-credential-idp") or [] if "extra ==" not in line}
-    assert {"boto3", "google-auth", "cryptography", "platformdirs"} <= required, required
+    assert {"boto3", "google-auth", "azure-identity", "cryptography", "platformdirs"} <= required, required

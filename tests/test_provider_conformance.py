@@ -148,6 +148,7 @@ class TestGcr(UpstreamConformance):
 
 class TestAcr(UpstreamConformance):
     type_name, module, expected_username = "acr", "acr", "00000000-0000-0000-0000-000000000000"
+    heavy_modules = ("azure.identity", "azure.core", "msal")
     prefix = "myregistry.azurecr.io"
 
     @pytest.fixture
@@ -160,12 +161,12 @@ class TestAcr(UpstreamConformance):
     def register(self, prefix, tmp_path, upstream):
         add("it", "--prefix", prefix, "--type", "acr", "--tenant", "tenant-1", "--client-id", "app-1",
             "--client-secret-stdin", "--authority-host", upstream.url, "--exchange-url", f"{upstream.url}/oauth2/exchange",
-            stdin=AZURE_SECRET)
+            "--ca-file", str(upstream.ca), stdin=AZURE_SECRET)
         return [AZURE_SECRET]
 
     def register_unreachable(self, prefix, tmp_path):
         add("it", "--prefix", prefix, "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
-            "--authority-host", "http://127.0.0.1:9", "--timeout", "2", stdin=AZURE_SECRET)
+            "--authority-host", "https://127.0.0.1:9", "--timeout", "2", stdin=AZURE_SECRET)
 
 
 SCRIPT_PASSWORD = "script-pw-0c41"

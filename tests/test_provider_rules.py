@@ -1,7 +1,8 @@
-"""The HTTP providers' rules in this process: each fetch is given a transport (FetchContext.transport, as google-auth
-is given its Request) that answers from a script of responses, so status mapping, retries, expiry parsing and what
-is sent where are checked without a server. tests/test_provider_conformance.py runs the same providers against
-local servers through the installed program."""
+"""The platform provider's rules in this process: its fetch is given a transport (FetchContext.transport, as
+google-auth is given its Request) that answers from a script of responses, so status mapping, retries, expiry
+parsing and what is sent where are checked without a server. tests/test_provider_conformance.py runs every provider
+against local servers through the installed program; ACR's Entra ID step belongs to azure-identity, whose own
+transport it uses (tests/test_acr.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from docker_credential_idp.errors import ProviderError
 from docker_credential_idp.model import Registration, Secrets
 from docker_credential_idp.providers import get_provider
 from docker_credential_idp.providers.base import FetchContext
-
-from .servers import fake_jwt
 
 NOW = 1_800_000_000.0
 
@@ -94,39 +93,3 @@ def test_platform_retries_a_failing_api_with_backoff_then_takes_the_answer():
 def test_platform_refuses_answers_that_are_not_credentials(body, fragment):
     with pytest.raises(ProviderError, match=fragment):
         fetch(PLATFORM, ScriptedTransport((200, body)))
-
-
-ACR = Registration("a", "myregistry.azurecr.io", "acr",
-                   {"tenant": "tenant-1", "client_id": "client-1", "authority_host": "https://login.example.com"},
-                   Secrets({"client_secret": "azure-secret-1"}))
-
-
-def test_acr_exchanges_an_entra_token_for_a_refresh_token_whose_expiry_it_reads():
-    refresh = fake_jwt({"exp": NOW + 10_800})
-    transport = ScriptedTransport((200, {"access_token": "entra-access-1"}), (200, {"refresh_token": refresh}))
-    credential, _ = fetch(ACR, transport)
-    assert (credential.username, credential.secret, credential.expires_at) == (
-        "00000000-0000-0000-0000-000000000000", refresh, NOW + 10_800)
-    entra, exchange = transport.requests
-    assert entra.full_url == "https://login.example.com/tenant-1/oauth2/v2.0/token"
-    assert dict(urllib.parse.parse_qsl(entra.data.decode())) == {  # type: ignore[union-attr]
-        "client_id": "client-1", "scope": "https://containerregistry.azure.net/.default",
-        "grant_type": "client_credentials", "client_secret": "azure-secret-1"}
-    assert exchange.full_url == "https://myregistry.azurecr.io/oauth2/exchange"
-    assert dict(urllib.parse.parse_qsl(exchange.data.decode())) == {  # type: ignore[union-attr]
-        "grant_type": "access_token", "service": "myregistry.azurecr.io", "tenant": "tenant-1",
-        "access_token": "entra-access-1"}
-
-
-@pytest.mark.parametrize("answers, fragment", [
-    ([(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret."})],
-     "Entra ID refused the request: HTTP 401"),
-    ([(200, {"token_type": "Bearer"})], "without an access_token"),
-    ([(200, {"access_token": "a"}), (200, {})], "without a refresh_token"),
-    ([(200, {"access_token": "a"}), (200, b"garbage")], "the ACR token exchange answered with something that is not JSON"),
-    ([OSError("connection refused")], "cannot reach Entra ID at login.example.com"),
-])
-def test_acr_names_the_step_that_failed(answers, fragment):
-    with pytest.raises(ProviderError, match=fragment) as failure:
-        fetch(ACR, ScriptedTransport(*answers))
-    assert "azure-secret-1" not in str(failure.value)

@@ -22,7 +22,7 @@ from docker_credential_idp.cache_policy import (
 )
 
 from .conftest import assert_one_line_error, run_helper
-from .servers import ecr_api_endpoint, entra_and_acr_exchange, google_token_endpoint, write_key
+from .servers import ecr_api_endpoint, google_token_endpoint, write_key
 from .test_provider_conformance import AWS_SECRET, ECR_HOST
 
 GAR = "europe-docker.pkg.dev"
@@ -80,7 +80,7 @@ def test_policy_an_answer_without_expiry_stays_fresh():
 # What a cache hit must not load: the SDKs, and what would cost it milliseconds on every pull (docs: README,
 # Performance). json/re, typing, dataclasses/inspect, pathlib and cryptography's bindings are each 2-15 ms.
 HEAVY_MODULES = frozenset({
-    "boto3", "botocore", "google", "google.auth", "requests", "urllib3", "platformdirs", "cryptography",
+    "boto3", "botocore", "google", "google.auth", "requests", "urllib3", "platformdirs", "cryptography", "azure", "msal",
     "docker_credential_idp.service", "docker_credential_idp.model", "docker_credential_idp.providers",
     "json", "re", "typing", "dataclasses", "inspect", "pathlib", "argparse", "hashlib", "threading",
 })
@@ -216,24 +216,6 @@ def test_gcr_adc_from_google_application_credentials(tmp_path, google, service_a
     assert get_json("gcr.io", env={"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["Secret"] == "ya29.cached-token"
 
 
-def test_acr_workload_identity_federated_token_file(tmp_path):
-    server = entra_and_acr_exchange(tenant="t1", client_secret="unused", federated_token="federated-oidc-token",
-                                    registry_host="myregistry.azurecr.io", refresh_token="acr-refresh")
-    try:
-        token_file = tmp_path / "azure-identity-token"
-        token_file.write_text("federated-oidc-token\n")
-        result = run_helper("registry", "add", "acr", "--prefix", "myregistry.azurecr.io", "--type", "acr",
-                            "--tenant", "t1", "--client-id", "c1", "--federated-token-file", str(token_file),
-                            "--authority-host", server.url, "--exchange-url", f"{server.url}/oauth2/exchange")
-        assert result.code == 0, result
-        assert get_json("myregistry.azurecr.io")["Secret"] == "acr-refresh"
-    finally:
-        server.stop()
-
-
-# -- faults ------------------------------------------------------------------------------------------------------
-
-
 def test_ecr_without_any_aws_credentials(moto_url):
     assert run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", moto_url).code == 0
     line = assert_one_line_error(run_helper("get", stdin=ECR_HOST, env={"AWS_CONFIG_FILE": "/nonexistent",
@@ -290,26 +272,6 @@ def test_parallel_callers_of_a_hung_source_are_all_bounded(tmp_path, google, ser
     assert time.monotonic() - started < 12
     for result in results:
         assert_one_line_error(result, "registration 'gar'", stream="out")
-
-
-def test_acr_wrong_secret_names_the_entra_error():
-    server = entra_and_acr_exchange(tenant="t1", client_secret="right", federated_token="f",
-                                    registry_host="myregistry.azurecr.io", refresh_token="r")
-    try:
-        result = run_helper("registry", "add", "acr", "--prefix", "myregistry.azurecr.io", "--type", "acr", "--tenant",
-                            "t1", "--client-id", "c1", "--client-secret-stdin", "--authority-host", server.url,
-                            "--exchange-url", f"{server.url}/oauth2/exchange", stdin="wrong")
-        assert result.code == 0
-        line = assert_one_line_error(run_helper("get", stdin="myregistry.azurecr.io"), "Entra ID refused",
-                                     "invalid_client", "AADSTS7000215", stream="out")
-        assert "wrong" not in line
-    finally:
-        server.stop()
-
-
-def test_acr_needs_exactly_one_identity():
-    assert_one_line_error(run_helper("registry", "add", "a", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant",
-                                     "t", "--client-id", "c"), "exactly one of")
 
 
 def test_gcr_key_must_be_a_google_key():

@@ -1,8 +1,8 @@
-"""Azure Container Registry: an Entra ID token (service principal or workload identity) exchanged for an ACR
+"""Azure Container Registry: an Entra ID access token from azure-identity — a service principal's secret, a
+workload identity's federated token, a managed identity, or azure-identity's default chain — exchanged for an ACR
 refresh token at https://<registry>/oauth2/exchange (Azure/acr docs/AAD-OAuth.md).
 
-Two form POSTs, written with the standard library: they are the whole protocol, and an SDK would cost more to load
-than the exchange takes.
+azure-identity is imported inside fetch only; the exchange is one form POST, written with the standard library.
 """
 
 from __future__ import annotations
@@ -17,60 +17,124 @@ from typing import Any, Mapping
 from ..errors import InvalidInput, ProviderError
 from ..httpclient import check_endpoint, network_reason
 from ..model import Credential, Registration
-from .base import FetchContext, Option, Provider
+from .base import FetchContext, Option, Provider, import_sdk
 
 USERNAME = "00000000-0000-0000-0000-000000000000"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 SCOPE = "https://containerregistry.azure.net/.default"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+SDK = ("azure.identity", "azure-identity")
 
 
 class AcrProvider(Provider):
     type_name = "acr"
-    summary = "Azure ACR refresh tokens from an Entra ID service principal or workload identity"
+    summary = ("Azure ACR refresh tokens from an Entra ID identity: service principal, workload identity, managed "
+               "identity or azure-identity's default chain")
+    sdk = SDK
     default_expire = 3 * 3600.0  # when the refresh token carries no readable exp
     options = (
-        Option("tenant", "Entra ID tenant id", required=True),
-        Option("client-id", "application (client) id", required=True),
+        Option("tenant", "Entra ID tenant id (service principal, workload identity)"),
+        Option("client-id", "application (client) id (service principal, workload identity)"),
         Option("client-secret", "the service principal's client secret", secret=True),
         Option("federated-token-file", "workload identity: file holding the federated token (AKS, GitHub OIDC)",
                metavar="PATH"),
+        Option("managed-identity", "use the machine's managed identity (AKS node, VM, App Service)", flag=True),
+        Option("managed-identity-client-id", "a user-assigned managed identity's client id", metavar="ID"),
         Option("authority-host", f"Entra ID authority (default {DEFAULT_AUTHORITY}; sovereign clouds)", metavar="URL"),
         Option("exchange-url", "ACR token exchange URL (default https://<registry>/oauth2/exchange)", metavar="URL"),
     )
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
-        if bool(secrets.get("client_secret")) == bool(settings.get("federated_token_file")):
-            raise InvalidInput("--type acr needs exactly one of --client-secret-stdin/-env and --federated-token-file")
-        for name in ("authority_host", "exchange_url"):  # the client secret and the Entra token go there
-            if settings.get(name):
-                settings[name] = check_endpoint(settings[name], f"--{name.replace('_', '-')}")
+        chosen = [name for name, given in (("--client-secret-stdin/-env", secrets.get("client_secret")),
+                                           ("--federated-token-file", settings.get("federated_token_file")),
+                                           ("--managed-identity", settings.get("managed_identity")))if given]
+        if len(chosen) > 1:
+            raise InvalidInput(f"--type acr takes one identity, not {' and '.join(chosen)}")
+        if chosen and chosen[0] != "--managed-identity" and not (settings.get("tenant") and settings.get("client_id")):
+            raise InvalidInput(f"{chosen[0]} needs --tenant and --client-id")
+        if settings.get("managed_identity_client_id") and not settings.get("managed_identity"):
+            raise InvalidInput("--managed-identity-client-id goes with --managed-identity")
+        if settings.get("authority_host"):  # the client secret goes there: https only, even on loopback
+            settings["authority_host"] = check_endpoint(settings["authority_host"], "--authority-host")
+            if not settings["authority_host"].startswith("https://"):
+                raise InvalidInput("--authority-host must be an https URL (Entra ID speaks nothing else)")
+        if settings.get("exchange_url"):  # the Entra token goes there
+            settings["exchange_url"] = check_endpoint(settings["exchange_url"], "--exchange-url")
 
     def username_hint(self, registration: Registration) -> str:
         return USERNAME
 
+    def identity(self, registration: Registration) -> str:
+        """Which Entra ID identity a registration uses, in words for messages (never a secret)."""
+        settings = registration.settings
+        if "client_secret" in registration.secrets:
+            return f"service principal {settings['client_id']} in tenant {settings['tenant']}"
+        if settings.get("federated_token_file"):
+            return f"workload identity {settings['client_id']} ({settings['federated_token_file']})"
+        if settings.get("managed_identity"):
+            client = settings.get("managed_identity_client_id")
+            return f"managed identity {client}" if client else "the system-assigned managed identity"
+        return "azure-identity's default chain (environment, workload identity, managed identity, Azure CLI)"
+
+    def describe(self, registration: Registration) -> dict[str, Any]:
+        return {**super().describe(registration), "identity": self.identity(registration)}
+
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         settings = registration.settings
-        authority = (settings.get("authority_host") or DEFAULT_AUTHORITY).rstrip("/")
-        form = {"client_id": settings["client_id"], "scope": SCOPE, "grant_type": "client_credentials"}
-        if settings.get("federated_token_file"):
-            assertion = _read_token_file(settings["federated_token_file"])
-            form |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
-        else:
-            form["client_secret"] = registration.secrets["client_secret"]
-        token_url = f"{authority}/{urllib.parse.quote(settings['tenant'])}/oauth2/v2.0/token"
-        entra = _post_form(context, token_url, form, "Entra ID", {})
-        if not isinstance(entra.get("access_token"), str):
-            raise ProviderError("Entra ID answered without an access_token")
+        access_token = self._entra_token(registration, context)
         host = context.host or registration.host
         exchange_url = settings.get("exchange_url") or f"https://{host}/oauth2/exchange"
-        exchanged = _post_form(context, exchange_url, {"grant_type": "access_token", "service": host,
-                                                       "tenant": settings["tenant"], "access_token": entra["access_token"]},
-                               "the ACR token exchange", settings)
+        form = {"grant_type": "access_token", "service": host, "access_token": access_token}
+        if settings.get("tenant"):
+            form["tenant"] = settings["tenant"]
+        exchanged = _post_form(context, exchange_url, form, "the ACR token exchange", settings)
         refresh_token = exchanged.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise ProviderError("the ACR token exchange answered without a refresh_token")
         return Credential(USERNAME, refresh_token, _jwt_expiry(refresh_token) or context.now() + self.lifetime(registration))
+
+    def _entra_token(self, registration: Registration, context: FetchContext) -> str:
+        identity = import_sdk(self.type_name, *SDK)
+        import logging
+
+        from azure.core.exceptions import AzureError
+
+        # azure-identity logs each failure as a warning; the one line we print says it (and names the identity).
+        logging.getLogger("azure").addHandler(logging.NullHandler())
+        logging.getLogger("azure").propagate = False
+        settings = registration.settings
+        options: dict[str, Any] = {"connection_timeout": context.timeout, "read_timeout": context.timeout,
+                                   "retry_total": 1}
+        if settings.get("ca_file") or settings.get("insecure"):
+            options["connection_verify"] = False if settings.get("insecure") else settings["ca_file"]
+        if settings.get("authority_host"):
+            options |= {"authority": settings["authority_host"], "disable_instance_discovery": True}
+        try:
+            if "client_secret" in registration.secrets:
+                credential = identity.ClientSecretCredential(settings["tenant"], settings["client_id"],
+                                                             registration.secrets["client_secret"], **options)
+            elif settings.get("federated_token_file"):
+                _read_token_file(settings["federated_token_file"])  # a clear line for a missing or empty file
+                credential = identity.WorkloadIdentityCredential(
+                    tenant_id=settings["tenant"], client_id=settings["client_id"],
+                    token_file_path=settings["federated_token_file"], **options)
+            elif settings.get("managed_identity"):
+                credential = identity.ManagedIdentityCredential(
+                    client_id=settings.get("managed_identity_client_id"), **options)
+            else:
+                credential = identity.DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
+            return str(credential.get_token(SCOPE).token)
+        except identity.CredentialUnavailableError as error:
+            raise ProviderError(f"no Entra ID token from {self.identity(registration)}: {_first_line(error)}") from None
+        except AzureError as error:
+            raise ProviderError(f"{self.identity(registration)} was refused a token: {_first_line(error)}") from None
+        except ValueError as error:
+            raise ProviderError(f"{self.identity(registration)}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    # azure-identity's messages can run to a troubleshooting essay; its first line names the cause.
+    text = str(error).strip().splitlines()
+    return " ".join(text[0].split())[:240] if text else type(error).__name__
 
 
 def _read_token_file(path: str) -> str:

@@ -45,7 +45,8 @@ def test_skopeo_through_acr_registration(registry):
                                     registry_host=registry.host, refresh_token=acr_refresh_token())
     try:
         add(registry.host, "--type", "acr", "--tenant", "tenant-e2e", "--client-id", "app", "--client-secret-stdin",
-            "--authority-host", server.url, "--exchange-url", f"{server.url}/oauth2/exchange", stdin="sp-secret-e2e")
+            "--authority-host", server.url, "--exchange-url", f"{server.url}/oauth2/exchange", "--ca-file", str(server.ca),
+            stdin="sp-secret-e2e")
         write_docker_config({"credHelpers": {registry.host: "idp"}})
         result = skopeo_inspect(registry)
         assert result.returncode == 0, result.stderr
