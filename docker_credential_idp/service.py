@@ -10,8 +10,10 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Optional
 
+from . import doctor
 from .cache_policy import DEFAULT_REFRESH_MARGIN
-from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput, NotRegistered
+from .doctor import Problem
+from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, InvalidInput, NotRegistered
 from .kubernetes import KubeletMatch
 from .matching import (
     SCOPE_VARIABLE,
@@ -272,6 +274,56 @@ class CredentialService:
 
         self.vault.update(change)
         return self.ambiguity_after_change(registration.host)
+
+    def test_registration(self, registration: Registration, request: str) -> Any:
+        """`registry test`: the registry's /v2/ handshake with the registration's credential (registry_check)."""
+        from . import registry_check
+        from .errors import ProviderError
+        from .timebox import TimedOut, call_within
+
+        credential = self.credential(registration, request)
+        host, _, path = concrete(registration.prefix, host_of(request)).partition("/")
+        timeout = registration.fetch_timeout
+        try:
+            return call_within(timeout + 1, lambda: registry_check.check(
+                host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))
+        except TimedOut:
+            raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; "
+                                "raise it with registry add --replace --timeout if the registry is slow") from None
+
+    def doctor(self, online: bool = False) -> list[Problem]:
+        """The whole chain checked (doctor.py): the vault, docker's config, ambiguous hosts, the containers auth
+        files, each registration's identity, sudo; with `online`, each registration's /v2/ handshake."""
+        problems = doctor.vault(self.vault.home, self.vault.status)
+        table = [] if problems else list(self.vault.registrations().values())
+        candidates = [(r.prefix, r.id) for r in table]
+
+        def serves(key: str) -> bool:
+            try:
+                select(parse_server(key), candidates, self.env.get(SCOPE_VARIABLE))
+            except CredentialsNotFound:
+                return False
+            except (AmbiguousRegistry, IdpError):
+                return True  # served, if ambiguously: the ambiguity check says so
+            return True
+
+        problems += doctor.docker_config(self.env, table, serves, doctor.on_path(self.env))
+        problems += doctor.ambiguous_hosts(table, self.env)
+        problems += doctor.containers_auth_files(self.env, serves)
+        problems += doctor.identities(table, lambda r: self.providers(r.type).check_identity(r, self.env))
+        problems += doctor.running_as(self.env, os.geteuid())
+        if online:
+            for registration in [r for r in table if not is_pattern(r.prefix)]:
+                try:
+                    outcome = self.test_registration(registration, registration.prefix)
+                    verdict = None if outcome.ok else outcome.verdict
+                except IdpError as error:
+                    verdict = error.message
+                if verdict:
+                    problems.append(doctor.Problem("online", f"registration {registration.id}", verdict,
+                                                   f"pulls from {registration.prefix} fail",
+                                                   f"{PROG} registry test {registration.id} shows each step"))
+        return problems
 
     def remove(self, registration_id: str) -> None:
         """Take a registration out of the table, and its cached answers with it."""

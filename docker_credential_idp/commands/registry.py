@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
-from ..matching import concrete, host_of, is_pattern, parse_reference
+from ..matching import is_pattern, parse_reference
 from ..model import Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
@@ -237,8 +237,6 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     """Call the registry's /v2/ with the registration's credential; one line per step, then the verdict."""
-    from .. import registry_check
-    from ..timebox import TimedOut, call_within
 
     table = ctx.vault.registrations()
     if args.target in table:
@@ -252,15 +250,7 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     else:
         request = parse_reference(args.target)
         registration = ctx.service.serving(request)[0]
-    credential = ctx.service.credential(registration, request)
-    host, _, path = concrete(registration.prefix, host_of(request)).partition("/")
-    timeout = registration.fetch_timeout
-    try:
-        outcome = call_within(timeout + 1, lambda: registry_check.check(
-            host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))
-    except TimedOut:
-        raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; raise "
-                            "it with registry add --replace --timeout if the registry is slow") from None
+    outcome = ctx.service.test_registration(registration, request)
     for step in outcome.steps:
         ctx.print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
     for note in outcome.notes:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
 from ..httpclient import check_endpoint, network_reason
@@ -74,6 +76,25 @@ class AcrProvider(Provider):
             client = settings.get("managed_identity_client_id")
             return f"managed identity {client}" if client else "the system-assigned managed identity"
         return "azure-identity's default chain (environment, workload identity, managed identity, Azure CLI)"
+
+    def check_identity(self, registration: Registration, env: Mapping[str, str]) -> Optional[str]:
+        missing = super().check_identity(registration, env)
+        settings = registration.settings
+        if missing or "client_secret" in registration.secrets:
+            return missing
+        if settings.get("federated_token_file"):
+            try:
+                _read_token_file(settings["federated_token_file"])
+            except ProviderError as error:
+                return error.message
+            return None
+        if settings.get("managed_identity"):
+            return None  # IMDS answers only on Azure; it was not asked
+        if (env.get("AZURE_CLIENT_ID") and (env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_FEDERATED_TOKEN_FILE"))
+                or env.get("IDENTITY_ENDPOINT") or shutil.which("az", path=env.get("PATH", os.defpath))):
+            return None
+        return ("azure-identity's default chain finds no identity here: no AZURE_CLIENT_ID with a secret or "
+                "federated token, no managed identity endpoint, no Azure CLI (IMDS was not asked)")
 
     def describe(self, registration: Registration) -> dict[str, Any]:
         return {**super().describe(registration), "identity": self.identity(registration)}

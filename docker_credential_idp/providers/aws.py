@@ -95,3 +95,30 @@ def describe_error(botocore: Any, error: Exception, settings: Mapping[str, Any])
 
 def short(text: str) -> str:
     return " ".join(text.split())[:200]
+
+
+def identity_problem(settings: Mapping[str, Any], secrets: Mapping[str, str], env: Mapping[str, str]) -> Optional[str]:
+    """For `doctor`: no AWS credentials for this registration's session, looked for without calling out (the
+    instance metadata service is not asked; a role is assumed only at fetch time)."""
+    if settings.get("access_key_id") and secrets.get("secret_access_key"):
+        return None
+    boto3, botocore = import_boto3("ecr")
+    import os
+
+    previous = os.environ.get("AWS_EC2_METADATA_DISABLED")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:
+        found = boto3.session.Session(profile_name=settings.get("profile")).get_credentials()
+    except botocore.exceptions.ProfileNotFound:
+        return f"the AWS profile {settings.get('profile')!r} is not in the AWS config files"
+    except botocore.exceptions.BotoCoreError as error:
+        return f"the AWS credential chain fails: {str(error)[:160]}"
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_EC2_METADATA_DISABLED", None)
+        else:
+            os.environ["AWS_EC2_METADATA_DISABLED"] = previous
+    if found is None:
+        return ("no AWS credentials in the chain (environment, shared files, SSO, web identity; the instance "
+                "metadata service was not asked)")
+    return None

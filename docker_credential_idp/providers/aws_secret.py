@@ -34,6 +34,10 @@ class AwsSecretProvider(Provider):
         if not settings["secret_id"].strip():
             raise InvalidInput("--secret-id is empty")
 
+    def check_identity(self, registration: Registration, env: Mapping[str, str]) -> Optional[str]:
+        return super().check_identity(registration, env) or aws.identity_problem(
+            registration.settings, registration.secrets, env)
+
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         boto3, botocore = aws.import_boto3(self.type_name)
         settings = registration.settings

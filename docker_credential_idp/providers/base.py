@@ -88,6 +88,15 @@ class Provider:
         if self.sdk is not None:
             import_sdk(self.type_name, *self.sdk)
 
+    def check_identity(self, registration: Registration, env: Mapping[str, str]) -> Optional[str]:
+        """For `doctor`: what keeps this registration from getting a credential, found without calling out (its
+        SDK missing, no identity in the chain); None when nothing does."""
+        try:
+            self.check_installed()
+        except ProviderUnavailable as error:
+            return error.message
+        return None
+
     def check_prefix(self, registration: Registration) -> None:
         """Refuse, at `registry add`, a prefix this type cannot serve; raise InvalidInput."""
 

@@ -67,6 +67,10 @@ class EcrProvider(Provider):
                 "pass --region and --registry-id to serve it"
             )
 
+    def check_identity(self, registration: Registration, env: Mapping[str, str]) -> Optional[str]:
+        return super().check_identity(registration, env) or aws.identity_problem(
+            registration.settings, registration.secrets, env)
+
     def username_hint(self, registration: Registration) -> str:
         return "AWS"
 

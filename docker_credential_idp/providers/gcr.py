@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import calendar
 import json
-from typing import Any
+import os
+from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
 from ..model import Credential, Registration
@@ -40,6 +41,20 @@ class GcrProvider(Provider):
 
     def username_hint(self, registration: Registration) -> str:
         return USERNAME
+
+    def check_identity(self, registration: Registration, env: Mapping[str, str]) -> Optional[str]:
+        missing = super().check_identity(registration, env)
+        if missing or "key" in registration.secrets:
+            return missing
+        named = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if named:
+            return None if os.path.isfile(named) else f"GOOGLE_APPLICATION_CREDENTIALS names {named}, which is not a file"
+        config = env.get("CLOUDSDK_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config",
+                                                            "gcloud")
+        if os.path.isfile(os.path.join(config, "application_default_credentials.json")):
+            return None
+        return ("no Application Default Credentials: no key in the registration, GOOGLE_APPLICATION_CREDENTIALS "
+                "unset and no gcloud ADC file (on GCE or GKE the metadata server would serve; it was not asked)")
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         import_sdk(self.type_name, *self.sdk)

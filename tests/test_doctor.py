@@ -1,0 +1,152 @@
+"""`doctor`: a healthy set-up reports nothing and exits 0; each problem, made on purpose, is one line (and one JSON
+object) naming what is wrong, why it matters and the fix, and exits 1."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import add_basic, helper_path, run_helper
+
+HOST = "registry.example.com"
+
+
+def on_path() -> dict[str, str]:
+    """The helper on PATH, as docker finds it."""
+    return {"PATH": str(Path(helper_path()).parent) + os.pathsep + os.environ["PATH"]}
+
+
+def doctor(*extra: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
+    result = run_helper("doctor", "--json", *extra, env={**on_path(), **(env or {})})
+    assert result.code in (0, 1) and "Traceback" not in result.err, result
+    problems = json.loads(result.out)
+    assert (result.code == 1) is bool(problems)
+    return result.code, problems
+
+
+def docker_config(content: dict) -> None:
+    (Path(os.environ["DOCKER_CONFIG"]) / "config.json").write_text(json.dumps(content))
+
+
+def healthy() -> None:
+    add_basic("r", HOST, "robot", "doctor-pw-1")
+    assert run_helper("configure-docker").code == 0
+
+
+def test_a_healthy_set_up_reports_nothing():
+    healthy()
+    assert doctor() == (0, [])
+    result = run_helper("doctor", env=on_path())
+    assert result.code == 0 and result.out.startswith("No problems found")
+
+
+def only(problems: list[dict], check: str) -> dict:
+    found = [p for p in problems if p["check"] == check]
+    assert len(found) == 1, problems
+    return found[0]
+
+
+def test_a_helper_named_in_the_config_but_not_on_path():
+    healthy()
+    docker_config({"credHelpers": {HOST: "idp", "quay.io": "nonexistent"}, "credsStore": "desktop"})
+    code, problems = doctor()
+    named = {p["subject"].split(" ", 1)[1] for p in problems if "not on PATH" in p["problem"]}
+    assert code == 1 and named == {"credHelpers[quay.io]", "credsStore"}
+    assert all("docker-credential-idp configure-docker" in p["fix"] for p in problems if "not on PATH" in p["problem"])
+
+
+def test_a_host_routed_here_that_nothing_serves():
+    healthy()
+    docker_config({"credHelpers": {HOST: "idp", "ghost.example.com": "idp"}})
+    problem = only(doctor()[1], "docker-config")
+    assert problem["subject"] == "ghost.example.com" and "no registration serves it" in problem["problem"]
+    assert "--unset" in problem["fix"]
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ({}, "neither credHelpers nor credsStore routes it here"),
+    ({"credsStore": "idp"}, "skopeo, podman and buildah read credHelpers but not credsStore"),
+    ({"credHelpers": {HOST: "pass"}}, "routes it to docker-credential-pass"),
+])
+def test_a_registered_host_not_routed_here(config, fragment):
+    add_basic("r", HOST, "robot", "doctor-pw-1")
+    docker_config(config)
+    problems = [p for p in doctor()[1] if p["subject"] == HOST]
+    assert len(problems) == 1 and fragment in problems[0]["problem"] + problems[0]["why"], problems
+    assert problems[0]["fix"] == f"docker-credential-idp configure-docker {HOST}"
+
+
+def test_an_ambiguous_host_names_the_scope_variable():
+    add_basic("a", f"{HOST}/team-a", "robot", "pw")
+    add_basic("b", f"{HOST}/team-b", "robot", "pw")
+    assert run_helper("configure-docker").code == 0
+    problem = only(doctor()[1], "ambiguity")
+    assert problem["subject"] == HOST and "DOCKER_CREDENTIAL_IDP_SCOPE" in problem["fix"]
+    assert doctor(env={"DOCKER_CREDENTIAL_IDP_SCOPE": "a"}) == (0, [])
+
+
+def test_a_containers_auth_file_that_shadows_the_helper(tmp_path):
+    healthy()
+    runtime = tmp_path / "run"
+    (runtime / "containers").mkdir(parents=True)
+    (runtime / "containers" / "auth.json").write_text(json.dumps({"auths": {HOST: {"auth": "eDp5"}, "quay.io": {}}}))
+    problem = only(doctor(env={"XDG_RUNTIME_DIR": str(runtime)})[1], "containers-auth")
+    assert problem["subject"] == f"{runtime}/containers/auth.json auths[{HOST}]"
+    assert problem["fix"].startswith(f"podman logout {HOST}")
+    other = tmp_path / "auth.json"
+    other.write_text(json.dumps({"auths": {f"https://{HOST}/v2/": {"auth": "eDp5"}}}))
+    assert only(doctor(env={"REGISTRY_AUTH_FILE": str(other)})[1], "containers-auth")["subject"].startswith(str(other))
+
+
+def test_a_vault_home_others_can_write():
+    healthy()
+    home = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"])
+    home.chmod(0o777)
+    try:
+        problem = only(doctor()[1], "vault")
+        assert "writable by group or others" in problem["problem"] and f"chmod 700 {home}" in problem["problem"]
+    finally:
+        home.chmod(0o700)
+
+
+def test_registrations_whose_identity_cannot_be_found(tmp_path):
+    healthy()
+    assert run_helper("registry", "add", "ecr", "--prefix", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type",
+                      "ecr", "--profile", "ghost").code == 0
+    token_file = tmp_path / "federated"
+    token_file.write_text("t")
+    assert run_helper("registry", "add", "acr", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant", "t",
+                      "--client-id", "c", "--federated-token-file", str(token_file)).code == 0
+    token_file.unlink()
+    assert run_helper("registry", "add", "gcr", "--prefix", "gcr.io/p", "--type", "gcr").code == 0
+    assert run_helper("configure-docker").code == 0
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
+    problems = {p["subject"]: p for p in doctor(env=env)[1] if p["check"] == "identity"}
+    assert set(problems) == {"registration ecr (ecr)", "registration acr (acr)", "registration gcr (gcr)"}
+    assert "profile 'ghost'" in problems["registration ecr (ecr)"]["problem"]
+    assert str(token_file) in problems["registration acr (acr)"]["problem"]
+    assert "Application Default Credentials" in problems["registration gcr (gcr)"]["problem"]
+    (tmp_path / "gcloud").mkdir()
+    (tmp_path / "gcloud" / "application_default_credentials.json").write_text("{}")
+    assert "registration gcr (gcr)" not in {p["subject"] for p in doctor(env=env)[1]}
+
+
+def test_running_under_sudo():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: sudo is only a problem for a root process")  # never skipped in CI, which runs as root
+    healthy()
+    problem = only(doctor(env={"SUDO_USER": "alice"})[1], "sudo")
+    assert "root's docker config" in problem["why"]
+
+
+def test_problems_are_one_line_each_in_text():
+    add_basic("r", HOST, "robot", "doctor-pw-1")
+    docker_config({"credHelpers": {"ghost.example.com": "idp"}})
+    result = run_helper("doctor", env=on_path())
+    assert result.code == 1 and len(result.out.splitlines()) == 2, result
+    assert all("; fix: " in line for line in result.out.splitlines())
+    assert "doctor-pw-1" not in result.out + result.err
