@@ -63,6 +63,7 @@ def main() -> int:
                             "--format", "{{.Name}} {{.Digest}}", f"docker://{registry.host}/team/app:1"])
             step("docker", ["docker", "manifest", "inspect", "--insecure", f"{registry.host}/team/app:1"])
             step("vault", [str(HELPER), "vault", "status"])
+            step("doctor", [str(HELPER), "doctor"])
         finally:
             registry.stop()
     print("\nDone: skopeo and docker pulled from an authenticated registry with credentials from docker-credential-idp.")
