@@ -394,7 +394,14 @@ class SourceTable:
     def add(self, source: Source, replace_existing: bool) -> Report:
         """Keep a source and sync it at once. Its list is read first: a source whose list cannot be read is not
         kept."""
-        listing = fetch_listing(source)
+        from .errors import ProviderError
+        from .timebox import TimedOut, call_within
+
+        try:
+            listing = call_within(source.timeout + 1, lambda: fetch_listing(source))
+        except TimedOut:
+            raise ProviderError(f"source {source.id!r}: the platform API did not answer within {source.timeout:g} s; "
+                                "raise --timeout if it is slow") from None
         started = self.now()
 
         def change(table: Table, records: dict[str, dict[str, Any]]) -> Report:

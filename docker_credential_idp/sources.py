@@ -28,6 +28,7 @@ from .httpclient import check_endpoint, network_reason, send
 from .jsontext import loads
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
+from .timebox import TimedOut, call_within
 from .token_cache import acquire_fetch_lock
 from .vault import Vault
 
@@ -204,17 +205,21 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
                 return None
         started = now()
         try:
-            listing = fetch_listing(source, transport)
-        except ProviderError as error:
-            message = error.message
+            listing = call_within(source.timeout + 1, lambda: fetch_listing(source, transport))
+        except (ProviderError, TimedOut) as error:
+            message = error.message if isinstance(error, ProviderError) else \
+                f"the platform API did not answer within {source.timeout:g} s"
             try:
-                _record(vault, source_id, lambda s: replace(s, attempted_at=started, last_error=message))
+                failed_at = now()  # the next try is one refresh interval after this one gave up
+                _record(vault, source_id, lambda s: replace(s, attempted_at=failed_at, last_error=message))
             except (IdpError, OSError):
                 pass  # a home that cannot be written: the next call tries again
             raise ProviderError(f"source {source_id!r}: {message}") from None
         report = Report()
 
         def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> None:
+            if source_id not in records:  # removed while the list was read
+                return
             current = Source.from_record(records[source_id])  # the token may have changed meanwhile
             nonlocal report
             report = apply(current, listing, table)

@@ -178,3 +178,17 @@ def test_the_token_never_lands_outside_the_vault(platform, isolated_env):
     for path in Path(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"]).rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_a_platform_that_does_not_answer_costs_one_timeout(platform):
+    assert add_source(platform, "--refresh", "4s", "--timeout", "1").code == 0
+    assert get("registry.example.com")["Secret"] == "sync-pw-a"
+    platform.delay = 5
+    started = time.monotonic()
+    line = assert_one_line_error(run_helper("source", "sync", "idp"), "source 'idp'")
+    assert "timed out" in line or "did not answer within 1 s" in line
+    assert time.monotonic() - started < 1 + 4
+    # The failed try counts as the source's last sync: until --refresh has passed again, nothing waits on it.
+    started = time.monotonic()
+    answered = run_helper("get", stdin="registry.example.com")
+    assert answered.code == 0 and "warning" not in answered.err and time.monotonic() - started < 3
