@@ -237,7 +237,6 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     """Call the registry's /v2/ with the registration's credential; one line per step, then the verdict."""
-
     table = ctx.vault.registrations()
     if args.target in table:
         registration, request = table[args.target], table[args.target].prefix
