@@ -15,8 +15,8 @@ import pytest
 
 from docker_credential_idp import cache_policy
 from docker_credential_idp.errors import ProviderError
-from docker_credential_idp.paths import home_dir
 from docker_credential_idp.model import Registration, Secrets
+from docker_credential_idp.paths import home_dir
 from docker_credential_idp.pipeline import GetPipeline
 from docker_credential_idp.providers import get_provider
 from docker_credential_idp.providers.base import FetchContext
