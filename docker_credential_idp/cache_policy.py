@@ -74,3 +74,19 @@ def source_due(now: float, attempted_at: float, refresh: float, missing: bool) -
 def worth_caching(now: float, expires_at: float | None) -> bool:
     """Everything but a credential already expired when issued (that one is returned, not kept)."""
     return expires_at is None or expires_at > now
+
+
+FAILURE_BACKOFF = 30.0  # after a source did not answer, `get` does not call it again for about this long
+FAILURE_JITTER = 0.25  # give or take this fraction, drawn per failure, so that many hosts do not retry in step
+
+
+def retry_after_failure(failed_at: float, jitter: float) -> float:
+    """When a registration whose source did not answer at `failed_at` is tried again; `jitter` is a fraction in
+    [0, 1) (random in use, fixed in tests), spreading the retry over FAILURE_BACKOFF give or take FAILURE_JITTER."""
+    return failed_at + FAILURE_BACKOFF * (1 - FAILURE_JITTER + 2 * FAILURE_JITTER * min(max(jitter, 0.0), 1.0))
+
+
+def held_back(now: float, failed_at: float, retry_at: float) -> bool:
+    """Whether a failure still stands in for a fetch: from when it happened until its retry point, and never longer
+    than the longest back-off (a clock set back, or forward past the retry, lets the next call try)."""
+    return failed_at <= now < min(retry_at, failed_at + FAILURE_BACKOFF * (1 + FAILURE_JITTER))

@@ -50,7 +50,17 @@ class VaultError(IdpError):
 
 
 class ProviderError(IdpError):
-    """A provider could not produce a credential (a still-valid cached token is served instead, whatever the cause)."""
+    """A provider could not produce a credential (a still-valid cached token is served instead, whatever the cause).
+
+    `transient`: the source did not answer (a timeout, a refused or unreachable connection, HTTP 5xx or 429, a
+    script that ran out of time), so asking again at once would most likely cost the same wait; `get` holds the
+    registration back for a short while instead (cache_policy.retry_after_failure). A refusal (401, 403, a wrong
+    password), a malformed answer or a bad configuration is not transient: it comes back quickly, so asking
+    again costs no wait."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ProviderUnavailable(ProviderError):

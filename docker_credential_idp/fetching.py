@@ -1,5 +1,6 @@
 """Step 6 of the `get` pipeline: one call to a registration's credential source, bounded in time, its failures
-named after the registration and its expiry one we can believe. The first module on the path that loads the
+named after the registration (and marked transient when the source did not answer) and its expiry one we can
+believe. The first module on the path that loads the
 providers (and through them, once they fetch, their SDKs)."""
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], 
     try:
         result = call_within(timeout + 1, lambda: provider.fetch(registration, context))
     except TimedOut:
-        raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow"
-                            ) from None
+        raise ProviderError(f"{where}: no answer within {timeout:g} s; raise it with --timeout if the source is slow",
+                            transient=True) from None
     except ProviderError as error:
-        raise ProviderError(f"{where}: {error.message}") from None
+        raise ProviderError(f"{where}: {error.message}", transient=error.transient) from None
     except IdpError:
         raise
     except Exception as error:  # noqa: BLE001 - a provider's bug or an SDK's surprise, in one line

@@ -8,8 +8,9 @@ Docker runs `get` on every pull, push and build step, and nearly every call ends
   4. else resolve from the vault's lines — prefix, id and fetch timeout are columns, no JSON is parsed;
      a fresh answer is returned here
   5. take the registration's fetch lock, so that of many parallel callers one fetches and the others wait for
-     it, bounded by one fetch's timeout; an answer that landed meanwhile is returned
-  6. only now load the record, the provider and its SDK (fetching.py), fetch, cache the answer
+     it, bounded by one fetch's timeout; an answer that landed meanwhile is returned; a source that did not answer
+     moments ago is not asked again before its retry point (cache_policy.held_back): the same line at once
+  6. only now load the record, the provider and its SDK (fetching.py), fetch, cache the answer (or the failure)
 
 Commands that already hold a registration (creds, kubelet, pull-secret) enter at step 3 (`credential_for`).
 Nothing here imports json, typing, dataclasses or a provider before step 6 (tests/test_pipeline.py checks it).
@@ -22,7 +23,7 @@ import time
 
 from . import cache_policy, matching
 from .errors import ProviderError
-from .token_cache import CachedToken, NoTokenCache, Target, TokenCache, acquire_fetch_lock
+from .token_cache import CachedToken, FetchFailure, NoTokenCache, Target, TokenCache, acquire_fetch_lock
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
@@ -37,9 +38,11 @@ if TYPE_CHECKING:
 
 class GetPipeline:
     def __init__(self, vault: Vault, env: Mapping[str, str], warn: Callable[[str], None] = lambda message: None,
-                 now: Callable[[], float] = time.time, debug: Optional[Callable[[str], None]] = None) -> None:
+                 now: Callable[[], float] = time.time, debug: Optional[Callable[[str], None]] = None,
+                 jitter: Callable[[], float] = lambda: int.from_bytes(os.urandom(2), "big") / 65536) -> None:
         self.vault, self.env, self.warn, self.now = vault, env, warn, now
         self._debug = debug
+        self.jitter = jitter  # a fraction in [0, 1) spreading a failed registration's retry point
         self._cache: Optional[TokenCache] = None
 
     def token_cache(self) -> TokenCache:
@@ -181,7 +184,8 @@ class GetPipeline:
         except OSError as error:  # a read-only or full home: fetch without the lock (and without caching)
             cache.unwritable(f"cannot take the fetch lock in {self.vault.home}: {error.strerror or error}")
         try:
-            token = target.answer(cache.load())
+            entries = cache.load()
+            token = target.answer(entries)
             current = self._state(token) if token is not None else None
             if token is not None and (current == cache_policy.FRESH
                                       or current == cache_policy.STALE and token.fetched_at >= since):
@@ -189,15 +193,42 @@ class GetPipeline:
                 if resolution is not None:
                     cache.remember(target, None, self.now(), resolution)
                 return token
-            return self._fetch(target, token, resolution, load())
+            failure = target.failure(entries)
+            if failure is not None and cache_policy.held_back(self.now(), failure.failed_at, failure.retry_at):
+                return self._held_back(target, token, failure)
+            return self._fetch(target, token, resolution, load(), failure)
         finally:
             if lock is not None:
                 os.close(lock)
 
+    def _held_back(self, target: Target, cached: Optional[CachedToken], failure: FetchFailure) -> CachedToken:
+        """The source did not answer moments ago: rather than make this caller wait for it again, serve a still-valid
+        answer, or repeat the failure's line at once, saying when and when the next try is."""
+        now = self.now()
+        ago, wait = int(now - failure.failed_at), max(1, int(failure.retry_at - now + 0.999))
+        self.debug(f"its source did not answer {ago} s ago; not asked again for {wait} s")
+        repeated = (f"{failure.message} (repeated from {ago} s ago: the source is asked again in {wait} s, or at once "
+                    f"after docker-credential-idp cache clear {target.registration_id})")
+        stale = self._stale(cached, repeated)
+        if stale is not None:
+            return stale
+        raise ProviderError(repeated, transient=True)
+
+    def _stale(self, cached: Optional[CachedToken], reason: str) -> Optional[CachedToken]:
+        """A still-valid answer served in place of a fresh one that could not be had, with a warning saying why."""
+        if cached is None or self._state(cached) != cache_policy.STALE:
+            return None
+        assert cached.expires_at is not None
+        left = int(cached.expires_at - self.now())
+        self.warn(f"docker-credential-idp: warning: {reason}; serving the cached token, valid for {left} more seconds")
+        return cached
+
     # -- step 6 ------------------------------------------------------------------------------------------------
 
     def _fetch(self, target: Target, cached: Optional[CachedToken], resolution: Optional[Resolution],
-               registration: Registration) -> CachedToken:
+               registration: Registration, failure: Optional[FetchFailure] = None) -> CachedToken:
+        """Fetch and cache the answer; a source that did not answer is remembered as failed (`failure`: the slot's
+        earlier failure, which a success forgets), so that callers in every process are held back a while."""
         from . import fetching
 
         self.debug(f"fetching from the source of registration {registration.id!r} ({registration.type})"
@@ -205,17 +236,21 @@ class GetPipeline:
         try:
             credential = fetching.fetch(registration, self.env, self.now, target.host or registration.host)
         except ProviderError as error:
-            if cached is not None and self._state(cached) == cache_policy.STALE:
-                assert cached.expires_at is not None
-                left = int(cached.expires_at - self.now())
-                self.warn(f"docker-credential-idp: warning: {error.message}; serving the cached token, "
-                          f"valid for {left} more seconds")
-                return cached
+            if error.transient:
+                failed_at = self.now()  # a failed try counts from when it gave up
+                self.token_cache().remember_failure(target, FetchFailure(
+                    target.fingerprint, failed_at, cache_policy.retry_after_failure(failed_at, self.jitter()),
+                    error.message))
+            stale = self._stale(cached, error.message)
+            if stale is not None:
+                return stale
             raise
         now = self.now()  # when the answer arrived: callers that waited for it since before then take it
         margin = float(registration.settings.get("refresh_margin", cache_policy.DEFAULT_REFRESH_MARGIN))
         token = CachedToken(credential.username, credential.secret, credential.expires_at, now,
                             cache_policy.refresh_at(now, credential.expires_at, margin))
         if cache_policy.worth_caching(now, credential.expires_at):
-            self.token_cache().remember(target, token, now, resolution)
+            self.token_cache().remember(target, token, now, resolution)  # which forgets the slot's failure
+        elif failure is not None:
+            self.token_cache().forget_failure(target, now)
         return token

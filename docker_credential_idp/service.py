@@ -273,6 +273,8 @@ class CredentialService:
             table[registration.id] = registration
 
         self.vault.update(change)
+        if replace_existing:  # re-adding is how a fix is applied: its next `get` asks the source at once
+            self.token_cache().drop([registration.id], self.now(), answers=False)
         return self.ambiguity_after_change(registration.host)
 
     def test_registration(self, registration: Registration, request: str) -> Any:

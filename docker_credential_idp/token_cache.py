@@ -8,6 +8,10 @@ One small file, `tokens.bin`: magic, version, nonce, then AES-256-GCM over text 
 The fingerprint is a hash of the registration's vault record, so changing a registration (`--replace`, a new
 password through `store`) retires its answer, and the cache-hit path finds an answer from the vault line alone,
 without parsing JSON or loading a provider. The cache is disposable: an unreadable file is treated as empty.
+
+Beside the answers: which registration each request resolved to (R lines), when a note was last printed (N), and
+each slot's last fetch that failed because its source did not answer (F: the fingerprint it failed under, when, when
+it is tried again, the one-line message), so that every process holds the registration back until then.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import binascii
 import os
 
-from . import crypto
+from . import cache_policy, crypto
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"IDPTOKEN"
 VERSION = 6  # 5: a resolution keeps the fetch timeout, not a lock wait; 6: and the host a pattern served
+# (F lines came without a new version: a reader skips the kinds of line it does not know, a writer drops them.)
 HEADER_BYTES = len(MAGIC) + 1 + crypto.NONCE_BYTES
 MAX_BYTES = 4 * 1024 * 1024
 FILE_NAME = "tokens.bin"
@@ -109,17 +114,34 @@ class Target:
         entry = entries.answers.get(self.fingerprint)
         return entry[1] if entry else None
 
+    def failure(self, entries: Entries) -> Optional[FetchFailure]:
+        """The slot's last failed fetch, if it failed under this record (a changed registration is not held back)."""
+        failure = entries.failures.get(self.slot)
+        return failure if failure is not None and failure.fingerprint == self.fingerprint else None
+
+
+class FetchFailure:
+    """A slot's last fetch, failed because its source did not answer (ProviderError.transient): its message is the
+    ProviderError's line, which names no secret. It holds back only the record it failed under (`fingerprint`)."""
+
+    __slots__ = ("fingerprint", "failed_at", "retry_at", "message")
+
+    def __init__(self, fingerprint: str, failed_at: float, retry_at: float, message: str) -> None:
+        self.fingerprint, self.failed_at, self.retry_at, self.message = fingerprint, failed_at, retry_at, message
+
 
 class Entries:
-    """The file's content: answers by fingerprint, resolutions (generation, scope, request) -> Target, and when
-    each recent note was last printed (so that a client calling us several times in a row sees it once)."""
+    """The file's content: answers by fingerprint, resolutions (generation, scope, request) -> Target, when each
+    recent note was last printed (so that a client calling us several times in a row sees it once), and the recent
+    fetch failures by slot."""
 
-    __slots__ = ("answers", "resolutions", "notes")
+    __slots__ = ("answers", "resolutions", "notes", "failures")
 
     def __init__(self) -> None:
         self.answers: dict[str, tuple[str, CachedToken]] = {}
         self.resolutions: dict[tuple[str, str, str], Target] = {}
         self.notes: dict[str, float] = {}
+        self.failures: dict[str, FetchFailure] = {}
 
     @classmethod
     def parse(cls, text: str) -> Entries:
@@ -137,6 +159,9 @@ class Entries:
                         fields[4], fields[5], float(fields[6]), _decode(fields[7]))
                 elif fields[0] == "N" and len(fields) == 3:
                     entries.notes[_decode(fields[1])] = float(fields[2])
+                elif fields[0] == "F" and len(fields) == 6:
+                    entries.failures[_decode(fields[1])] = FetchFailure(fields[2], float(fields[3]), float(fields[4]),
+                                                                        _decode(fields[5]))
             except (ValueError, binascii.Error):
                 continue
         return entries
@@ -150,6 +175,8 @@ class Entries:
         lines += [f"R\t{generation}\t{_encode(scope)}\t{_encode(request)}\t{r.fingerprint}\t{r.registration_id}\t"
                   f"{r.fetch_timeout!r}\t{_encode(r.host)}\n" for (generation, scope, request), r in self.resolutions.items()]
         lines += [f"N\t{_encode(key)}\t{when!r}\n" for key, when in self.notes.items()]
+        lines += [f"F\t{_encode(slot)}\t{f.fingerprint}\t{f.failed_at!r}\t{f.retry_at!r}\t{_encode(f.message)}\n"
+                  for slot, f in self.failures.items()]
         return "".join(lines)
 
 
@@ -208,6 +235,8 @@ class TokenCache:
                 entries.answers = {k: v for k, v in entries.answers.items()
                                    if v[1].expires_at is None or v[1].expires_at > now}
                 entries.notes = {k: t for k, t in entries.notes.items() if now - t < self.NOTE_WINDOW}
+                entries.failures = {k: f for k, f in entries.failures.items()
+                                    if cache_policy.held_back(now, f.failed_at, f.retry_at)}
                 header = MAGIC + bytes([VERSION]) + crypto.new_nonce()
                 body = entries.format().encode("utf-8")
                 atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
@@ -238,13 +267,15 @@ class TokenCache:
 
     def remember(self, target: Target, token: Optional[CachedToken], now: float,
                  resolution: Optional[tuple[str, str, str]]) -> None:
-        """Cache the target's answer (when given) and that `resolution` led to it (when given)."""
+        """Cache the target's answer (when given: a fetch succeeded, so the slot's failure is forgotten) and that
+        `resolution` led to it (when given)."""
 
         def change(entries: Entries) -> None:
             if token is not None:
                 for other in [k for k, (slot, _) in entries.answers.items() if slot == target.slot]:
                     del entries.answers[other]  # the slot's earlier answers, under the registration's earlier records
                 entries.answers[target.fingerprint] = (target.slot, token)
+                entries.failures.pop(target.slot, None)
             if resolution is not None:
                 # Only the current vault generation's resolutions can be used again.
                 entries.resolutions = {r: v for r, v in entries.resolutions.items() if r[0] == resolution[0]}
@@ -255,13 +286,36 @@ class TokenCache:
 
         self._rewrite(change, now)
 
-    def drop(self, registration_ids: Optional[list[str]], now: float) -> int:
-        """Forget the answers for these registrations (all when None); returns how many were dropped."""
-        dropped = []
+    def remember_failure(self, target: Target, failure: FetchFailure) -> None:
+        """Keep the slot's failed fetch, so that callers in every process are held back until its retry point."""
 
         def change(entries: Entries) -> None:
+            entries.failures[target.slot] = failure
+
+        self._rewrite(change, failure.failed_at)
+
+    def forget_failure(self, target: Target, now: float) -> None:
+        """A fetch succeeded without an answer worth caching: the slot is no longer held back."""
+
+        def change(entries: Entries) -> None:
+            entries.failures.pop(target.slot, None)
+
+        self._rewrite(change, now)
+
+    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True) -> int:
+        """Forget the answers (unless `answers` is False) and the failed fetches for these registrations (all when
+        None), so that the next call fetches; returns how many answers were dropped."""
+        dropped = []
+
+        def mine(slot: str) -> bool:
+            return registration_ids is None or slot.split("@")[0] in registration_ids
+
+        def change(entries: Entries) -> None:
+            entries.failures = {slot: f for slot, f in entries.failures.items() if not mine(slot)}
+            if not answers:
+                return
             for key in list(entries.answers):
-                if registration_ids is None or entries.answers[key][0].split("@")[0] in registration_ids:
+                if mine(entries.answers[key][0]):
                     dropped.append(entries.answers.pop(key))
             if registration_ids is None:
                 entries.resolutions.clear()
@@ -287,5 +341,5 @@ class NoTokenCache(TokenCache):
     def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
         return False
 
-    def drop(self, registration_ids: Optional[list[str]], now: float) -> int:
+    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True) -> int:
         return 0

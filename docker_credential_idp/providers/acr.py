@@ -117,7 +117,7 @@ class AcrProvider(Provider):
         identity = import_sdk(self.type_name, *SDK)
         import logging
 
-        from azure.core.exceptions import AzureError
+        from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 
         # azure-identity logs each failure as a warning; the one line we print says it (and names the identity).
         logging.getLogger("azure").addHandler(logging.NullHandler())
@@ -147,7 +147,11 @@ class AcrProvider(Provider):
         except identity.CredentialUnavailableError as error:
             raise ProviderError(f"no Entra ID token from {self.identity(registration)}: {_first_line(error)}") from None
         except AzureError as error:
-            raise ProviderError(f"{self.identity(registration)} was refused a token: {_first_line(error)}") from None
+            status = getattr(error, "status_code", None) if isinstance(error, HttpResponseError) else None
+            transient = isinstance(error, (ServiceRequestError, ServiceResponseError)) or (
+                isinstance(status, int) and (status >= 500 or status == 429))
+            raise ProviderError(f"{self.identity(registration)} was refused a token: {_first_line(error)}",
+                                transient=transient) from None
         except ValueError as error:
             raise ProviderError(f"{self.identity(registration)}: {_first_line(error)}") from None
 
@@ -176,9 +180,11 @@ def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: st
     try:
         status, _, payload = context.transport(request, settings, context.timeout)
     except OSError as error:
-        raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}") from None
+        raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}",
+                            transient=True) from None
     if status != 200:
-        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}")
+        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}",
+                            transient=status >= 500 or status == 429)
     try:
         answer = json.loads(payload)
     except ValueError:

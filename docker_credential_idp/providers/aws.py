@@ -76,7 +76,9 @@ def describe_error(botocore: Any, error: Exception, settings: Mapping[str, Any])
     if isinstance(error, botocore.exceptions.ClientError):
         info = error.response.get("Error", {})
         code = info.get("Code", "an error")
-        return ProviderError(f"AWS answered {code}: {short(info.get('Message', ''))}")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return ProviderError(f"AWS answered {code}: {short(info.get('Message', ''))}",
+                             transient=isinstance(status, int) and (status >= 500 or status == 429))
     name = type(error).__name__
     if name == "NoCredentialsError":
         where = f"profile {settings['profile']!r}" if settings.get("profile") else \
@@ -89,7 +91,8 @@ def describe_error(botocore: Any, error: Exception, settings: Mapping[str, Any])
     if name == "NoRegionError":
         return ProviderError("no AWS region: give the registration --region or set AWS_REGION")
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
-        return ProviderError(f"cannot reach the AWS endpoint ({name}); check the network, --endpoint-url or --timeout")
+        return ProviderError(f"cannot reach the AWS endpoint ({name}); check the network, --endpoint-url or --timeout",
+                             transient=True)
     return ProviderError(f"{name}: {short(str(error))}")
 
 

@@ -75,7 +75,9 @@ class GcrProvider(Provider):
             raise ProviderError(f"no Google credentials: {_short(error)}; give the registration --key-file or set "
                                 "GOOGLE_APPLICATION_CREDENTIALS") from None
         except google.auth.exceptions.GoogleAuthError as error:
-            raise ProviderError(f"Google token request failed: {_short(error)}") from None
+            # not reached (TransportError), or an answer google-auth itself would retry (5xx, 429, 408)
+            transient = isinstance(error, google.auth.exceptions.TransportError) or getattr(error, "retryable", False)
+            raise ProviderError(f"Google token request failed: {_short(error)}", transient=transient is True) from None
         except (ValueError, TypeError, KeyError):
             # google-auth lets a token endpoint's malformed answer escape as a plain parsing error
             raise ProviderError("the Google token endpoint answered with something that is not a token response") from None

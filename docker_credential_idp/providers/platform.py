@@ -52,7 +52,7 @@ class PlatformProvider(Provider):
                 status, _, body = context.transport(request, settings, max(left, 0.1))
             except OSError as error:
                 failure = ProviderError(f"cannot reach the platform API at {urllib.parse.urlsplit(url).netloc}: "
-                                        f"{network_reason(error)}")
+                                        f"{network_reason(error)}", transient=True)
             else:
                 if status == 200:
                     return _credential(body, context.now(), self.lifetime(registration))
@@ -63,7 +63,8 @@ class PlatformProvider(Provider):
             if attempt + 1 == ATTEMPTS or time.monotonic() + pause >= deadline:
                 break
             context.sleep(pause)
-        raise ProviderError(f"{failure.message} (after {attempt + 1} attempt{'s' if attempt else ''})")
+        raise ProviderError(f"{failure.message} (after {attempt + 1} attempt{'s' if attempt else ''})",
+                            transient=failure.transient)
 
     def describe(self, registration: Registration) -> dict[str, Any]:
         described = super().describe(registration)
@@ -89,7 +90,7 @@ def _status_error(status: int, settings: Mapping[str, Any]) -> ProviderError:
         return ProviderError(f"the platform API has no registry {registry_id!r} in org {org!r} (HTTP 404); check --org, "
                              "--registry-id and --url")
     if status in RETRY_STATUSES:
-        return ProviderError(f"the platform API is failing (HTTP {status})")
+        return ProviderError(f"the platform API is failing (HTTP {status})", transient=True)
     return ProviderError(f"the platform API answered HTTP {status}")
 
 

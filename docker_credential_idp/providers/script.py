@@ -106,7 +106,7 @@ def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, b
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise _stop(process, f"the script did not finish within {timeout:g} s; raise it with --timeout "
-                                         "if it is slow")
+                                         "if it is slow", transient=True)
                 for key, _ in selector.select(left):
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
@@ -121,17 +121,17 @@ def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, b
             process.wait(max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
             raise _stop(process, f"the script did not finish within {timeout:g} s; raise it with --timeout if it "
-                                 "is slow") from None
+                                 "is slow", transient=True) from None
     finally:
         process.stdout.close()
         process.stderr.close()
     return bytes(outputs[out]), bytes(outputs[err])
 
 
-def _stop(process: subprocess.Popen[bytes], message: str) -> ProviderError:
+def _stop(process: subprocess.Popen[bytes], message: str, transient: bool = False) -> ProviderError:
     _kill_group(process)
     process.wait()
-    return ProviderError(message)
+    return ProviderError(message, transient=transient)
 
 
 def _feed(descriptor: int, data: bytes) -> None:
