@@ -129,19 +129,22 @@ def docker_config(env: Mapping[str, str], table: Optional[Iterable[Registration]
 
 def fields_docker_cannot_read(path: Path, config: dict[str, Any]) -> list[Problem]:
     """credHelpers, credsStore and auths of another JSON type than docker's ConfigFile has: docker warns and skips
-    them, containers/image refuses the whole file."""
-    why = "docker warns of it on every command and skips it; skopeo, podman and buildah fail for every registry"
-    problems = []
-    for field, expected, kind in (("credHelpers", dict, "a JSON object"), ("credsStore", str, "a JSON string"),
-                                  ("auths", dict, "a JSON object")):
+    them; containers/image, which reads credHelpers and auths but not credsStore, refuses the whole file."""
+    docker = "docker warns of it on every command and skips it"
+    both = f"{docker}; skopeo, podman and buildah fail for every registry"
+    wrong: list[tuple[str, str, str]] = []
+    for field, expected, kind, why in (("credHelpers", dict, "a JSON object", both),
+                                       ("credsStore", str, "a JSON string", docker),
+                                       ("auths", dict, "a JSON object", both)):
         if field in config and not isinstance(config[field], expected):
-            problems.append(Problem("docker-config", f"{path} {field}", f"is not {kind}", why, f"fix it in {path}"))
-    helpers = config.get("credHelpers")
-    for key, value in sorted(helpers.items() if isinstance(helpers, dict) else []):
-        if not isinstance(value, str):
-            problems.append(Problem("docker-config", f"{path} credHelpers[{shown(key)}]",
-                                    "is not a helper name (a JSON string)", why, f"fix it in {path}"))
-    return problems
+            wrong.append((field, f"is not {kind}", why))
+    for field, kind, expected_entry in (("credHelpers", "a helper name (a JSON string)", str),
+                                        ("auths", "a JSON object", dict)):
+        entries = config.get(field)
+        for key, value in sorted(entries.items() if isinstance(entries, dict) else []):
+            if not isinstance(value, expected_entry):
+                wrong.append((f"{field}[{shown(key)}]", f"is not {kind}", both))
+    return [Problem("docker-config", f"{path} {where}", problem, why, f"fix it in {path}") for where, problem, why in wrong]
 
 
 def registered_hosts_not_routed(table: Iterable[Registration], helpers: Mapping[str, str],

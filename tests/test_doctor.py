@@ -207,11 +207,18 @@ def test_an_invalid_credhelpers_key_routed_here_is_its_own_finding():
     assert "credHelpers" in problem["fix"]
 
 
-def test_a_credhelpers_value_docker_cannot_read():
+@pytest.mark.parametrize("config, where, fragment, containers_fail", [
+    ({"credHelpers": {HOST: "idp", "quay.io": 5}}, "credHelpers[quay.io]", "not a helper name", True),
+    ({"credHelpers": {HOST: "idp"}, "auths": {"quay.io": "x"}}, "auths[quay.io]", "not a JSON object", True),
+    ({"credHelpers": {HOST: "idp"}, "auths": []}, "auths", "not a JSON object", True),
+    ({"credHelpers": {HOST: "idp"}, "credsStore": 5}, "credsStore", "not a JSON string", False),
+])
+def test_an_entry_docker_cannot_read(config, where, fragment, containers_fail):
     healthy()
-    docker_config({"credHelpers": {HOST: "idp", "quay.io": 5}})
+    docker_config(config)
     problem = only(doctor()[1], "docker-config")
-    assert problem["subject"].endswith("credHelpers[quay.io]") and "not a helper name" in problem["problem"]
+    assert problem["subject"] == f"{os.environ['DOCKER_CONFIG']}/config.json {where}", problem
+    assert fragment in problem["problem"] and ("skopeo" in problem["why"]) is containers_fail
 
 
 def docker_hub_keys() -> list[str]:
@@ -324,3 +331,39 @@ def test_the_containers_auth_file_under_xdg_config_home():
     path.parent.mkdir()
     path.write_text(json.dumps({"auths": {HOST: {"auth": "eDp5"}}}))
     assert only(doctor()[1], "containers-auth")["subject"] == f"{path} auths[{HOST}]"
+
+
+# -- doctor --online: progress on stderr once the run takes more than a second ----------------------------------------
+
+
+@pytest.mark.parametrize("seconds_each, timer_fires, shown", [
+    (0.0, False, []),  # a quick run prints nothing
+    (0.7, False, ["c"]),  # steps that start after the first second are shown
+    (0.0, True, ["a", "b", "c"]),  # a first step still running when the second passes is shown, then every step
+])
+def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seconds_each, timer_fires, shown):
+    from types import SimpleNamespace
+
+    from docker_credential_idp import doctor as checks
+    from docker_credential_idp.service import CredentialService
+    from docker_credential_idp.vault import Vault
+
+    for name in ("a", "b", "c"):
+        add_basic(name, f"{name}.example.com", "robot", "doctor-pw-1")
+    assert run_helper("configure-docker").code == 0
+    clock = [1000.0]
+    timers: list = []
+    monkeypatch.setattr(checks, "_daemon_timer", lambda seconds, callback: timers.append(callback) or (lambda: None))
+
+    class Handshakes(CredentialService):
+        def test_registration(self, registration, request):
+            if timer_fires and registration.id == "a":
+                timers[0]()
+            clock[0] += seconds_each
+            return SimpleNamespace(ok=True, verdict=None)
+
+    env = {**os.environ, **on_path()}
+    lines: list[str] = []
+    service = Handshakes(Vault(env["DOCKER_CREDENTIAL_IDP_HOME"], env), env, now=lambda: clock[0])
+    assert service.doctor(online=True, progress=lines.append) == []
+    assert lines == [f"doctor: registry test {n} ({'abc'.index(n) + 1}/3): {n}.example.com" for n in shown]
