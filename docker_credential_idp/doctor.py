@@ -68,6 +68,8 @@ def read_json(path: str, empty_is_nothing: bool) -> tuple[Any, Optional[str]]:
         return None, None
     try:
         return loads(data), None
+    except UnicodeDecodeError:  # its message would quote a byte of the file
+        return None, "is not JSON (not UTF-8 text)"
     except ValueError as error:
         return None, f"is not JSON ({shown(error)})"
 

@@ -320,22 +320,28 @@ class CredentialService:
             if trusted:  # no provider runs for a table the helper refuses
                 problems += doctor.identities(table or [], lambda r: self.providers(r.type).check_identity(r, self.env))
             problems += doctor.running_as(self.env, os.geteuid())
-            testable = [r for r in table or [] if not is_pattern(r.prefix)] if online and trusted else []
-            for number, registration in enumerate(testable, 1):
+            if online and trusted:
                 assert steps is not None
-                steps.step(f"registry test {registration.id} ({number}/{len(testable)}): {registration.prefix}")
-                try:
-                    outcome = self.test_registration(registration, registration.prefix)
-                    verdict = None if outcome.ok else outcome.verdict
-                except IdpError as error:
-                    verdict = error.message
-                if verdict:
-                    problems.append(doctor.Problem("online", f"registration {registration.id}", verdict,
-                                                   f"pulls from {registration.prefix} fail",
-                                                   f"{PROG} registry test {registration.id} shows each step"))
+                problems += self._handshake_problems([r for r in table or [] if not is_pattern(r.prefix)], steps)
         finally:
             if steps:
                 steps.done()
+        return problems
+
+    def _handshake_problems(self, table: list[Registration], steps: doctor.Progress) -> list[Problem]:
+        """doctor --online: `registry test` for each registration, one progress step each."""
+        problems = []
+        for number, registration in enumerate(table, 1):
+            steps.step(f"registry test {registration.id} ({number}/{len(table)}): {registration.prefix}")
+            try:
+                outcome = self.test_registration(registration, registration.prefix)
+                verdict = None if outcome.ok else outcome.verdict
+            except IdpError as error:
+                verdict = error.message
+            if verdict:
+                problems.append(Problem("online", f"registration {registration.id}", verdict,
+                                        f"pulls from {registration.prefix} fail",
+                                        f"{PROG} registry test {registration.id} shows each step"))
         return problems
 
     def remove(self, registration_id: str) -> None:
