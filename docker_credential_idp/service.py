@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from . import doctor
 from .cache_policy import DEFAULT_REFRESH_MARGIN
-from .doctor import Problem
+from .doctor import Problem, Progress
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, InvalidInput, NotRegistered
 from .kubernetes import KubeletMatch
 from .matching import (
@@ -328,7 +328,7 @@ class CredentialService:
                 steps.done()
         return problems
 
-    def _handshake_problems(self, table: list[Registration], steps: doctor.Progress) -> list[Problem]:
+    def _handshake_problems(self, table: list[Registration], steps: Progress) -> list[Problem]:
         """doctor --online: `registry test` for each registration, one progress step each."""
         problems = []
         for number, registration in enumerate(table, 1):
