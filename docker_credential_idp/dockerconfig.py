@@ -13,6 +13,7 @@ from .jsontext import loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL
 
 HELPER_NAME = "idp"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # docker's config.json, and the containers tools' auth files doctor reads
 
 
 def keys_for_host(host: str) -> list[str]:
@@ -23,7 +24,7 @@ def keys_for_host(host: str) -> list[str]:
 
 def load(path: Path) -> dict[str, Any]:
     try:
-        data = read_file(path, 16 * 1024 * 1024)
+        data = read_file(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     if data is None or not data.strip():

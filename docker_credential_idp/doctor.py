@@ -6,15 +6,19 @@ Each check returns Problems: what is wrong (with the host or path), why it matte
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from .dockerconfig import HELPER_NAME, keys_for_host
+from .dockerconfig import HELPER_NAME, MAX_CONFIG_BYTES, keys_for_host
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError
+from .fsutil import read_file
+from .jsontext import loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL, SCOPE_VARIABLE, host_of, is_pattern, parse_server, select
 from .model import Registration
 from .paths import docker_config_path
@@ -37,45 +41,136 @@ class Problem:
         return asdict(self)
 
 
-def docker_config(env: Mapping[str, str], table: Iterable[Registration], serves: Callable[[str], bool],
-                  on_path: Callable[[str], bool]) -> list[Problem]:
-    """credHelpers and credsStore in docker's config.json: helpers that are missing, hosts routed here that nothing
-    serves, registered hosts routed elsewhere or nowhere (and, for skopeo and podman, only credHelpers counts)."""
-    path = docker_config_path(env)
+# The clients that look Docker Hub up under each of its credHelpers keys (dockerconfig.keys_for_host lists the keys).
+DOCKER_HUB_KEY_USERS = {DOCKER_HUB: "skopeo, podman and buildah",
+                        DOCKER_HUB_SERVER_URL: "the docker CLI, BuildKit, docker-py and Helm",
+                        "index.docker.io": "trivy, syft and go-containerregistry"}
+PASSWORD_FIELDS = ("auth", "password", "identitytoken")  # an auths entry's credential fields (docker's AuthConfig)
+
+
+def shown(text: object) -> str:
+    """Text from a file someone else wrote, as it may be printed: control characters escaped, at most 200 chars."""
+    cut = str(text)[:200]
+    return cut if cut.isprintable() else cut.encode("unicode_escape").decode("ascii")
+
+
+def read_json(path: str, empty_is_nothing: bool) -> tuple[Any, Optional[str]]:
+    """A config file as the clients read it (a link followed, as docker follows a dotfile manager's), bounded and
+    never blocking on a FIFO: (its JSON value, None); (None, None) when it does not exist (or, with
+    `empty_is_nothing`, is blank, as docker takes it); or (None, what is wrong with it)."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, ValueError) as error:
-        return [Problem("docker-config", str(path), f"cannot be read as JSON ({getattr(error, 'strerror', None) or error})",
-                        "docker then uses no credential helper at all", "fix or move the file")]
+        data = read_file(path, MAX_CONFIG_BYTES)
+    except OSError as error:
+        if error.errno in (errno.EINVAL, errno.EFBIG):  # fsutil.read_file: not a regular file, too large
+            return None, f"is {error.strerror}"
+        return None, f"cannot be read ({error.strerror or error})"
+    if data is None or (empty_is_nothing and not data.strip()):
+        return None, None
+    try:
+        return loads(data), None
+    except UnicodeDecodeError:  # its message would quote a byte of the file
+        return None, "is not JSON (not UTF-8 text)"
+    except ValueError as error:
+        return None, f"is not JSON ({shown(error)})"
+
+
+def unusual(wrong: str) -> bool:
+    """A refusal of the file itself (a FIFO, a device, a huge file) rather than of what it holds."""
+    return wrong.startswith("is a") or wrong.startswith("is larger")
+
+
+def docker_config(env: Mapping[str, str], table: Optional[Iterable[Registration]], serves: Callable[[str], bool],
+                  on_path: Callable[[str], bool]) -> list[Problem]:
+    """credHelpers, credsStore and auths in docker's config.json: helpers that are missing, entries docker cannot
+    read, keys that are no registry host; and, when the registrations are known (`table`), hosts routed here that
+    nothing serves, registered hosts routed elsewhere, nowhere or under some of their keys only (for skopeo and
+    podman only credHelpers counts), and passwords in auths for hosts served here."""
+    path = docker_config_path(env)
+    config, wrong = read_json(str(path), empty_is_nothing=True)
+    if wrong:
+        why = ("docker and the containers tools read it whole: they hang on a FIFO and run out of memory on a device"
+               if unusual(wrong) else "docker then uses no credential helper at all")
+        return [Problem("docker-config", str(path), wrong, why, "fix or move the file")]
+    config = {} if config is None else config
     if not isinstance(config, dict):
         return [Problem("docker-config", str(path), "does not hold a JSON object", "docker cannot read it",
                         "fix or move the file")]
+    problems = fields_docker_cannot_read(path, config)
     found = config.get("credHelpers")
-    helpers: dict[str, Any] = found if isinstance(found, dict) else {}
+    helpers: dict[str, str] = {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
     store = config.get("credsStore") if isinstance(config.get("credsStore"), str) else None
-    problems: list[Problem] = []
-    for name, where in sorted({(v, f"credHelpers[{k}]") for k, v in helpers.items() if isinstance(v, str)}
+    for name, where in sorted({(v, f"credHelpers[{shown(k)}]") for k, v in helpers.items()}
                               | ({(store, "credsStore")} if store else set())):
         if not on_path(f"docker-credential-{name}"):
             problems.append(Problem(
-                "docker-config", f"{path} {where}", f"names the helper docker-credential-{name}, which is not on PATH",
+                "docker-config", f"{path} {where}",
+                f"names the helper docker-credential-{shown(name)}, which is not on PATH",
                 "docker fails every pull, push and login for it (Docker Desktop rewrites credsStore to 'desktop')",
-                f"install docker-credential-{name}, or point it at this helper: {PROG} configure-docker"))
+                f"install docker-credential-{shown(name)}, or point it at this helper: {PROG} configure-docker"))
     for key, value in sorted(helpers.items()):
-        if value == HELPER_NAME and not serves(key):
+        if value != HELPER_NAME:
+            continue
+        try:
+            request = parse_server(key)
+        except IdpError as error:
             problems.append(Problem(
-                "docker-config", key, "is routed to this helper, but no registration serves it",
+                "docker-config", shown(key), f"is routed to this helper, but is not a registry host ({error.message})",
+                "no client sends it, so the host it was meant for is not routed here",
+                f"correct the key in {path} credHelpers, or remove it"))
+            continue
+        if table is not None and not serves(request):
+            problems.append(Problem(
+                "docker-config", shown(key), "is routed to this helper, but no registration serves it",
                 "every pull from it gets 'credentials not found' and goes on anonymously",
-                f"{PROG} registry add ID --prefix {key} ..., or {PROG} configure-docker {key} --unset"))
+                f"{PROG} registry add ID --prefix {shown(key)} ..., or {PROG} configure-docker {shown(key)} --unset"))
+    if table is not None:
+        problems += registered_hosts_not_routed(table, helpers, store)
+        problems += auths_holding_passwords(path, config, serves)
+    return problems
+
+
+def fields_docker_cannot_read(path: Path, config: dict[str, Any]) -> list[Problem]:
+    """credHelpers, credsStore and auths of another JSON type than docker's ConfigFile has: docker warns and skips
+    them; containers/image, which reads credHelpers and auths but not credsStore, refuses the whole file."""
+    docker = "docker warns of it on every command and skips it"
+    both = f"{docker}; skopeo, podman and buildah fail for every registry"
+    wrong: list[tuple[str, str, str]] = []
+    for field, expected, kind, why in (("credHelpers", dict, "a JSON object", both),
+                                       ("credsStore", str, "a JSON string", docker),
+                                       ("auths", dict, "a JSON object", both)):
+        if field in config and not isinstance(config[field], expected):
+            wrong.append((field, f"is not {kind}", why))
+    for field, kind, expected_entry in (("credHelpers", "a helper name (a JSON string)", str),
+                                        ("auths", "a JSON object", dict)):
+        entries = config.get(field)
+        for key, value in sorted(entries.items() if isinstance(entries, dict) else []):
+            if not isinstance(value, expected_entry):
+                wrong.append((f"{field}[{shown(key)}]", f"is not {kind}", both))
+    return [Problem("docker-config", f"{path} {where}", problem, why, f"fix it in {path}") for where, problem, why in wrong]
+
+
+def registered_hosts_not_routed(table: Iterable[Registration], helpers: Mapping[str, str],
+                                store: Optional[str]) -> list[Problem]:
+    problems = []
     for host in sorted({host_of(r.prefix) for r in table if not is_pattern(r.prefix)}):
         keys = keys_for_host(host)
-        routed = {helpers.get(key) for key in keys}
-        if routed == {HELPER_NAME}:
+        here = [key for key in keys if helpers.get(key) == HELPER_NAME]
+        missing = [key for key in keys if key not in here]
+        if not missing:
             continue
-        others = sorted(v for v in routed if v and v != HELPER_NAME)
+        if here:  # Docker Hub, under some of the keys its clients use only
+            asked = [f"{DOCKER_HUB_KEY_USERS.get(key, 'clients')} look it up as {key} and ask "
+                     f"{'docker-credential-' + shown(helpers.get(key) or store) if helpers.get(key) or store else 'no helper'}"
+                     for key in missing]
+            problems.append(Problem(
+                "docker-config", host, f"is routed here under {', '.join(here)} but not under {' or '.join(missing)}",
+                "; ".join(asked), f"{PROG} configure-docker {host}"))
+            continue
+        others = sorted({helpers[key] for key in keys if helpers.get(key)})
         if others:
             problems.append(Problem(
-                "docker-config", host, f"is registered here but credHelpers routes it to docker-credential-{others[0]}",
+                "docker-config", host,
+                f"is registered here but credHelpers routes it to docker-credential-{shown(others[0])}",
                 "docker and the containers tools ask that helper instead of this one", f"{PROG} configure-docker {host}"))
         elif store == HELPER_NAME:
             problems.append(Problem(
@@ -85,8 +180,33 @@ def docker_config(env: Mapping[str, str], table: Iterable[Registration], serves:
         else:
             problems.append(Problem(
                 "docker-config", host, "is registered but neither credHelpers nor credsStore routes it here",
-                f"docker asks {'docker-credential-' + store if store else 'no helper'} for it",
+                f"docker asks {'docker-credential-' + shown(store) if store else 'no helper'} for it",
                 f"{PROG} configure-docker {host}"))
+    return problems
+
+
+def auths_holding_passwords(path: Path, config: Mapping[str, Any], serves: Callable[[str], bool]) -> list[Problem]:
+    """auths entries with a credential (docker writes an empty entry for a host a helper keeps) for a host served
+    here: a classic build (GetAllCredentials), the clients that read auths alone and a docker without the helper use
+    it instead of, or beside, the helper's fresh one. The value is never shown."""
+    auths = config.get("auths")
+    problems = []
+    for key, entry in sorted(auths.items() if isinstance(auths, dict) else []):
+        fields = [field for field in PASSWORD_FIELDS if isinstance(entry, dict) and entry.get(field)]
+        if not fields:
+            continue
+        try:
+            request = parse_server(key)
+        except IdpError:
+            continue
+        if serves(request):
+            problems.append(Problem(
+                "docker-config", f"{path} auths[{shown(key)}]",
+                f"holds a credential ({', '.join(fields)}) for a host this helper serves",
+                "a classic docker build, oras-py and any client that reads auths send it instead of, or beside, the "
+                "helper's, and it goes stale",
+                f"docker logout {shown(key)} (it also erases a docker login kept by this helper), or remove the entry "
+                f"from {path}"))
     return problems
 
 
@@ -107,42 +227,69 @@ def ambiguous_hosts(table: list[Registration], env: Mapping[str, str]) -> list[P
     return problems
 
 
-def containers_auth_files(env: Mapping[str, str], serves: Callable[[str], bool]) -> list[Problem]:
-    """Credentials in the containers tools' auth files for hosts this helper serves: skopeo, podman and buildah use
-    those first (podman login writes them there), so the helper's fresh credential is never asked for."""
-    home = env.get("HOME") or os.path.expanduser("~")
-    candidates = [env.get("REGISTRY_AUTH_FILE")]
-    if env.get("XDG_RUNTIME_DIR"):
-        candidates.append(os.path.join(env["XDG_RUNTIME_DIR"], "containers", "auth.json"))
-    candidates.append(os.path.join(home, ".config", "containers", "auth.json"))
+def containers_auth_paths(env: Mapping[str, str], euid: int) -> list[str]:
+    """The auth files skopeo, podman and buildah read before docker's config (containers/image,
+    pkg/docker/config): REGISTRY_AUTH_FILE alone when it is set."""
+    if env.get("REGISTRY_AUTH_FILE"):
+        return [env["REGISTRY_AUTH_FILE"]]
+    runtime = env.get("XDG_RUNTIME_DIR") or os.path.join("/run", "containers", str(euid))
+    config_home = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return [os.path.join(runtime, "containers", "auth.json"), os.path.join(config_home, "containers", "auth.json")]
+
+
+def containers_auth_files(env: Mapping[str, str], serves: Optional[Callable[[str], bool]],
+                          euid: int) -> list[Problem]:
+    """The containers tools' auth files: one they cannot read fails them for every registry; and (`serves` known)
+    credentials in them for hosts this helper serves: skopeo, podman and buildah use those first (podman login
+    writes them there), so the helper's fresh credential is never asked for."""
     problems = []
-    for path in [p for p in candidates if p]:
-        try:
-            auths = json.loads(Path(path).read_text(encoding="utf-8")).get("auths", {})
-        except (OSError, ValueError, AttributeError):
+    for path in containers_auth_paths(env, euid):
+        content, wrong = read_json(path, empty_is_nothing=False)
+        if not wrong and content is not None and not isinstance(content, dict):
+            wrong = "does not hold a JSON object"
+        elif not wrong and isinstance(content, dict) and not isinstance(content.get("auths", {}), dict):
+            wrong = "has an auths that is not a JSON object"
+        if wrong:
+            why = ("skopeo, podman and buildah read it whole: they hang on a FIFO and run out of memory on a device"
+                   if unusual(wrong) else "skopeo, podman and buildah fail for every registry while it is there")
+            problems.append(Problem("containers-auth", path, wrong, why,
+                                    f"fix it, or remove it (podman login writes it again): rm {path}"))
             continue
-        for key in sorted(auths if isinstance(auths, dict) else {}):
+        auths = content.get("auths", {}) if isinstance(content, dict) else {}
+        for key in sorted(auths if serves is not None else {}):
             try:
-                request = parse_server(DOCKER_HUB if key == DOCKER_HUB_SERVER_URL else key)
+                request = parse_server(key)
             except IdpError:
                 continue
-            if serves(request):
+            if serves is not None and serves(request):
                 problems.append(Problem(
-                    "containers-auth", f"{path} auths[{key}]", "holds a credential for a host this helper serves",
+                    "containers-auth", f"{path} auths[{shown(key)}]", "holds a credential for a host this helper serves",
                     "skopeo, podman and buildah use it instead of asking the helper, and it goes stale",
-                    f"podman logout {key} (or remove the entry from {path})"))
+                    f"podman logout {shown(key)} (or remove the entry from {path})"))
     return problems
 
 
-def vault(home: str, status: Callable[[], Any]) -> list[Problem]:
+def vault(home: str, trusted: Callable[[], list[Registration]],
+          for_diagnosis: Callable[[], list[Registration]]) -> tuple[list[Problem], Optional[list[Registration]], bool]:
     """The home, its files and the key: owner and modes (fsutil refuses what another user could have planted or
-    can change), the key source, the vault's integrity and serial."""
+    can change), the key source, the vault's integrity and serial. Returns (problems, the registrations, whether
+    they may be trusted). A vault the helper refuses but can decrypt (a home with loose modes, a serial that went
+    back) is read for diagnosis only: its hosts are checked, no provider is run for it. One that cannot be
+    decrypted gives no registrations (None): the checks that need them are skipped rather than guessed."""
     try:
-        status()
+        return [], trusted(), True
     except IdpError as error:
-        return [Problem("vault", home, error.message, "the helper refuses the vault, so every request fails",
-                        "as the message says")]
-    return []
+        refused = error.message
+    try:
+        table: Optional[list[Registration]] = for_diagnosis()
+        note = ("doctor checked the routing of the hosts it holds without trusting it, and skipped the identity "
+                "checks and handshakes")
+    except IdpError:
+        table = None
+        note = ("doctor cannot read its registrations either, so it skipped the checks that need them (hosts "
+                "routed here or registered, ambiguity, auth entries shadowing the helper, identities)")
+    return [Problem("vault", home, refused, f"the helper refuses the vault, so every request fails; {note}",
+                    "as the message says")], table, False
 
 
 def identities(table: Iterable[Registration], check: Callable[[Registration], Optional[str]]) -> list[Problem]:
@@ -167,11 +314,47 @@ def running_as(env: Mapping[str, str], euid: int) -> list[Problem]:
     return []
 
 
-def run(checks: list[Callable[[], list[Problem]]]) -> list[Problem]:
-    problems: list[Problem] = []
-    for check in checks:
-        problems += check()
-    return problems
+class Progress:
+    """Lines on stderr while `doctor --online` runs, once it has taken more than `after` seconds: each step as it
+    starts, and the step under way when that second passes (a timer, so a first slow handshake is shown too).
+    A quick run prints nothing. `start_timer(seconds, callback)` returns a cancel function."""
+
+    def __init__(self, write: Callable[[str], None], now: Callable[[], float], after: float = 1.0,
+                 start_timer: Optional[Callable[[float, Callable[[], None]], Callable[[], None]]] = None) -> None:
+        self.write, self.now, self.after = write, now, after
+        self.started = now()
+        self.lock = threading.Lock()
+        self.current: Optional[str] = None
+        self.shown = False  # whether the current step's line is out
+        self.late = False  # more than `after` has passed: every step is shown
+        self.cancel = (start_timer or _daemon_timer)(after, self._second_passed)
+
+    def step(self, text: str) -> None:
+        with self.lock:
+            self.current, self.shown = text, False
+            if self.late or self.now() - self.started > self.after:
+                self._show()
+
+    def _second_passed(self) -> None:
+        with self.lock:
+            if self.current is not None and not self.shown:
+                self._show()
+
+    def _show(self) -> None:
+        self.late, self.shown = True, True
+        self.write(f"doctor: {self.current}")
+
+    def done(self) -> None:
+        self.cancel()
+        with self.lock:
+            self.current = None
+
+
+def _daemon_timer(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
+    timer = threading.Timer(seconds, callback)
+    timer.daemon = True
+    timer.start()
+    return timer.cancel
 
 
 def on_path(env: Mapping[str, str]) -> Callable[[str], bool]:

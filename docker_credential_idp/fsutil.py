@@ -304,8 +304,9 @@ def read_file(path: PathLike, limit: int) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"a {_kind(mode)}, not a regular file")
         data = b""
         while len(data) <= limit:
             chunk = os.read(descriptor, 1 << 20)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from . import doctor
 from .cache_policy import DEFAULT_REFRESH_MARGIN
-from .doctor import Problem
+from .doctor import Problem, Progress
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, InvalidInput, NotRegistered
 from .kubernetes import KubeletMatch
 from .matching import (
@@ -293,38 +293,57 @@ class CredentialService:
             raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; "
                                 "raise it with registry add --replace --timeout if the registry is slow") from None
 
-    def doctor(self, online: bool = False) -> list[Problem]:
+    def doctor(self, online: bool = False, progress: Optional[Callable[[str], None]] = None) -> list[Problem]:
         """The whole chain checked (doctor.py): the vault, docker's config, ambiguous hosts, the containers auth
-        files, each registration's identity, sudo; with `online`, each registration's /v2/ handshake."""
-        problems = doctor.vault(self.vault.home, self.vault.status)
-        table = [] if problems else list(self.vault.registrations().values())
-        candidates = [(r.prefix, r.id) for r in table]
+        files, each registration's identity, sudo; with `online`, each registration's /v2/ handshake, each step
+        written to `progress` once the run has taken more than a second. A refused vault is reported and the other
+        checks still run: from the file read for diagnosis only when it can be decrypted, else without it."""
+        steps = doctor.Progress(progress or (lambda line: None), self.now) if online else None
+        try:
+            if steps:
+                steps.step("checking docker's config, the auth files, the vault and each registration's identity")
+            problems, table, trusted = doctor.vault(
+                self.vault.home, lambda: list(self.vault.registrations().values()),
+                lambda: list(self.vault.registrations_for_diagnosis().values()))
+            candidates = [(r.prefix, r.id) for r in table or []]
 
-        def serves(key: str) -> bool:
-            try:
-                select(parse_server(key), candidates, self.env.get(SCOPE_VARIABLE))
-            except CredentialsNotFound:
-                return False
-            except (AmbiguousRegistry, IdpError):
-                return True  # served, if ambiguously: the ambiguity check says so
-            return True
-
-        problems += doctor.docker_config(self.env, table, serves, doctor.on_path(self.env))
-        problems += doctor.ambiguous_hosts(table, self.env)
-        problems += doctor.containers_auth_files(self.env, serves)
-        problems += doctor.identities(table, lambda r: self.providers(r.type).check_identity(r, self.env))
-        problems += doctor.running_as(self.env, os.geteuid())
-        if online:
-            for registration in [r for r in table if not is_pattern(r.prefix)]:
+            def serves(request: str) -> bool:
                 try:
-                    outcome = self.test_registration(registration, registration.prefix)
-                    verdict = None if outcome.ok else outcome.verdict
-                except IdpError as error:
-                    verdict = error.message
-                if verdict:
-                    problems.append(doctor.Problem("online", f"registration {registration.id}", verdict,
-                                                   f"pulls from {registration.prefix} fail",
-                                                   f"{PROG} registry test {registration.id} shows each step"))
+                    select(request, candidates, self.env.get(SCOPE_VARIABLE))
+                except AmbiguousRegistry:
+                    return True  # served, if ambiguously: the ambiguity check says so
+                except IdpError:
+                    return False
+                return True
+
+            problems += doctor.docker_config(self.env, table, serves, doctor.on_path(self.env))
+            problems += doctor.ambiguous_hosts(table or [], self.env)
+            problems += doctor.containers_auth_files(self.env, serves if table is not None else None, os.geteuid())
+            if trusted:  # no provider runs for a table the helper refuses
+                problems += doctor.identities(table or [], lambda r: self.providers(r.type).check_identity(r, self.env))
+            problems += doctor.running_as(self.env, os.geteuid())
+            if online and trusted:
+                assert steps is not None
+                problems += self._handshake_problems([r for r in table or [] if not is_pattern(r.prefix)], steps)
+        finally:
+            if steps:
+                steps.done()
+        return problems
+
+    def _handshake_problems(self, table: list[Registration], steps: Progress) -> list[Problem]:
+        """doctor --online: `registry test` for each registration, one progress step each."""
+        problems = []
+        for number, registration in enumerate(table, 1):
+            steps.step(f"registry test {registration.id} ({number}/{len(table)}): {registration.prefix}")
+            try:
+                outcome = self.test_registration(registration, registration.prefix)
+                verdict = None if outcome.ok else outcome.verdict
+            except IdpError as error:
+                verdict = error.message
+            if verdict:
+                problems.append(Problem("online", f"registration {registration.id}", verdict,
+                                        f"pulls from {registration.prefix} fail",
+                                        f"{PROG} registry test {registration.id} shows each step"))
         return problems
 
     def remove(self, registration_id: str) -> None:

@@ -401,6 +401,23 @@ class Vault:
             "bytes": os.stat(self.path).st_size if opened else 0,
         }
 
+    def registrations_for_diagnosis(self) -> Table:
+        """The table as the file holds it, read past the checks that make the helper refuse a vault it can decrypt
+        (the home's owner and modes, a serial that went back), for `doctor` to check the routing of its hosts when
+        the vault is refused. Never for serving: nothing is fetched for it. A VaultError (or UnsafePath: a link, a
+        FIFO, another user's file) when it cannot be read and decrypted."""
+        try:
+            data = fsutil.read_private(self.path, MAX_VAULT_BYTES, secret=False)
+        except OSError as exc:
+            raise VaultError(f"cannot read the vault {self.path}: {exc.strerror or exc}") from None
+        if data is None:
+            return {}
+        where = f"the vault {self.path}"
+        sealed = _Sealed(data, where)
+        data_key, description = _unwrap(sealed, data, self.home, self._env, where)
+        return _parse_table(Opened(sealed.kind, data_key, description, "", sealed.serial, sealed=sealed,
+                                   where=where).text)
+
     # -- writing -----------------------------------------------------------------------------------------------
 
     def update(self, change: Callable[[Table], T]) -> T:

@@ -16,12 +16,13 @@ def add_parsers(commands: Any) -> None:
         description="Exits 0 when nothing is wrong, 1 otherwise, with one line per problem: what is wrong (with "
         "the host or path), why it matters, and the fix. Nothing is called out unless --online.")
     doctor.add_argument("--json", action="store_true", help="print the problems as a JSON list (empty when healthy)")
-    doctor.add_argument("--online", action="store_true", help="also run `registry test` for each registration")
+    doctor.add_argument("--online", action="store_true", help="also run `registry test` for each "
+                        "registration (a run that takes more than a second shows each step on stderr)")
     doctor.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(ctx: Context, args: argparse.Namespace) -> int:
-    problems = ctx.service.doctor(online=args.online)
+    problems = ctx.service.doctor(online=args.online, progress=ctx.warn)
     if args.json:
         ctx.print(as_json(problems))
     elif problems:
