@@ -26,7 +26,9 @@ ECR_PATTERN = "*.dkr.ecr.*.amazonaws.com"
     ("*-docker.pkg.dev/my-project", "*-docker.pkg.dev/my-project"),
     ("*.AzureCR.io", "*.azurecr.io"),
     ("https://*.azurecr.io/", "*.azurecr.io"),
-    ("local*:5000", "local*:5000"),
+    ("reg*.example.com:5000", "reg*.example.com:5000"),
+    ("*.my-org.github.io", "*.my-org.github.io"),  # github.io is public; my-org.github.io is somebody's
+    ("123*.dkr.ecr.*.amazonaws.com", "123*.dkr.ecr.*.amazonaws.com"),
 ])
 def test_patterns_are_prefixes(text, prefix):
     assert parse_prefix(text) == prefix
@@ -41,6 +43,47 @@ def test_patterns_are_prefixes(text, prefix):
 def test_patterns_that_could_reach_too_far_are_refused(text, fragment):
     with pytest.raises(InvalidInput, match=re.escape(fragment)):
         parse_prefix(text)
+
+
+@pytest.mark.parametrize("text, suffix", [
+    ("*.co.uk", "co.uk"),  # ICANN section
+    ("*.github.io", "github.io"),  # private section
+    ("team*.github.io", "github.io"),
+    ("*.s3.amazonaws.com", "s3.amazonaws.com"),
+    ("*.eu-west-1.compute.amazonaws.com", "eu-west-1.compute.amazonaws.com"),  # under a wildcard rule
+    ("*.internal", "internal"),  # a top-level label the list does not know counts as public
+])
+def test_a_pattern_must_keep_a_literal_label_below_the_public_suffix(text, suffix):
+    with pytest.raises(InvalidInput, match=re.escape(f"below the public suffix {suffix} ")):
+        parse_prefix(text)
+
+
+@pytest.mark.parametrize("text", ["r*", "local*:5000", "*", "*:5000"])
+def test_a_single_label_pattern_is_refused(text):
+    """A one-label name is completed by the resolver's search domains or answered by anybody on the LAN (mDNS,
+    LLMNR): `local*:5000` would hand a password to `local-evil:5000`."""
+    with pytest.raises(InvalidInput, match="literal domain after its last"):
+        parse_prefix(text)
+
+
+def test_registry_add_and_a_listed_pattern_go_through_the_same_rule():
+    result = run_helper("registry", "add", "uk", "--prefix", "*.co.uk", "--type", "basic", "--username", "robot",
+                        "--password-stdin", stdin="static-pw-for-uk")
+    assert_one_line_error(result, "below the public suffix co.uk", "*.yourdomain.co.uk")
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 64 + ".example.com", "x*" + "a" * 62 + ".example.com", "https://" + "a" * 64 + ".example.com/team",
+    ".".join(["a" * 60] * 5) + ".example.com",
+])
+def test_a_prefix_host_beyond_dns_lengths_is_refused(text):
+    with pytest.raises(InvalidInput, match="characters DNS allows"):
+        parse_prefix(text)
+
+
+def test_a_prefix_host_at_dns_lengths_is_accepted():
+    assert parse_prefix("a" * 63 + ".example.com") == "a" * 63 + ".example.com"
+    assert parse_prefix("x*" + "a" * 61 + ".example.com") == "x*" + "a" * 61 + ".example.com"
 
 
 @pytest.mark.parametrize("host, expected", [
