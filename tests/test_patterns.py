@@ -220,6 +220,20 @@ def test_an_ecr_pattern_takes_account_and_region_from_the_host(extra, fragment):
     assert_one_line_error(result, "does not match ECR hosts")
 
 
+@pytest.mark.parametrize("pattern", ["123*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.eu-*.amazonaws.com",
+                                     "1*2.dkr.ecr*.*.amazonaws.com.cn"])
+def test_a_narrowed_ecr_pattern_is_accepted(pattern):
+    result = run_helper("registry", "add", "some-ecr", "--prefix", pattern, "--type", "ecr")
+    assert result.code == 0, result
+
+
+@pytest.mark.parametrize("pattern", ["1234567890123*.dkr.ecr.*.amazonaws.com", "*.dkr.gcr.*.amazonaws.com",
+                                     "x*.dkr.ecr.*.amazonaws.com"])
+def test_an_ecr_pattern_that_matches_no_ecr_host_is_refused(pattern):
+    assert_one_line_error(run_helper("registry", "add", "p", "--prefix", pattern, "--type", "ecr"),
+                          "does not match ECR hosts")
+
+
 def test_the_kubelet_gets_a_pattern_s_credential_under_the_host_it_served():
     from .kubelet import exec_plugin
 
