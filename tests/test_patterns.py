@@ -72,6 +72,18 @@ def test_registry_add_and_a_listed_pattern_go_through_the_same_rule():
     assert_one_line_error(result, "below the public suffix co.uk", "*.yourdomain.co.uk")
 
 
+def test_a_listed_pattern_on_a_public_suffix_is_skipped_by_a_sync():
+    from docker_credential_idp.sources import Source, apply
+
+    source = Source(id="plat", url="https://platform.example.com", org="acme", token="t")
+    listing = [{"id": "pages", "registry": "*.github.io", "enable_ci": True},
+               {"id": "ours", "registry": "*.my-org.github.io", "enable_ci": True}]
+    table: dict = {}
+    report = apply(source, listing, table)
+    assert [registration.prefix for registration in table.values()] == ["*.my-org.github.io"]
+    assert len(report.invalid) == 1 and "below the public suffix github.io" in report.invalid[0]
+
+
 @pytest.mark.parametrize("text", [
     "a" * 64 + ".example.com", "x*" + "a" * 62 + ".example.com", "https://" + "a" * 64 + ".example.com/team",
     ".".join(["a" * 60] * 5) + ".example.com",
