@@ -25,6 +25,12 @@ def refresh_at(fetched_at: float, expires_at: float | None, margin: float) -> fl
     return expires_at - max(MIN_LIFE_LEFT, min(margin, lifetime / 2))
 
 
+def refresh_lead(margin: float) -> float:
+    """How long before expiry a token of a long life is refreshed: the margin, never less than five minutes. A
+    lifetime no longer than this would be refreshed as soon as it is fetched."""
+    return max(MIN_LIFE_LEFT, margin)
+
+
 def state(now: float, refresh_point: float | None, expires_at: float | None) -> str:
     if expires_at is None:
         return FRESH

@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit sev
 if TYPE_CHECKING:
     from typing import Iterable, Optional, Sequence
 
+    from publicsuffixlist import PublicSuffixList
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 # The key docker CLI uses for Docker Hub, in requests to helpers and in config.json.
@@ -185,6 +187,7 @@ def parse_prefix(text: str) -> str:
             f"write the host first, e.g. docker.io/{original} for Docker Hub"
         )
     normalised_host = _normalise_host(host, original)
+    _check_label_lengths(normalised_host.partition(":")[0], original)
     for segment in segments:
         if ":" in segment or "@" in segment:
             raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
@@ -196,9 +199,38 @@ def parse_prefix(text: str) -> str:
     return _join(normalised_host, segments, had_scheme)
 
 
+def _check_label_lengths(name: str, original: str) -> None:
+    """DNS's limits (RFC 1035): a label of at most 63 characters, a name of at most 253. Checked where a prefix is
+    registered; a request for a longer name simply finds no registration."""
+    if name.startswith("["):
+        return
+    if len(name) > 253:
+        raise InvalidInput(f"the host of prefix {original[:80]!r} is longer than the 253 characters DNS allows; "
+                           "shorten it")
+    if any(len(label) > 63 for label in name.split(".")):
+        raise InvalidInput(f"the host of prefix {original[:80]!r} has a label longer than the 63 characters DNS "
+                           "allows between two dots; shorten it")
+
+
+_public_suffixes: Optional[PublicSuffixList] = None  # the Public Suffix List, parsed once per process on first use (~0.1 s)
+
+
+def _is_public_suffix(domain: str) -> bool:
+    """Whether anybody can hold a domain right under `domain`, per the Public Suffix List (ICANN and private
+    sections: co.uk, github.io, s3.amazonaws.com; an unknown top-level label counts as public). Imported here
+    only: a prefix is parsed at `registry add` and when a source syncs, never on a cache hit."""
+    global _public_suffixes
+    if _public_suffixes is None:
+        from publicsuffixlist import PublicSuffixList
+
+        _public_suffixes = PublicSuffixList()
+    return bool(_public_suffixes.is_public(domain))
+
+
 def _parse_pattern(host: str, segments: Sequence[str], original: str) -> str:
     """A pattern prefix: `*` in the host's labels only, each matching one or more characters inside one label, and
-    the last two labels (the registrable domain) literal, so that no pattern reaches into anybody's domain."""
+    the labels after the last `*` a domain somebody holds — at least one literal label below its public suffix —
+    so that no pattern reaches into anybody's domain (`*.co.uk`, `*.github.io` and `r*` are refused)."""
     if any("*" in segment for segment in segments):
         raise InvalidInput(f"prefix {original!r} has '*' in its path; only the host's labels may hold a '*'")
     if host.startswith("["):
@@ -212,11 +244,17 @@ def _parse_pattern(host: str, segments: Sequence[str], original: str) -> str:
                            "*.dkr.ecr.*.amazonaws.com ('*' stands for one or more characters of one label)")
     if any(label.startswith("-") or label.endswith("-") for label in labels):
         raise InvalidInput(f"invalid pattern host in {original!r}: a label cannot start or end with '-'")
-    literal_tail = labels[-2:] if len(labels) > 1 else [labels[0].replace("*", "")]
-    if any("*" in label for label in labels[-2:] if len(labels) > 1) or not all(literal_tail):
-        raise InvalidInput(f"pattern {original!r} must end in a literal domain (e.g. *.azurecr.io, not *.io or *.*): "
-                           "it would otherwise match hosts of anybody's")
+    last_star = max(index for index, label in enumerate(labels) if "*" in label)
+    literal_tail = ".".join(labels[last_star + 1 :])
+    if not literal_tail:
+        raise InvalidInput(f"pattern {original!r} must end in a literal domain after its last '*' (e.g. *.azurecr.io, "
+                           "not *.io, *.* or r*): it would otherwise match hosts of anybody's")
     _normalise_host(name.replace("*", "x") + (sep + port), original)  # the port, and the characters otherwise
+    _check_label_lengths(name.replace("*", "x"), original)  # a `*` stands for one character at least
+    if _is_public_suffix(literal_tail):
+        raise InvalidInput(f"pattern {original!r} must end in a literal domain below the public suffix {literal_tail} "
+                           f"(Public Suffix List), under which anybody can hold a domain; keep a literal label "
+                           f"below it, e.g. *.yourdomain.{literal_tail}")
     _check_path(segments, original)
     if any(":" in segment or "@" in segment for segment in segments):
         raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Optional
 
-from . import doctor
+from . import cache_policy, doctor
 from .cache_policy import DEFAULT_REFRESH_MARGIN
 from .doctor import Problem, Progress
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError, InvalidInput, NotRegistered
@@ -236,6 +236,7 @@ class CredentialService:
         settings, secrets = provider.configure(values)
         provider.check_installed()
         settings.update(self.common_settings(common))
+        _check_expire_outlives_margin(settings)
         registration = Registration(registration_id, parse_prefix(prefix), type_name, settings, Secrets(secrets))
         provider.check_prefix(registration)
         return registration
@@ -384,6 +385,20 @@ def _equally_specific_patterns(first: str, second: str) -> bool:
     """Two patterns that can match one host, with as many literal characters and the same path: neither wins."""
     return (is_pattern(first) and is_pattern(second) and literal_characters(first) == literal_characters(second)
             and first.partition("/")[2] == second.partition("/")[2] and patterns_overlap(first, second))
+
+
+def _check_expire_outlives_margin(settings: Mapping[str, Any]) -> None:
+    """--expire no longer than the time a token is refreshed before expiry would refetch it on every request."""
+    if settings.get("expire") is None:
+        return
+    from .providers.base import format_duration
+
+    lead = cache_policy.refresh_lead(float(settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN)))
+    if float(settings["expire"]) <= lead:
+        raise InvalidInput(f"--expire {format_duration(settings['expire'])} is not longer than the "
+                           f"{format_duration(lead)} before expiry at which a credential is refreshed (--refresh-margin, "
+                           f"never under 5m), so every request would fetch anew; give --expire more than "
+                           f"{format_duration(lead)}")
 
 
 def _seconds(value: Any, flag: str, most: int) -> float:

@@ -267,6 +267,47 @@ class InterceptingProxy:
         self.httpd.server_close()
 
 
+class TunnelProxy:
+    """An HTTPS proxy on 127.0.0.1 whose every CONNECT to `port` reaches 127.0.0.1:`port`, whatever the name: how a
+    client (skopeo, podman: Go's ProxyFromEnvironment) reaches a local registry under a name no resolver knows. TLS
+    stays end to end; each tunnel ends when either side closes or is idle for `idle` seconds."""
+
+    def __init__(self, port: int, idle: float = 30.0) -> None:
+        import select
+        import socket
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:
+                if self.path.rpartition(":")[2] != str(port):
+                    self.send_error(403)
+                    return
+                with socket.create_connection(("127.0.0.1", port), timeout=idle) as upstream:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.close_connection = True
+                    ends = [self.connection, upstream]
+                    while True:
+                        ready, _, _ = select.select(ends, [], [], idle)
+                        if not ready:
+                            return
+                        for end in ready:
+                            data = end.recv(65536)
+                            if not data:
+                                return
+                            (upstream if end is self.connection else self.connection).sendall(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def write_key(directory: Path, key: dict, token_uri: str) -> Path:
     path = directory / "sa.json"
     path.write_text(json.dumps({**key, "token_uri": token_uri}))

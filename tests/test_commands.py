@@ -82,6 +82,28 @@ def test_password_stdin_keeps_inner_whitespace_and_drops_one_newline():
         (["ok", "--prefix", "r.io", "--type", "basic", "--username", "u", "--password-stdin"], b"\xff\xfe", ["not UTF-8"]),
         (["ok", "--prefix", "r.io", "--type", "basic", "--username", "u", "--password-stdin", "--timeout", "-3"], "p",
          ["--timeout"]),
+        # issue 18: what a registration would silently ignore, or could never use
+        (["ok", "--prefix", "r.azurecr.io", "--type", "acr", "--tenant", "t", "--client-id", "c"], "",
+         ["--tenant and --client-id without a way", "--client-secret-stdin/-env", "--federated-token-file",
+          "--managed-identity"]),
+        (["ok", "--prefix", "r.azurecr.io", "--type", "acr", "--client-id", "c"], "", ["--client-id without a way"]),
+        (["ok", "--prefix", "r.azurecr.io", "--type", "acr", "--managed-identity", "--client-id", "c"], "",
+         ["--managed-identity-client-id"]),
+        (["ok", "--prefix", "r.io", "--type", "basic", "--username", "u:v", "--password-stdin"], "p", ["':'"]),
+        (["ok", "--prefix", "r.io", "--type", "basic", "--username", "u\nv", "--password-stdin"], "p",
+         ["line break"]),
+        (["ok", "--prefix", "1.dkr.ecr.eu-west-1.amazonaws.com", "--type", "ecr", "--region", "eu-west"], "",
+         ["not an AWS region name"]),
+        (["ok", "--prefix", "r.io", "--type", "aws-secret", "--secret-id", "s", "--region", "EU-WEST-1"], "",
+         ["not an AWS region name"]),
+        (["ok", "--prefix", "a" * 64 + ".example.com", "--type", "basic", "--username", "u", "--password-stdin"], "p",
+         ["63 characters"]),
+        (["ok", "--prefix", "r.io", "--type", "script", "--script-stdin", "--expire", "5m"], "echo a:b",
+         ["--expire 5m", "more than 5m"]),
+        (["ok", "--prefix", "r.io", "--type", "script", "--script-stdin", "--expire", "4m", "--refresh-margin", "60"],
+         "echo a:b", ["more than 5m"]),
+        (["ok", "--prefix", "r.io", "--type", "script", "--script-stdin", "--expire", "10m", "--refresh-margin", "900"],
+         "echo a:b", ["more than 15m"]),
     ],
 )
 def test_add_bad_input_is_one_line_and_changes_nothing(args, stdin, fragments):
@@ -89,6 +111,23 @@ def test_add_bad_input_is_one_line_and_changes_nothing(args, stdin, fragments):
     before = run_helper("registry", "list", "--json").out
     assert_one_line_error(add(*args, stdin=stdin), *fragments)
     assert run_helper("registry", "list", "--json").out == before
+
+
+@pytest.mark.parametrize("args", [
+    ["ok", "--prefix", "r.azurecr.io", "--type", "acr", "--managed-identity", "--tenant", "t"],
+    ["ok", "--prefix", "r.azurecr.io", "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin"],
+    ["ok", "--prefix", "r.io", "--type", "basic", "--username", "<token>", "--password-stdin"],
+    ["ok", "--prefix", "r.io", "--type", "aws-secret", "--secret-id", "s", "--region", "us-gov-west-1"],
+    ["ok", "--prefix", "r.io", "--type", "script", "--script-stdin", "--expire", "6m"],
+])
+def test_add_near_misses_are_accepted(args):
+    assert add(*args, stdin="echo a:b").code == 0
+
+
+def test_kubelet_config_refuses_a_relative_home():
+    add_basic("r", "registry.example.com", "u", "kubelet-home-pw")
+    assert_one_line_error(run_helper("kubelet-config", "--home", "var/lib/idp"), "relative path", "absolute")
+    assert "DOCKER_CREDENTIAL_IDP_HOME" in run_helper("kubelet-config", "--home", "/var/lib/idp").out
 
 
 def test_secret_on_the_command_line_is_refused_without_echoing_it():

@@ -26,7 +26,9 @@ ECR_PATTERN = "*.dkr.ecr.*.amazonaws.com"
     ("*-docker.pkg.dev/my-project", "*-docker.pkg.dev/my-project"),
     ("*.AzureCR.io", "*.azurecr.io"),
     ("https://*.azurecr.io/", "*.azurecr.io"),
-    ("local*:5000", "local*:5000"),
+    ("reg*.example.com:5000", "reg*.example.com:5000"),
+    ("*.my-org.github.io", "*.my-org.github.io"),  # github.io is public; my-org.github.io is somebody's
+    ("123*.dkr.ecr.*.amazonaws.com", "123*.dkr.ecr.*.amazonaws.com"),
 ])
 def test_patterns_are_prefixes(text, prefix):
     assert parse_prefix(text) == prefix
@@ -41,6 +43,59 @@ def test_patterns_are_prefixes(text, prefix):
 def test_patterns_that_could_reach_too_far_are_refused(text, fragment):
     with pytest.raises(InvalidInput, match=re.escape(fragment)):
         parse_prefix(text)
+
+
+@pytest.mark.parametrize("text, suffix", [
+    ("*.co.uk", "co.uk"),  # ICANN section
+    ("*.github.io", "github.io"),  # private section
+    ("team*.github.io", "github.io"),
+    ("*.s3.amazonaws.com", "s3.amazonaws.com"),
+    ("*.eu-west-1.compute.amazonaws.com", "eu-west-1.compute.amazonaws.com"),  # under a wildcard rule
+    ("*.internal", "internal"),  # a top-level label the list does not know counts as public
+])
+def test_a_pattern_must_keep_a_literal_label_below_the_public_suffix(text, suffix):
+    with pytest.raises(InvalidInput, match=re.escape(f"below the public suffix {suffix} ")):
+        parse_prefix(text)
+
+
+@pytest.mark.parametrize("text", ["r*", "local*:5000", "*", "*:5000"])
+def test_a_single_label_pattern_is_refused(text):
+    """A one-label name is completed by the resolver's search domains or answered by anybody on the LAN (mDNS,
+    LLMNR): `local*:5000` would hand a password to `local-evil:5000`."""
+    with pytest.raises(InvalidInput, match="literal domain after its last"):
+        parse_prefix(text)
+
+
+def test_registry_add_and_a_listed_pattern_go_through_the_same_rule():
+    result = run_helper("registry", "add", "uk", "--prefix", "*.co.uk", "--type", "basic", "--username", "robot",
+                        "--password-stdin", stdin="static-pw-for-uk")
+    assert_one_line_error(result, "below the public suffix co.uk", "*.yourdomain.co.uk")
+
+
+def test_a_listed_pattern_on_a_public_suffix_is_skipped_by_a_sync():
+    from docker_credential_idp.sources import Source, apply
+
+    source = Source(id="plat", url="https://platform.example.com", org="acme", token="t")
+    listing = [{"id": "pages", "registry": "*.github.io", "enable_ci": True},
+               {"id": "ours", "registry": "*.my-org.github.io", "enable_ci": True}]
+    table: dict = {}
+    report = apply(source, listing, table)
+    assert [registration.prefix for registration in table.values()] == ["*.my-org.github.io"]
+    assert len(report.invalid) == 1 and "below the public suffix github.io" in report.invalid[0]
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 64 + ".example.com", "x*" + "a" * 62 + ".example.com", "https://" + "a" * 64 + ".example.com/team",
+    ".".join(["a" * 60] * 5) + ".example.com",
+])
+def test_a_prefix_host_beyond_dns_lengths_is_refused(text):
+    with pytest.raises(InvalidInput, match="characters DNS allows"):
+        parse_prefix(text)
+
+
+def test_a_prefix_host_at_dns_lengths_is_accepted():
+    assert parse_prefix("a" * 63 + ".example.com") == "a" * 63 + ".example.com"
+    assert parse_prefix("x*" + "a" * 61 + ".example.com") == "x*" + "a" * 61 + ".example.com"
 
 
 @pytest.mark.parametrize("host, expected", [
@@ -175,6 +230,20 @@ def test_an_ecr_pattern_takes_account_and_region_from_the_host(extra, fragment):
     assert_one_line_error(result, fragment)
     result = run_helper("registry", "add", "p", "--prefix", "*.example.com", "--type", "ecr")
     assert_one_line_error(result, "does not match ECR hosts")
+
+
+@pytest.mark.parametrize("pattern", ["123*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.eu-*.amazonaws.com",
+                                     "1*2.dkr.ecr*.*.amazonaws.com.cn"])
+def test_a_narrowed_ecr_pattern_is_accepted(pattern):
+    result = run_helper("registry", "add", "some-ecr", "--prefix", pattern, "--type", "ecr")
+    assert result.code == 0, result
+
+
+@pytest.mark.parametrize("pattern", ["1234567890123*.dkr.ecr.*.amazonaws.com", "*.dkr.gcr.*.amazonaws.com",
+                                     "x*.dkr.ecr.*.amazonaws.com"])
+def test_an_ecr_pattern_that_matches_no_ecr_host_is_refused(pattern):
+    assert_one_line_error(run_helper("registry", "add", "p", "--prefix", pattern, "--type", "ecr"),
+                          "does not match ECR hosts")
 
 
 def test_the_kubelet_gets_a_pattern_s_credential_under_the_host_it_served():

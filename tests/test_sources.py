@@ -187,7 +187,7 @@ def test_platform_answer_is_the_credential_with_the_default_1h(platform):
 
 
 def test_platform_expiry_field_wins_over_expire(platform):
-    add_platform(platform, "expiring", "--expire", "5m")
+    add_platform(platform, "expiring", "--expire", "10m")
     assert creds()["expires_at"] == IN_TWO_DAYS_EPOCH
 
 

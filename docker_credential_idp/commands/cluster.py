@@ -43,6 +43,9 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
     if not kubernetes.is_duration(args.default_cache_duration):
         raise InvalidInput(f"--default-cache-duration {args.default_cache_duration[:40]!r} is not a duration the "
                            "kubelet reads; write it like 30s, 10m, 1h or 1h30m")
+    if args.home and not args.home.startswith("/"):  # the kubelet starts the helper from a directory of its own
+        raise InvalidInput(f"--home {args.home[:80]!r} is a relative path, which the kubelet would resolve against a "
+                           "directory of its own; give it absolute, e.g. /var/lib/docker-credential-idp")
     prefixes = [r.prefix for r in ctx.vault.registrations().values()]
     home = None if args.no_home else (args.home or str(ctx.home))
     ctx.out.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))

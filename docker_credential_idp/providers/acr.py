@@ -53,6 +53,14 @@ class AcrProvider(Provider):
             raise InvalidInput(f"--type acr takes one identity, not {' and '.join(chosen)}")
         if chosen and chosen[0] != "--managed-identity" and not (settings.get("tenant") and settings.get("client_id")):
             raise InvalidInput(f"{chosen[0]} needs --tenant and --client-id")
+        named = " and ".join(flag for flag, key in (("--tenant", "tenant"), ("--client-id", "client_id"))
+                             if settings.get(key))
+        if named and not chosen:  # azure-identity's default chain would run, and ignore them
+            raise InvalidInput(f"{named} without a way for the identity to prove itself: add --client-secret-stdin/-env "
+                               "(service principal), --federated-token-file (workload identity) or --managed-identity")
+        if settings.get("client_id") and settings.get("managed_identity"):
+            raise InvalidInput("--client-id goes with a secret or a federated token file; a user-assigned managed "
+                               "identity takes --managed-identity-client-id")
         if settings.get("managed_identity_client_id") and not settings.get("managed_identity"):
             raise InvalidInput("--managed-identity-client-id goes with --managed-identity")
         if settings.get("authority_host"):  # the client secret goes there: https only, even on loopback

@@ -19,7 +19,16 @@ SESSION_OPTIONS = (
 )
 
 
+# Every AWS partition's region names (botocore's partitions.json regionRegex): us-east-1, us-gov-west-1,
+# cn-north-1, eu-isoe-west-1, eusc-de-east-1.
+REGION = re.compile(r"[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}")
+
+
 def validate_session(settings: dict[str, Any], secrets: Mapping[str, str]) -> None:
+    """The options both AWS types take: the region, the endpoint, the keys, the role."""
+    if settings.get("region") and not REGION.fullmatch(settings["region"]):
+        raise InvalidInput(f"--region {settings['region'][:40]!r} is not an AWS region name; write it like eu-west-1 "
+                           "or us-gov-west-1")
     if settings.get("endpoint_url"):  # signed requests go there, and the token comes back from it
         from ..httpclient import check_endpoint
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import InvalidInput
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider
 
@@ -13,6 +16,12 @@ class BasicProvider(Provider):
         Option("username", "registry username (IBM Cloud: iamapikey; an identity token: <token>)", required=True),
         Option("password", "the password, access token or API key", secret=True, required=True),
     )
+
+    def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        # Basic auth sends base64(username:password): a ':' in the name moves the split, a line break ends a header.
+        if ":" in settings["username"] or any(ord(c) < 32 or ord(c) == 127 for c in settings["username"]):
+            raise InvalidInput("--username cannot hold ':' or a control character such as a line break (Basic auth "
+                               "sends username:password); give the registry's user name alone")
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         return Credential(username=registration.settings["username"], secret=registration.secrets["password"])

@@ -7,7 +7,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderError
-from ..matching import is_pattern
+from ..matching import host_matches, is_pattern
 from ..model import Credential, Registration
 from . import aws
 from .base import FetchContext, Option, Provider
@@ -53,10 +53,7 @@ class EcrProvider(Provider):
             if registration.settings.get("registry_id") or registration.settings.get("region"):
                 raise InvalidInput("a pattern takes the account and region from each host it matches; drop "
                                    "--registry-id and --region")
-            labels = registration.host.split(".")
-            example = ".".join(label.replace("*", "123456789012" if i == 0 else "eu-west-1")
-                               for i, label in enumerate(labels))
-            if not ECR_HOST.match(example):
+            if not ECR_HOST.match(_example_host(registration.host)):
                 raise InvalidInput(f"pattern {registration.host} does not match ECR hosts "
                                    "(<account>.dkr.ecr.<region>.amazonaws.com); write it like *.dkr.ecr.*.amazonaws.com")
             return
@@ -92,6 +89,25 @@ class EcrProvider(Provider):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise aws.describe_error(botocore, error, settings) from None
         return _decode(data)
+
+
+# The words an ECR host is made of, beside its account and region: what a `*` in those labels has to stand for.
+_ECR_WORDS = ("dkr", "ecr", "ecr-fips", "amazonaws", "com", "cn", "eu", "on", "aws", "amazonwebservices", "sc2s",
+              "sgov", "gov", "c2s", "ic", "cloud", "adc-e", "uk", "csp", "hci")
+
+
+def _example_host(pattern_host: str) -> str:
+    """A host the pattern matches that is an ECR host if any is: the first label's `*` filled with digits up to an
+    account's 12 (`123*` -> 123000000000), another label's with what makes an ECR word (`ecr*` -> ecr-fips) or else
+    a region's characters."""
+    labels = pattern_host.split(".")
+    first = labels[0]
+    digits = max(1, 12 - len(first.replace("*", "")) - (first.count("*") - 1))
+    filled = [first.replace("*", "0" * digits, 1).replace("*", "0")]
+    for label in labels[1:]:
+        word = next((w for w in _ECR_WORDS if host_matches(label, w)), None) if "*" in label else label
+        filled.append(word or label.replace("*", "1"))
+    return ".".join(filled)
 
 
 def _decode(data: Mapping[str, Any]) -> Credential:

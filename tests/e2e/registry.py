@@ -35,6 +35,7 @@ REQUIRED_TOOLS = {
     "busybox": "busybox-static",
 }
 MAX_LIFETIME_SECONDS = 1800
+PATTERN_NAME = "registry.idp-e2e.example.com"
 POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
 
 
@@ -191,7 +192,8 @@ class Registry:
         self.users = dict(users)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.ca_path, cert, key = make_tls(workdir)
+        # PATTERN_NAME: the registry under a name with a registrable domain, reached through a TunnelProxy.
+        self.ca_path, cert, key = make_tls(workdir, (PATTERN_NAME,))
         self.ca_dir = self.ca_path.parent
         self.policy = workdir / "policy.json"
         self.policy.write_text(json.dumps(POLICY))
