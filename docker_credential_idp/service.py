@@ -375,8 +375,8 @@ def _logout_note(request: str, kept: list[Registration]) -> str:
     fixes = "; ".join(f"the platform's list of source {r.origin.partition(':')[2]!r} keeps {r.id!r}"
                       if r.origin.startswith("source:") else f"{PROG} registry remove {r.id}" for r in kept)
     subject = "registration" if len(kept) == 1 else "registrations"
-    return (f"{PROG}: logged out, but {subject} {names} (not made by a login) still serve{'s' if len(kept) == 1 else ''} "
-            f"{request}; to stop that: {fixes}")
+    return (f"{PROG}: logged out, but {subject} {names} still serve{'s' if len(kept) == 1 else ''} {request} "
+            f"(logout removes only what a login stored); to stop that: {fixes}")
 
 
 def _equally_specific_patterns(first: str, second: str) -> bool:
