@@ -374,10 +374,18 @@ def longest_prefix(location: str, candidates: Iterable[tuple[str, str]]) -> Opti
 
 
 def _scope_choice(host: str, candidates: Sequence[tuple[str, str]], scope: str) -> Optional[Selection]:
+    """The registration under `host` that the scope names, by id or by an image prefix it falls under. Items for
+    other hosts are skipped (one variable serves a job that uses several registries); two registrations named under
+    this host is an error naming both, whatever their order: choosing the first would hand one team's credential to
+    the other team's pull."""
+    named: dict[str, Selection] = {}
     for item in scope.replace(",", " ").split():
-        for prefix, registration_id in candidates:
-            if item == registration_id:
-                return Selection(registration_id, prefix, f"{SCOPE_VARIABLE} names registration {registration_id!r}")
+        by_id = [(p, i) for p, i in candidates if i == item]
+        if by_id:
+            prefix, registration_id = by_id[0]
+            named.setdefault(registration_id, Selection(registration_id, prefix,
+                                                        f"{SCOPE_VARIABLE} names registration {registration_id!r}"))
+            continue
         try:
             scoped = parse_reference(item)
         except InvalidInput:
@@ -386,8 +394,13 @@ def _scope_choice(host: str, candidates: Sequence[tuple[str, str]], scope: str) 
             continue
         found = longest_prefix(scoped, candidates)
         if found:
-            return Selection(found[1], found[0], f"{SCOPE_VARIABLE}={item} falls under prefix {found[0]}")
-    return None
+            named.setdefault(found[1], Selection(found[1], found[0], f"{SCOPE_VARIABLE}={item} falls under prefix {found[0]}"))
+    if len(named) > 1:
+        names = ", ".join(f"{chosen.registration_id} ({chosen.prefix})" for chosen in
+                          sorted(named.values(), key=lambda chosen: chosen.registration_id))
+        raise AmbiguousRegistry(f"{SCOPE_VARIABLE} names {len(named)} registrations under {host}, and the client sent "
+                                f"only the host: {names}; keep only one of them in it for this host")
+    return next(iter(named.values()), None)
 
 
 def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[str] = None) -> Selection:

@@ -19,6 +19,7 @@ from .matching import (
     SCOPE_VARIABLE,
     Selection,
     concrete,
+    host_matches,
     host_of,
     is_pattern,
     literal_characters,
@@ -89,11 +90,21 @@ class CredentialService:
         return next(r for r in on_host if r.id == selection.registration_id), selection
 
     def _serving(self, request: str, table: Table) -> Optional[Registration]:
+        served = self._served_by(request, table)
+        return served[0] if len(served) == 1 else None
+
+    def _served_by(self, request: str, table: Table) -> list[Registration]:
+        """The registrations a request reaches: the one select chooses, or every one on the host (or matching it)
+        when a host-only request cannot choose between them; none when nothing serves it."""
         try:
             selection = select(request, [(r.prefix, r.id) for r in table.values()], self.env.get(SCOPE_VARIABLE))
-        except (CredentialsNotFound, AmbiguousRegistry):
-            return None
-        return table[selection.registration_id]
+        except CredentialsNotFound:
+            return []
+        except AmbiguousRegistry:
+            host = host_of(request)
+            return sorted((r for r in table.values() if host_of(r.prefix) == host
+                           or (is_pattern(r.prefix) and host_matches(host_of(r.prefix), host))), key=lambda r: r.id)
+        return [table[selection.registration_id]]
 
     # -- credentials -------------------------------------------------------------------------------------------
 
@@ -148,23 +159,22 @@ class CredentialService:
 
     def erase(self, server: str) -> None:
         """docker logout: removes exactly what store stored — its registration, or its login over a registration
-        `registry add` made. Anything else is not found (docker ignores that); a note says why, once for the
-        several erase calls one logout makes."""
+        `registry add` made. A host that other registrations serve logs out all the same (trivy and Helm stop on a
+        failing logout), with a note, once for the several erase calls one logout makes, that they stay. A host
+        nothing serves is not found (docker ignores that)."""
         request = parse_server(server)
         removed: list[str] = []
 
-        def change(table: Table) -> Optional[Registration]:
+        def change(table: Table) -> list[Registration]:
             exact = next((r for r in table.values() if r.prefix == request), None)
-            if exact is None:
-                return None
-            if exact.origin == "store":
+            if exact is not None and exact.origin == "store":
                 del table[exact.id]
-            elif exact.login is not None:
+            elif exact is not None and exact.login is not None:
                 table[exact.id] = replace(exact, login=None)
             else:
-                return exact
+                return [exact] if exact is not None else self._served_by(request, table)
             removed.append(exact.id)
-            return None
+            return []
 
         if not self.vault.exists():
             raise CredentialsNotFound()
@@ -172,12 +182,11 @@ class CredentialService:
         cache = self.token_cache()
         if removed:
             cache.drop(removed, self.now())  # a logged-out password does not linger, even encrypted
-        if removed:
             return
-        if kept is not None and cache.note_once(f"erase {request}", self.now()):
-            self.warn(f"docker-credential-idp: registration {kept.id!r} was added with `registry add`, so docker "
-                      f"logout leaves it serving {request}; remove it with: docker-credential-idp registry remove {kept.id}")
-        raise CredentialsNotFound()
+        if not kept:
+            raise CredentialsNotFound()
+        if cache.note_once(f"erase {request} {' '.join(r.id for r in kept)}", self.now()):
+            self.warn(_logout_note(request, kept))
 
     def list_servers(self) -> dict[str, str]:
         """What `list` answers: the keys clients look credentials up by (hosts; Docker Hub as docker's index URL),
@@ -379,6 +388,17 @@ class CredentialService:
         match = KubeletMatch(served, credential.username, credential.secret, credential.expires_at,
                              shares_host=siblings > 1)
         return match, float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+
+
+def _logout_note(request: str, kept: list[Registration]) -> str:
+    """Why a logout left `request` served, and how to stop that: registrations from `registry add` are removed by
+    id; a source's are the platform's list's to keep."""
+    names = ", ".join(repr(r.id) for r in kept)
+    fixes = "; ".join(f"the platform's list of source {r.origin.partition(':')[2]!r} keeps {r.id!r}"
+                      if r.origin.startswith("source:") else f"{PROG} registry remove {r.id}" for r in kept)
+    subject = "registration" if len(kept) == 1 else "registrations"
+    return (f"{PROG}: logged out, but {subject} {names} still serve{'s' if len(kept) == 1 else ''} {request} "
+            f"(logout removes only what a login stored); to stop that: {fixes}")
 
 
 def _equally_specific_patterns(first: str, second: str) -> bool:

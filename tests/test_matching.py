@@ -177,6 +177,28 @@ def test_select_host_only_scope_by_id_or_image_prefix():
         select("registry.example.com", TEAMS, scope="quay.io/x")
 
 
+def test_select_host_only_scope_naming_two_registrations_on_the_host_is_an_error_naming_both():
+    # A job's scope listing two teams of one registry would otherwise hand the first team's credential to the
+    # second team's pull (a 401 with no word of why), whichever order the teams are listed in.
+    for scope in ("team-a,team-b", "team-b team-a", "registry.example.com/teammates/app,team-a"):
+        with pytest.raises(AmbiguousRegistry) as caught:
+            select("registry.example.com", TEAMS, scope=scope)
+        message = caught.value.message
+        assert "team-a (registry.example.com/team)" in message and "team-b (registry.example.com/teammates)" in message
+        assert "DOCKER_CREDENTIAL_IDP_SCOPE" in message and "one" in message
+    # one registration named twice, or one per host, is no ambiguity
+    assert select("registry.example.com", TEAMS, scope="team-a,registry.example.com/team/x").registration_id == "team-a"
+    both_hosts = TEAMS + [("quay.io/org", "q")]
+    assert select("quay.io", both_hosts, scope="team-b,q").registration_id == "q"
+    assert select("registry.example.com", both_hosts, scope="team-b,q").registration_id == "team-b"
+
+
+def test_select_scope_naming_two_is_not_shown_raw():
+    with pytest.raises(AmbiguousRegistry) as caught:
+        select("registry.example.com", TEAMS, scope="team-a,team-b,\x1b[31mred")
+    assert "\x1b" not in caught.value.message
+
+
 def test_select_host_only_prefers_bare_host_then_only_one():
     with_bare = TEAMS + [("registry.example.com", "whole")]
     assert select("registry.example.com", with_bare).registration_id == "whole"

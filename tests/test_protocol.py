@@ -153,15 +153,53 @@ def test_program_store_for_docker_hub_and_list_key():
         assert json.loads(run_helper("get", stdin=name).out)["Secret"] == "hub-token"
 
 
-def test_program_erase_keeps_registrations_added_by_hand_and_says_so_once():
+def test_program_erase_keeps_registrations_added_by_hand_succeeds_and_says_so_once():
+    # trivy and Helm treat a failing logout as fatal: a host a registration serves logs out, with a note, and the
+    # registration stays.
     add_basic("corp", "registry.example.com", "alice", "hand-added")
     notes = []
     for _ in range(4):  # docker logout with credsStore erases up to four times per host
         result = run_helper("erase", stdin="registry.example.com")
-        assert (result.code, result.out) == (1, "credentials not found in native keychain\n")
+        assert (result.code, result.out) == (0, ""), result
         notes += [line for line in result.err.splitlines() if "registry remove corp" in line]
     assert len(notes) == 1, notes
     assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "hand-added"
+
+
+def test_program_erase_of_a_host_a_path_scoped_or_pattern_registration_serves_succeeds():
+    add_basic("team-a", "registry.example.com/team-a", "alice", "team-a-password")
+    add_basic("any-local", "local*.example.com", "dev", "pattern-password")
+    for host, served_by in (("registry.example.com", "team-a"), ("local1.example.com", "any-local")):
+        result = run_helper("erase", stdin=host)
+        assert (result.code, result.out) == (0, ""), result
+        assert [line for line in result.err.splitlines() if line] == [
+            line for line in result.err.splitlines() if f"registry remove {served_by}" in line] != [], result
+    add_basic("team-b", "registry.example.com/team-b", "bob", "team-b-password")  # now ambiguous for the host alone
+    result = run_helper("erase", stdin="https://registry.example.com")
+    assert (result.code, result.out) == (0, ""), result
+    assert "team-a" in result.err and "team-b" in result.err
+    assert [json.loads(run_helper("get", stdin=f"registry.example.com/{team}/app").out)["Username"]
+            for team in ("team-a", "team-b")] == ["alice", "bob"]
+
+
+def test_program_erase_of_a_host_nobody_serves_is_not_found():
+    add_basic("corp", "registry.example.com/team", "alice", "hand-added")
+    for host in ("other.example.com", "registry.example.com:5000", "https://index.docker.io/v1/"):
+        result = run_helper("erase", stdin=host)
+        assert (result.code, result.out, result.err) == (1, "credentials not found in native keychain\n", ""), result
+
+
+def test_program_scope_naming_two_teams_of_the_host_is_one_line_naming_both():
+    add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
+    add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
+    for scope in ("team-a,team-b", "team-b,team-a"):
+        result = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": scope})
+        line = assert_one_line_error(result, "team-a (registry.example.com/team-a)",
+                                     "team-b (registry.example.com/team-b)", "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
+        assert "secret-" not in line
+    # a path still takes its own team's registration, whatever the scope says
+    answer = run_helper("get", stdin="registry.example.com/team-b/app", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-a,team-b"})
+    assert json.loads(answer.out)["Username"] == "bob"
 
 
 def registrations_as_stored() -> list[dict]:
