@@ -173,7 +173,8 @@ def test_configure_docker_adds_and_removes_keeping_other_keys(isolated_env):
     assert run_helper("configure-docker").code == 0
     config = json.loads(config_path.read_text())
     assert config["credHelpers"] == {"gcr.io": "gcloud", "registry.example.com": "idp", "docker.io": "idp",
-                                     "https://index.docker.io/v1/": "idp", "127.0.0.1:5000": "idp"}
+                                     "index.docker.io": "idp", "https://index.docker.io/v1/": "idp",
+                                     "127.0.0.1:5000": "idp"}
     assert config["auths"] == {"x.io": {"auth": "eA=="}} and config["psFormat"] == "table"
     assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
     assert "already" in run_helper("configure-docker").out
@@ -189,7 +190,7 @@ def test_configure_docker_creates_private_config_and_refuses_broken_json(isolate
     assert run_helper("configure-docker", "--creds-store").code == 0
     assert stat.S_IMODE(docker_dir.stat().st_mode) == 0o700
     config = json.loads((docker_dir / "config.json").read_text())
-    assert config == {"credHelpers": {"127.0.0.1:5000": "idp"}, "credsStore": "idp"}
+    assert config == {"auths": {}, "credHelpers": {"127.0.0.1:5000": "idp"}, "credsStore": "idp"}
     (docker_dir / "config.json").write_text("{not json")
     assert_one_line_error(run_helper("configure-docker"), "not valid JSON", "not changed")
     assert (docker_dir / "config.json").read_text() == "{not json"

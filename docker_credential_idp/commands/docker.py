@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
 from .. import dockerconfig
+from ..doctor import on_path
 from ..errors import InvalidInput
 from ..matching import host_of, is_pattern, parse_prefix
 from ..paths import docker_config_path
@@ -15,8 +19,11 @@ from .base import PROG, Context
 def add_parsers(commands: Any) -> None:
     configure = commands.add_parser("configure-docker", help="route registered hosts to this helper in docker's config")
     configure.add_argument("hosts", nargs="*", metavar="HOST", help="only these hosts (default: every registered host)")
-    configure.add_argument("--unset", action="store_true", help="remove the entries instead")
+    configure.add_argument("--unset", action="store_true",
+                           help="remove the entries instead, giving back the ones --force took over")
     configure.add_argument("--creds-store", action="store_true", help='also set (or with --unset remove) "credsStore": "idp"')
+    configure.add_argument("--force", action="store_true",
+                           help="also take over hosts (and credsStore) routed to another helper; --unset gives them back")
     configure.set_defaults(func=cmd_configure_docker)
 
 
@@ -38,11 +45,59 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
         ctx.warn(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...")
         return 0
     path = docker_config_path(ctx.env)
-    changed = dockerconfig.update(path, hosts, unset=args.unset, lock=ctx.home / "docker-config.lock",
-                                  creds_store=args.creds_store)
-    verb = "Removed" if args.unset else "Added"
-    if changed:
-        ctx.print(f"{verb} in {path}: {', '.join(changed)}")
-    else:
-        ctx.print(f"{path} already {'has none of these entries' if args.unset else 'routes these registries to idp'}")
+    done = dockerconfig.update(path, hosts, unset=args.unset, lock=ctx.home / "docker-config.lock",
+                               previous_helpers=ctx.home / dockerconfig.PREVIOUS_HELPERS_FILE,
+                               creds_store=args.creds_store, force=args.force)
+    report(ctx, path, done, args.unset)
+    if not args.unset:
+        missing = not_on_path(ctx.env)
+        if missing:
+            ctx.warn(missing)
     return 0
+
+
+def report(ctx: Context, path: Path, done: dockerconfig.Update, unset: bool) -> None:
+    added = list(done.changed) + (['an empty "auths" object'] if done.auths_added else [])
+    if added:
+        ctx.print(f"{'Removed' if unset else 'Added'} in {path}: {', '.join(added)}")
+    if done.taken_over:
+        ctx.print(f"Took over in {path} (--unset gives them back): "
+                  + ", ".join(f"{key} from docker-credential-{dockerconfig.shown(name)}" for key, name in done.taken_over))
+    if done.given_back:
+        ctx.print(f"Gave back in {path}: "
+                  + ", ".join(f"{key} to docker-credential-{dockerconfig.shown(name)}" for key, name in done.given_back))
+    for key, name in done.left:
+        hosts = "" if key == dockerconfig.CREDS_STORE else f" {key}"
+        ctx.warn(f"{PROG}: note: {key} in {path} names another helper, docker-credential-{dockerconfig.shown(name)}, "
+                 f"and was left as it is; to route it here instead: {PROG} configure-docker{hosts} --force"
+                 f"{' --creds-store' if key == dockerconfig.CREDS_STORE else ''} (--unset gives it back)")
+    if not done.wrote and not done.left:
+        ctx.print(f"{path} already {'has none of these entries' if unset else 'routes these registries to idp'}")
+
+
+def not_on_path(env: Mapping[str, str]) -> Optional[str]:
+    """The warning for a helper docker cannot run: docker looks `docker-credential-idp` up on PATH, and fails every
+    pull and push of a host routed to it when it is not there."""
+    if on_path(env)(PROG):
+        return None
+    program = installed_program()
+    if program:
+        directory = os.path.dirname(program)
+        fix = f'add {directory} to PATH (export PATH="{directory}:$PATH" in your shell profile)'
+    else:
+        fix = "install it where PATH finds it (python3 -m pip install . from a checkout, or pipx install .)"
+    return (f"{PROG}: warning: {PROG} is not on PATH, so docker and the other clients fail every pull and push of "
+            f"the hosts routed to it; {fix}")
+
+
+def installed_program() -> Optional[str]:
+    """This program's path: the bundle itself, the launcher it was started as, or the launcher pip put beside this
+    Python (a command run in process, or through `python -m`)."""
+    if getattr(sys, "frozen", False):
+        return sys.executable
+    candidates = [sys.argv[0]] if sys.argv and os.path.basename(sys.argv[0]) == PROG else []
+    candidates.append(os.path.join(os.path.dirname(sys.executable), PROG))
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    return None
