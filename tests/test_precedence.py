@@ -116,7 +116,7 @@ def test_a_listed_host_would_take_from_a_hand_made_pattern():
     taken = taking("team.azurecr.io", "idp.acr", [("*.azurecr.io", "mine")], {"mine"})
     assert (taken.request, taken.holder) == ("team.azurecr.io", "mine")
     # A listed literal under a pattern's longer path: the pattern answered team/app's requests.
-    table = [("*.azurecr.io/team/app", "mine"), ("team.azurecr.io", "idp.bare")]  # host-only: the bare host's
+    table = [("*.azurecr.io/team/app", "mine"), ("team.azurecr.io/other", "idp.other")]  # host-only: not mine
     taken = taking("team.azurecr.io/team", "idp.acr", table, {"mine"})
     assert (taken.request, taken.instead) == ("team.azurecr.io/team/app", "idp.acr")
 
