@@ -96,9 +96,11 @@ def taking(prefix: str, new_id: str, table: Candidates, hand_made: AbstractSet[s
 
     A literal prefix competes only on its own host. There, the requests whose answer it can change are: the host
     alone; the prefix itself (every request under it that no longer prefix covers is answered as the prefix is);
-    for a bare host, a path no prefix names (host-only requests are chosen by other rules than paths); and the prefix of each pattern matching the host, made concrete on it (a pattern with a longer path than the
-    prefix answers the requests under that path). Each is asked of matching.select before and after, so the rule
-    is select's own, never a second copy of it.
+    for a bare host, a path no prefix names (host-only requests are chosen by other rules than paths); and the
+    prefix of each pattern matching the host, made concrete on it (a pattern with a longer path than the prefix
+    answers the requests under that path). Each is asked of matching.select before and after, so the rule is
+    select's own, never a second copy of it (tests/test_precedence.py checks the list is complete against every
+    request of a small world).
 
     A pattern only competes where patterns are consulted, which is where another pattern answered: it can take a
     hand-made pattern's requests exactly when it can match one of its hosts and has at least as many literal
