@@ -350,3 +350,42 @@ def test_a_slow_sync_prints_its_steps(platform):
     assert steps[0].startswith("docker-credential-idp: source 'idp': reading the list of registries from 127.0.0.1")
     assert "registries listed; updating the registry table" in steps[1] and "source sync: finished" in steps[-1]
     assert len(steps) == 3, synced.err
+
+
+def test_a_due_sync_on_a_read_only_home_answers_from_the_table_with_one_warning(platform):
+    from .test_unwritable_home import READ_ONLY, in_namespace
+
+    add_basic("static", "static.example.com", "robot", "static-password-1")
+    assert add_source(platform).code == 0
+    age_sources(700)  # older than --refresh: the next get that is no cache hit syncs first
+    calls = lists(platform)
+    for host, secret in (("static.example.com", "static-password-1"), ("registry.example.com", "sync-pw-a")):
+        result = in_namespace(READ_ONLY, "get", stdin=host)
+        assert result.returncode == 0 and secret in result.stdout, result
+        warnings = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(warnings) == 1, result.stderr
+        assert "source 'idp' was not synced: cannot write in" in warnings[0] and "Read-only file system" in warnings[0]
+        assert "serving the registry table as last synced" in warnings[0] and "without caching" in warnings[0]
+    assert lists(platform) == calls  # a sync whose result cannot be kept does not call the platform
+
+
+def test_one_get_syncs_a_source_once_however_slow_the_platform(platform):
+    import os
+
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.pipeline import GetPipeline
+    from docker_credential_idp.vault import Vault
+
+    assert add_source(platform).code == 0  # --refresh: 10 minutes
+    base = time.time()
+
+    def clock() -> float:
+        """Each read of the list takes longer than --refresh, as on a platform slower than the interval."""
+        if lists(platform) > 6:
+            raise RuntimeError("get syncs the source again and again")
+        return base + 700 * lists(platform)
+
+    warnings: list[str] = []
+    pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, warnings.append, clock)
+    assert pipeline.get("registry.example.com").secret == "sync-pw-a"
+    assert lists(platform) == 2 and warnings == []  # source add's read, and this get's one sync
