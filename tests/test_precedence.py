@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from docker_credential_idp.matching import host_matches, host_of, is_pattern, literal_characters, patterns_overlap
+from docker_credential_idp.model import Registration
 from docker_credential_idp.precedence import answering, clash, taking
+from docker_credential_idp.sources import Entry, Source, is_hand_made, place
 
 HOST = "registry.example.com"
 LITERAL_HOSTS = ["a.example.com", "ab.example.com", "b.example.com", "x.y.example.com", HOST, f"{HOST}:5000"]
@@ -134,3 +136,39 @@ def test_clash_is_an_equal_prefix_or_an_equally_specific_pattern():
     assert found is not None and not found.equal and "exactly as specific" in found.explain()
     assert clash("a*.example.com", [("*.example.com", "mine")]) is None
     assert clash("*.example.com/team", [("*.example.com", "mine")]) is None
+
+
+# -- applied to a whole list: sources.place ------------------------------------------------------------------------
+
+
+@st.composite
+def tables_and_lists(draw):
+    """A table of hand-made and synced registrations (unique prefixes) and a platform's list of entries."""
+    prefixes = draw(st.lists(st.sampled_from(PREFIXES), unique=True, max_size=5))
+    origins = draw(st.lists(st.sampled_from(["add", "store", "source:idp", "source:other"]), min_size=len(prefixes),
+                            max_size=len(prefixes)))
+    listing = draw(st.lists(st.sampled_from(PREFIXES), unique=True, max_size=5))
+    ids = [f"{origin[7:]}.r{n}" if origin.startswith("source:") else f"r{n}" for n, origin in enumerate(origins)]
+    table = {i: Registration(i, prefix, "basic", origin=origin)
+             for i, prefix, origin in zip(ids, prefixes, origins, strict=True)}
+    return table, [Entry(f"e{n}", prefix) for n, prefix in enumerate(listing)]
+
+
+SOURCE = Source("idp", "https://api.example.com", "acme", "token")
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables_and_lists())
+def test_a_whole_list_placed_changes_no_answer_a_hand_made_registration_gave(case):
+    table, entries = case
+    before = {r: answering(r, [(x.prefix, x.id) for x in table.values()]) for r in REQUESTS}
+    after_table = dict(table)
+    report, conflicts = place(SOURCE, entries, after_table)
+    candidates = [(x.prefix, x.id) for x in after_table.values()]
+    for request, answer in before.items():
+        if answer is not None and is_hand_made(table[answer]):
+            assert answering(request, candidates) == answer, request
+    assert len(report.added) + len(report.kept) + len(report.moved) + len(conflicts) == len(entries)
+    # Placing the same list again changes nothing: the table is a function of what people registered and the list.
+    again = dict(after_table)
+    assert place(SOURCE, entries, again)[1] == conflicts and again == after_table

@@ -389,3 +389,28 @@ def test_one_get_syncs_a_source_once_however_slow_the_platform(platform):
     pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, warnings.append, clock)
     assert pipeline.get("registry.example.com").secret == "sync-pw-a"
     assert lists(platform) == 2 and warnings == []  # source add's read, and this get's one sync
+
+
+def test_progress_says_nothing_of_a_quick_sync_every_step_of_a_slow_one_and_nothing_more_of_a_failure():
+    from docker_credential_idp.commands.sources import Progress
+
+    lines: list[str] = []
+    quick = Progress(lines.append, after=1e6)
+    quick.step("reading")
+    quick.step("updating")
+    quick.finish("finished")
+    assert lines == []
+    now = [0.0]
+    slow = Progress(lines.append, after=0, clock=lambda: now[0])
+    slow.step("reading")
+    slow.step("updating")
+    now[0] = 2.5
+    slow.finish("finished")
+    assert lines == ["docker-credential-idp: reading", "docker-credential-idp: updating",
+                     "docker-credential-idp: finished (2.5 s)"]
+    lines.clear()
+    failing = Progress(lines.append, after=0)
+    failing.step("reading")
+    failing.close()  # the error line is all that follows
+    failing.step("late")
+    assert lines == ["docker-credential-idp: reading"]
