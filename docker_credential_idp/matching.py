@@ -106,7 +106,7 @@ def _clean(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         raise InvalidInput("empty registry host or image reference")
-    if len(stripped) > 4096 or any(ord(c) < 32 for c in stripped):
+    if len(stripped) > 4096 or not stripped.isprintable():  # C0 and C1 controls, DEL, bidi overrides
         raise InvalidInput("registry host or image reference is too long or contains control characters")
     return stripped
 

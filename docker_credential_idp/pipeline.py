@@ -65,56 +65,68 @@ class GetPipeline:
     # -- steps 1 to 4 ------------------------------------------------------------------------------------------
 
     def get(self, server: str) -> CachedToken:
-        """The answer for a server URL (docker's `get`); CredentialsNotFound or AmbiguousRegistry when there is none."""
+        """The answer for a server URL (docker's `get`); CredentialsNotFound or AmbiguousRegistry when there is none.
+
+        A registry source is synced at most once per call, whatever its refresh interval and the platform's speed:
+        after a sync the steps run again on the new table, three passes at most (as read, after due sources were
+        synced, after a miss synced them), the last one syncing nothing."""
         from .errors import CredentialsNotFound
 
         request = matching.parse_server(server)
         scope = self.env.get(matching.SCOPE_VARIABLE) or ""
-        opened = self.vault.open()
-        if opened is None:
-            raise CredentialsNotFound()
-        resolution = (opened.generation, scope, request)
-        entries = self.token_cache().load()
-        target = entries.resolutions.get(resolution)
-        if target is not None:
-            self.debug(f"resolved to registration {target.registration_id!r} by the answer cache")
-            token = target.answer(entries)
-            if token is not None and self._state(token) == cache_policy.FRESH:
-                self.debug("answered from the answer cache")
-                return token  # a cache hit: no source is asked, nothing else is read
-        if self.sync_sources(missing=False):  # a table older than its refresh interval is synced first
-            return self.get(server)
-        if target is not None:
-            return self._credential(target, entries, None, self._loader(target))
-        try:
-            target = self.resolve(request)
-        except CredentialsNotFound:
-            if self.sync_sources(missing=True):  # the platform may list it by now
-                return self.get(server)
-            raise
-        self.debug(f"resolved to registration {target.registration_id!r} from the vault's lines")
-        return self._credential(target, entries, resolution, self._loader(target))
+        synced: set[str] = set()  # the sources this call synced (or tried to)
+        for may_sync in (True, True, False):
+            opened = self.vault.open()
+            if opened is None:
+                raise CredentialsNotFound()
+            resolution = (opened.generation, scope, request)
+            entries = self.token_cache().load()
+            target = entries.resolutions.get(resolution)
+            if target is not None:
+                self.debug(f"resolved to registration {target.registration_id!r} by the answer cache")
+                token = target.answer(entries)
+                if token is not None and self._state(token) == cache_policy.FRESH:
+                    self.debug("answered from the answer cache")
+                    return token  # a cache hit: no source is asked, nothing else is read
+            if may_sync and self.sync_sources(missing=False, synced=synced):  # a table older than its refresh
+                continue
+            if target is not None:
+                return self._credential(target, entries, None, self._loader(target))
+            try:
+                target = self.resolve(request)
+            except CredentialsNotFound:
+                if may_sync and self.sync_sources(missing=True, synced=synced):  # the platform may list it by now
+                    continue
+                raise
+            self.debug(f"resolved to registration {target.registration_id!r} from the vault's lines")
+            return self._credential(target, entries, resolution, self._loader(target))
+        raise AssertionError("the last pass answers or raises")  # pragma: no cover
 
-    def sync_sources(self, missing: bool) -> bool:
-        """Sync the registry sources that are due (sources.py); True when the table was read again. A source
-        that cannot be reached leaves the table as it was, with a warning."""
-        due = [line.id for line in self.vault.source_lines()
-               if cache_policy.source_due(self.now(), line.attempted_at, line.refresh, missing)]
+    def sync_sources(self, missing: bool, synced: Optional[set[str]] = None) -> bool:
+        """Sync the registry sources that are due (sources.py) and not in `synced` (which it adds them to); True
+        when the table was read again. A source that cannot be reached, or a home where a sync cannot be recorded,
+        leaves the table as it was, with one warning."""
+        done = synced if synced is not None else set()
+        due = [line.id for line in self.vault.source_lines() if line.id not in done
+               and cache_policy.source_due(self.now(), line.attempted_at, line.refresh, missing)]
         if not due:
             return False
         from . import sources
         from .errors import IdpError
 
-        synced = False
+        changed = False
         for source_id in due:
+            done.add(source_id)
             self.debug(f"syncing source {source_id!r} ({'no registration serves the request' if missing else 'due'})")
             try:
-                synced = sources.sync(self.vault, source_id, self.now, only_if_due=missing) is not None or synced
+                changed = sources.sync(self.vault, source_id, self.now, only_if_due=missing) is not None or changed
+            except sources.HomeNotWritable as error:  # one warning, shared with the answer cache's
+                self.token_cache().unwritable(f"{error.message}; serving the registry table as last synced")
             except IdpError as error:
                 self.warn(f"docker-credential-idp: warning: {error.message}; serving the registry table as last "
                           "synced")
         self.vault.forget()
-        return synced
+        return changed
 
     def resolve(self, request: str) -> Target:
         """The registration serving a normalised request, from the vault's lines: those on its host, and the

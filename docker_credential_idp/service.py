@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from . import cache_policy, doctor
 from .cache_policy import DEFAULT_REFRESH_MARGIN
@@ -22,23 +22,23 @@ from .matching import (
     host_matches,
     host_of,
     is_pattern,
-    literal_characters,
     parse_prefix,
     parse_server,
-    patterns_overlap,
     select,
     server_key,
 )
 from .model import Credential, Login, Registration, Secrets, validate_id
 from .pipeline import GetPipeline
+from .precedence import clash
 from .providers import canonical_type, get_provider
 from .providers.base import Provider
-from .sources import Report, Source, apply, fetch_listing
+from .sources import Report, Settled, Source, apply, fetch_listing, is_hand_made, settle
 from .sources import sync as sync_source
 from .token_cache import CachedToken, TokenCache
 from .vault import Vault
 
 Table = dict[str, Registration]
+T = TypeVar("T")
 PROG = "docker-credential-idp"
 
 ID_MAX = 253
@@ -76,11 +76,12 @@ class CredentialService:
     def choose(self, request: str) -> tuple[Registration, Selection]:
         """The registration serving a normalised request (see matching.select): one on its host, or a pattern.
         Registry sources that are due are synced first, as `get` does."""
-        self.pipeline.sync_sources(missing=False)
+        synced: set[str] = set()  # each source at most once
+        self.pipeline.sync_sources(missing=False, synced=synced)
         try:
             return self._choose(request)
         except CredentialsNotFound:
-            if self.pipeline.sync_sources(missing=True):
+            if self.pipeline.sync_sources(missing=True, synced=synced):
                 return self._choose(request)
             raise
 
@@ -153,9 +154,11 @@ class CredentialService:
                                              secrets=Secrets({"password": secret}), origin="store")
             return None
 
-        note = self.vault.update(change)
+        note, settled = self.change_table(change)
         if note:
             self.warn(note)
+        for line in [line for s in settled for line in s.lines()]:
+            self.warn(f"docker-credential-idp: {line}")
 
     def erase(self, server: str) -> None:
         """docker logout: removes exactly what store stored — its registration, or its login over a registration
@@ -178,7 +181,7 @@ class CredentialService:
 
         if not self.vault.exists():
             raise CredentialsNotFound()
-        kept = self.vault.update(change)
+        kept, _ = self.change_table(change)  # a synced registration the login shadowed serves again
         cache = self.token_cache()
         if removed:
             cache.drop(removed, self.now())  # a logged-out password does not linger, even encrypted
@@ -264,28 +267,50 @@ class CredentialService:
             settings["insecure"] = True
         return settings
 
-    def add(self, registration: Registration, replace_existing: bool = False) -> Optional[str]:
-        """Write a registration into the table; returns the note for a host it leaves ambiguous, if any."""
+    def add(self, registration: Registration, replace_existing: bool = False) -> tuple[Optional[str], list[Settled]]:
+        """Write a registration into the table: the note for a host it leaves ambiguous, if any, and what the
+        sources' registrations it shadows (a registration made by hand wins over a synced one, precedence.py)."""
 
         def change(table: Table) -> None:
-            if registration.id in table and not replace_existing:
+            existing = table.get(registration.id)
+            if existing is not None and not is_hand_made(existing):
+                raise InvalidInput(f"registration {registration.id!r} is synced from {existing.origin}; pick another "
+                                   "id (yours wins over it whatever its prefix)")
+            if existing is not None and not replace_existing:
                 raise InvalidInput(f"registration {registration.id!r} already exists; add --replace to overwrite it")
-            for other in table.values():
-                if other.id == registration.id:
-                    continue
-                if other.prefix == registration.prefix:
-                    raise InvalidInput(f"prefix {registration.prefix} is already registered as {other.id!r}; remove "
-                                       "it or pick another prefix")
-                if _equally_specific_patterns(registration.prefix, other.prefix):
-                    raise InvalidInput(f"pattern {registration.prefix} can match the same hosts as {other.prefix} "
-                                       f"(registration {other.id!r}) and is exactly as specific, so neither would "
-                                       "win; make one more literal, or remove the other")
+            others = [(r.prefix, r.id) for r in table.values() if r.id != registration.id and is_hand_made(r)]
+            found = clash(registration.prefix, others)
+            if found is not None and found.equal:
+                raise InvalidInput(f"prefix {registration.prefix} is already registered as {found.registration_id!r}; "
+                                   "remove it or pick another prefix")
+            if found is not None:
+                raise InvalidInput(f"pattern {registration.prefix} {found.explain()}; make one more literal, or "
+                                   "remove the other")
             table[registration.id] = registration
 
-        self.vault.update(change)
+        _, settled = self.change_table(change)
         if replace_existing:  # re-adding is how a fix is applied: its next `get` asks the source at once
             self.token_cache().drop([registration.id], self.now(), answers=False)
-        return self.ambiguity_after_change(registration.host)
+        return self.ambiguity_after_change(registration.host), settled
+
+    def change_table(self, change: Callable[[Table], T],
+                     settles: Callable[[T], bool] = lambda result: True) -> tuple[T, list[Settled]]:
+        """A change a person makes to the table (registry add or remove, docker login or logout), after which each
+        source's last list is placed again around it (sources.settle) unless `settles(result)` says no: a synced
+        registration shadowed drops its cached answers."""
+        settled: list[Settled] = []
+
+        def both(table: Table, records: dict[str, dict[str, Any]]) -> T:
+            result = change(table)
+            if settles(result):
+                settled.extend(settle(table, records))
+            return result
+
+        result = self.vault.update_with_sources(both)
+        shadowed = [c.registration_id for s in settled for c in s.shadowed]
+        if shadowed:
+            self.token_cache().drop(shadowed, self.now())
+        return result, settled
 
     def test_registration(self, registration: Registration, request: str) -> Any:
         """`registry test`: the registry's /v2/ handshake with the registration's credential (registry_check)."""
@@ -356,16 +381,19 @@ class CredentialService:
                                         f"{PROG} registry test {registration.id} shows each step"))
         return problems
 
-    def remove(self, registration_id: str) -> None:
-        """Take a registration out of the table, and its cached answers with it."""
+    def remove(self, registration_id: str) -> tuple[Registration, list[Settled]]:
+        """Take a registration out of the table, and its cached answers with it: what it was, and what the sources'
+        registrations it shadowed do now (they serve again)."""
 
-        def change(table: Table) -> None:
+        def change(table: Table) -> Registration:
             if registration_id not in table:
                 raise NotRegistered(f"no registration with id {registration_id!r}; see: {PROG} registry list")
-            del table[registration_id]
+            return table.pop(registration_id)
 
-        self.vault.update(change)
+        # A synced registration removed stays out until its source is synced again: settling would put it back.
+        removed, settled = self.change_table(change, settles=is_hand_made)
         self.token_cache().drop([registration_id], self.now())
+        return removed, settled
 
     def forget_tokens(self, registration_id: Optional[str]) -> int:
         """Drop the cached answers of one registration (or of all): how many were dropped."""
@@ -399,12 +427,6 @@ def _logout_note(request: str, kept: list[Registration]) -> str:
     subject = "registration" if len(kept) == 1 else "registrations"
     return (f"{PROG}: logged out, but {subject} {names} still serve{'s' if len(kept) == 1 else ''} {request} "
             f"(logout removes only what a login stored); to stop that: {fixes}")
-
-
-def _equally_specific_patterns(first: str, second: str) -> bool:
-    """Two patterns that can match one host, with as many literal characters and the same path: neither wins."""
-    return (is_pattern(first) and is_pattern(second) and literal_characters(first) == literal_characters(second)
-            and first.partition("/")[2] == second.partition("/")[2] and patterns_overlap(first, second))
 
 
 def _check_expire_outlives_margin(settings: Mapping[str, Any]) -> None:
@@ -447,30 +469,36 @@ class SourceTable:
     def __init__(self, service: CredentialService) -> None:
         self.service, self.vault, self.now = service, service.vault, service.now
 
-    def add(self, source: Source, replace_existing: bool) -> Report:
+    def add(self, source: Source, replace_existing: bool, progress: Callable[[str], None] = lambda step: None
+            ) -> Report:
         """Keep a source and sync it at once. Its list is read first: a source whose list cannot be read is not
         kept."""
+        from urllib.parse import urlsplit
+
         from .errors import ProviderError
         from .timebox import TimedOut, call_within
 
+        progress(f"source {source.id!r}: reading the list of registries from {urlsplit(source.url).netloc} (at most "
+                 f"{source.timeout:g} s)")
         try:
             listing = call_within(source.timeout + 1, lambda: fetch_listing(source))
         except TimedOut:
             raise ProviderError(f"source {source.id!r}: the platform API did not answer within {source.timeout:g} s; "
                                 "raise --timeout if it is slow") from None
+        progress(f"source {source.id!r}: {len(listing)} registries listed; updating the registry table")
         started = self.now()
 
         def change(table: Table, records: dict[str, dict[str, Any]]) -> Report:
             if source.id in records and not replace_existing:
                 raise InvalidInput(f"source {source.id!r} already exists; add --replace to overwrite it")
-            synced = replace(source, synced_at=started, attempted_at=started)
-            records[source.id] = synced.to_record()
-            return apply(synced, listing, table)
+            applied, report = apply(replace(source, synced_at=started, attempted_at=started), listing, table)
+            records[source.id] = applied.to_record()
+            return report
 
         return self.vault.update_with_sources(change)
 
-    def sync(self, source_id: str) -> Report:
-        report = sync_source(self.vault, source_id, self.now)
+    def sync(self, source_id: str, progress: Callable[[str], None] = lambda step: None) -> Report:
+        report = sync_source(self.vault, source_id, self.now, progress=progress)
         assert report is not None
         return report
 
@@ -488,6 +516,7 @@ class SourceTable:
             removed.extend(r.id for r in table.values() if r.origin == f"source:{source_id}")
             for registration_id in removed:
                 del table[registration_id]
+            settle(table, records)  # what the other sources list that this one held comes in
 
         self.vault.update_with_sources(change)
         if removed:
@@ -502,5 +531,7 @@ class SourceTable:
             source = Source.from_record(record)
             rows.append({"id": source.id, "type": "platform", "url": source.url, "org": source.org,
                          "refresh": source.refresh, "synced_at": source.synced_at, "last_error": source.last_error,
-                         "registrations": sorted(r.id for r in table if r.origin == source.origin)})
+                         "registrations": sorted(r.id for r in table if r.origin == source.origin),
+                         "shadowed": [{"id": c.registration_id, "prefix": c.prefix, "by": c.holder, "why": c.line()}
+                                      for c in source.conflicts]})
         return rows

@@ -29,7 +29,7 @@ def platform(tmp_path):
                   "hub": {"username": "robot-hub", "password": "sync-pw-hub"},
                   "team-b": {"username": "robot-b", "password": "sync-pw-b"}}
     server = platform_creds_api(token=TOKEN, org="acme", registries=registries, tls=(cert, key), listing=listing)
-    server.listing, server.ca = listing, ca  # type: ignore[attr-defined]
+    server.listing, server.ca, server.registries = listing, ca, registries  # type: ignore[attr-defined]
     yield server
     server.stop()
 
@@ -42,6 +42,13 @@ def lists(platform) -> int:
 def add_source(platform, *extra: str, token: str = TOKEN):
     return run_helper("source", "add", "idp", "--type", "platform", "--url", platform.url, "--org", "acme",
                       "--token-stdin", "--ca-file", str(platform.ca), *extra, stdin=token)
+
+
+def without_progress(result):
+    """The result with `source sync`'s progress lines (a slow sync's steps) taken out of its stderr."""
+    result.err = "".join(line for line in result.err.splitlines(keepends=True)
+                         if "reading the list of registries" not in line and "registries listed" not in line)
+    return result
 
 
 def get(host: str) -> dict:
@@ -79,22 +86,23 @@ def test_a_source_whose_list_cannot_be_read_is_not_kept(platform):
 
 def test_sync_adds_removes_moves_and_reports_conflicts(platform):
     assert add_source(platform).code == 0
-    add_basic("mine", "registry.example.com/team-b", "me", "my-own-pw")
+    add_basic("mine", "ghcr.io/acme", "me", "my-own-pw")
     platform.listing[0]["registry"] = "registry.example.com/team-a2"  # moved
     del platform.listing[1]  # removed
-    platform.listing.append({"id": "team-b", "registry": "registry.example.com/team-b", "type": "basic",
+    platform.listing.append({"id": "team-b", "registry": "ghcr.io/acme", "type": "basic",
                              "enable_ci": True})  # conflicts with the registry add
     platform.listing.append({"id": "team-c", "registry": "registry.example.com/team-c", "type": "basic",
                              "enable_ci": True})  # added
     synced = run_helper("source", "sync", "idp")
     assert synced.code == 0, synced
-    assert "idp: 1 added, 1 moved, 1 removed, 0 unchanged" in synced.out
+    assert "idp: 1 added, 1 moved, 1 removed, 0 unchanged, 1 shadowed" in synced.out
     assert "moved idp.team-a (registry.example.com/team-a -> registry.example.com/team-a2)" in synced.out
-    assert "conflict: registry.example.com/team-b (team-b) is registered as 'mine', which wins" in synced.out
+    assert ("conflict: ghcr.io/acme (team-b) is registered as 'mine' (made with registry add), which wins; remove it "
+            "to take the platform's") in synced.out
     table = registrations()
     assert set(table) == {"idp.team-a", "idp.team-c", "mine"}
     assert table["idp.team-a"]["prefix"] == "registry.example.com/team-a2"
-    assert json.loads(run_helper("creds", "registry.example.com/team-b/app").out)["password"] == "my-own-pw"
+    assert json.loads(run_helper("creds", "ghcr.io/acme/app").out)["password"] == "my-own-pw"
 
 
 def age_sources(seconds: float) -> None:
@@ -185,10 +193,224 @@ def test_a_platform_that_does_not_answer_costs_one_timeout(platform):
     assert get("registry.example.com")["Secret"] == "sync-pw-a"
     platform.delay = 5
     started = time.monotonic()
-    line = assert_one_line_error(run_helper("source", "sync", "idp"), "source 'idp'")
+    line = assert_one_line_error(without_progress(run_helper("source", "sync", "idp")), "source 'idp'")
     assert "timed out" in line or "did not answer within 1 s" in line
     assert time.monotonic() - started < 1 + 4
     # The failed try counts as the source's last sync: until --refresh has passed again, nothing waits on it.
     started = time.monotonic()
     answered = run_helper("get", stdin="registry.example.com")
     assert answered.code == 0 and "warning" not in answered.err and time.monotonic() - started < 3
+
+
+# -- a registration made by hand wins, on any overlap (issue 18) ---------------------------------------------------
+
+
+def listed(platform, registry_id: str, prefix: str, password: str = "", enabled: bool = True) -> None:
+    platform.listing.append({"id": registry_id, "registry": prefix, "type": "basic", "enable_ci": enabled})
+    platform.registries[registry_id] = {"username": f"robot-{registry_id}", "password": password or f"pw-{registry_id}"}
+
+
+@pytest.fixture
+def mine_on_team_a(platform):
+    """A hand-made registration for registry.example.com/team-a, and a platform whose list has nothing yet."""
+    platform.listing.clear()
+    add_basic("mine", "registry.example.com/team-a", "me", "my-own-pw")
+    return platform
+
+
+def test_a_listed_host_never_takes_host_only_requests_from_a_hand_made_path(mine_on_team_a):
+    listed(mine_on_team_a, "whole", "registry.example.com")
+    added = add_source(mine_on_team_a)
+    assert added.code == 0, added
+    assert ("conflict: registry.example.com (whole) would take host-only requests for registry.example.com (docker, "
+            "skopeo, podman and BuildKit send only the host) from 'mine' (registry.example.com/team-a)") in added.out
+    assert get("registry.example.com")["Secret"] == "my-own-pw"  # what docker, skopeo and podman send
+    assert "idp.whole" not in registrations()
+
+
+def test_a_listed_sibling_never_makes_the_host_ambiguous(mine_on_team_a):
+    listed(mine_on_team_a, "team-b", "registry.example.com/team-b")
+    added = add_source(mine_on_team_a)
+    assert added.code == 0, added
+    assert "would leave host-only requests for registry.example.com" in added.out and "ambiguous" in added.out
+    assert get("registry.example.com")["Secret"] == "my-own-pw"
+
+
+def test_a_listed_prefix_under_a_hand_made_one_takes_none_of_its_requests(platform):
+    platform.listing.clear()
+    add_basic("mine", "registry.example.com", "me", "my-own-pw")
+    listed(platform, "team-a", "registry.example.com/team-a")
+    listed(platform, "ghcr", "ghcr.io/acme")  # no overlap: taken
+    added = add_source(platform)
+    assert added.code == 0, added
+    assert ("conflict: registry.example.com/team-a (team-a) would take requests for registry.example.com/team-a from "
+            "'mine' (registry.example.com)") in added.out
+    assert json.loads(run_helper("creds", "registry.example.com/team-a/app").out)["password"] == "my-own-pw"
+    assert set(registrations()) == {"mine", "idp.ghcr"}
+
+
+def test_a_listed_pattern_is_checked_as_registry_add_checks_one(platform):
+    platform.listing.clear()
+    add_basic("mine", "a*.azurecr.io", "me", "my-own-pw")
+    listed(platform, "same", "*b.azurecr.io")  # exactly as specific: registry add refuses it beside mine
+    listed(platform, "wider", "*.azurecr.io")  # less specific: mine keeps every host it matches
+    refused = run_helper("registry", "add", "other", "--prefix", "*b.azurecr.io", "--type", "basic", "--username",
+                         "u", "--password-stdin", stdin="pw")
+    assert_one_line_error(refused, "exactly as specific")
+    added = add_source(platform)
+    assert added.code == 0, added
+    assert ("conflict: *b.azurecr.io (same) can match the same hosts as a*.azurecr.io (registration 'mine') and is "
+            "exactly as specific, so neither would win") in added.out
+    assert set(registrations()) == {"mine", "idp.wider"}
+    assert get("ab.azurecr.io")["Secret"] == "my-own-pw"
+    assert get("b.azurecr.io")["Secret"] == "pw-wider"
+
+
+def test_registry_add_over_a_synced_prefix_wins_and_later_syncs_keep_it_so(platform):
+    assert add_source(platform).code == 0
+    added = add_basic("mine", "registry.example.com/team-a", "me", "my-own-pw")
+    assert "Shadowed idp.team-a, synced from source idp: registry.example.com/team-a (team-a) is registered as " \
+           "'mine'" in added.out
+    assert get("registry.example.com")["Secret"] == "my-own-pw"
+    listing = run_helper("registry", "list")
+    assert "mine shadows idp.team-a (registry.example.com/team-a), listed by source idp" in listing.out
+    assert [r["shadows"] for r in json.loads(run_helper("registry", "list", "--json").out) if r["id"] == "mine"] == [
+        ["idp.team-a"]]
+    sources = run_helper("source", "list")
+    assert "1 registrations, 1 shadowed" in sources.out and "shadowed idp.team-a: registry.example.com/team-a" \
+        in sources.out
+    synced = run_helper("source", "sync", "idp")
+    assert "idp: 0 added, 0 moved, 0 removed, 1 unchanged, 1 shadowed" in synced.out, synced
+    assert set(registrations()) == {"mine", "idp.hub"}
+    assert get("registry.example.com")["Secret"] == "my-own-pw"
+    removed = run_helper("registry", "remove", "mine")
+    assert removed.code == 0 and "Restored idp.team-a (registry.example.com/team-a), synced from source idp" in \
+        removed.out, removed
+    assert get("registry.example.com")["Secret"] == "sync-pw-a"
+
+
+def test_registry_remove_of_a_synced_registration_says_the_next_sync_brings_it_back(platform):
+    assert add_source(platform).code == 0
+    removed = run_helper("registry", "remove", "idp.team-a")
+    assert removed.code == 0 and "source idp still lists registry.example.com/team-a, so its next sync brings it " \
+        "back" in removed.out, removed
+    assert set(registrations()) == {"idp.hub"}
+    assert run_helper("source", "sync", "idp").code == 0
+    assert set(registrations()) == {"idp.hub", "idp.team-a"}
+
+
+def test_docker_login_over_a_listed_host_wins_and_logout_gives_it_back(platform):
+    platform.listing.clear()
+    listed(platform, "a", "registry.example.com/team-a")
+    listed(platform, "b", "registry.example.com/team-b")
+    assert add_source(platform).code == 0
+    # Host-only requests for the host cannot choose between the two: docker login stores a registration for it.
+    stored = run_helper("store", stdin=json.dumps({"ServerURL": "registry.example.com", "Username": "me",
+                                                    "Secret": "login-pw"}))
+    assert stored.code == 0, stored
+    assert "Shadowed idp.a" in stored.err and "Shadowed idp.b" in stored.err
+    assert json.loads(run_helper("creds", "registry.example.com/team-a/app").out)["password"] == "login-pw"
+    assert run_helper("erase", stdin="registry.example.com").code == 0
+    assert json.loads(run_helper("creds", "registry.example.com/team-a/app").out)["password"] == "pw-a"
+
+
+# -- a source never fails, loops or slows a get --------------------------------------------------------------------
+
+
+def test_text_from_the_platform_is_checked_and_never_reaches_a_terminal_raw(platform):
+    platform.listing.clear()
+    listed(platform, "evil\x1b[31m", "registry.example.com/x", enabled=False)
+    listed(platform, "csi", "registry.example.com/\x9b31m")
+    listed(platform, "bidi", "registry.example.com/\u202eevil")
+    listed(platform, "Upper", "registry.example.com/upper")
+    platform.listing.append({"id": 7, "registry": "registry.example.com/seven", "enable_ci": True})
+    listed(platform, "fine", "registry.example.com/fine")
+    added = add_source(platform)
+    assert added.code == 0, added
+    for raw in ("\x1b", "\x9b", "\u202e"):
+        assert raw not in added.out + added.err
+    assert "skipped 'evil\\x1b[31m'" in added.out  # repr's escape
+    assert "skipped 'Upper'" in added.out and "skipped the entry with id 7: it needs" in added.out
+    assert set(registrations()) == {"idp.fine"}
+
+
+def test_a_source_without_control_characters_in_its_org():
+    result = run_helper("source", "add", "idp", "--type", "platform", "--url", "https://api.example.com", "--org",
+                        "acme\x1b[2J", "--token-stdin", stdin=TOKEN)
+    assert_one_line_error(result, "--org must be a non-empty name")
+    assert "\x1b" not in result.err
+
+
+def test_a_slow_sync_prints_its_steps(platform):
+    assert add_source(platform).code == 0
+    platform.delay = 1.5  # more than the second after which a sync says what it does
+    synced = run_helper("source", "sync", "idp")
+    assert synced.code == 0, synced
+    steps = [line for line in synced.err.splitlines() if line.strip()]
+    assert steps[0].startswith("docker-credential-idp: source 'idp': reading the list of registries from 127.0.0.1")
+    assert "registries listed; updating the registry table" in steps[1] and "source sync: finished" in steps[-1]
+    assert len(steps) == 3, synced.err
+
+
+def test_a_due_sync_on_a_read_only_home_answers_from_the_table_with_one_warning(platform):
+    from .test_unwritable_home import READ_ONLY, in_namespace
+
+    add_basic("static", "static.example.com", "robot", "static-password-1")
+    assert add_source(platform).code == 0
+    age_sources(700)  # older than --refresh: the next get that is no cache hit syncs first
+    calls = lists(platform)
+    for host, secret in (("static.example.com", "static-password-1"), ("registry.example.com", "sync-pw-a")):
+        result = in_namespace(READ_ONLY, "get", stdin=host)
+        assert result.returncode == 0 and secret in result.stdout, result
+        warnings = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(warnings) == 1, result.stderr
+        assert "source 'idp' was not synced: cannot write in" in warnings[0] and "Read-only file system" in warnings[0]
+        assert "serving the registry table as last synced" in warnings[0] and "without caching" in warnings[0]
+    assert lists(platform) == calls  # a sync whose result cannot be kept does not call the platform
+
+
+def test_one_get_syncs_a_source_once_however_slow_the_platform(platform):
+    import os
+
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.pipeline import GetPipeline
+    from docker_credential_idp.vault import Vault
+
+    assert add_source(platform).code == 0  # --refresh: 10 minutes
+    base = time.time()
+
+    def clock() -> float:
+        """Each read of the list takes longer than --refresh, as on a platform slower than the interval."""
+        if lists(platform) > 6:
+            raise RuntimeError("get syncs the source again and again")
+        return base + 700 * lists(platform)
+
+    warnings: list[str] = []
+    pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, warnings.append, clock)
+    assert pipeline.get("registry.example.com").secret == "sync-pw-a"
+    assert lists(platform) == 2 and warnings == []  # source add's read, and this get's one sync
+
+
+def test_progress_says_nothing_of_a_quick_sync_every_step_of_a_slow_one_and_nothing_more_of_a_failure():
+    from docker_credential_idp.commands.sources import Progress
+
+    lines: list[str] = []
+    quick = Progress(lines.append, after=1e6)
+    quick.step("reading")
+    quick.step("updating")
+    quick.finish("finished")
+    assert lines == []
+    now = [0.0]
+    slow = Progress(lines.append, after=0, clock=lambda: now[0])
+    slow.step("reading")
+    slow.step("updating")
+    now[0] = 2.5
+    slow.finish("finished")
+    assert lines == ["docker-credential-idp: reading", "docker-credential-idp: updating",
+                     "docker-credential-idp: finished (2.5 s)"]
+    lines.clear()
+    failing = Progress(lines.append, after=0)
+    failing.step("reading")
+    failing.close()  # the error line is all that follows
+    failing.step("late")
+    assert lines == ["docker-credential-idp: reading"]

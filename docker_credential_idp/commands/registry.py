@@ -73,8 +73,10 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
         values[option.dest] = _checked_text(value, f"--{option.name}") if isinstance(value, str) else value
     common = {option.dest: getattr(args, option.dest) for option in COMMON_OPTIONS}
     registration = ctx.service.build_registration(args.id, args.prefix, provider.type_name, values, common)
-    ambiguity = ctx.service.add(registration, replace_existing=args.replace)
+    ambiguity, settled = ctx.service.add(registration, replace_existing=args.replace)
     ctx.print(f"Registered {registration.id}: {registration.prefix} ({registration.type})")
+    for line in [line for source in settled for line in source.lines()]:
+        ctx.print(line)
     if ambiguity:
         ctx.warn(f"{PROG}: warning: docker, skopeo, podman, buildah and BuildKit send only the host, so their requests "
                  f"now fail: {ambiguity}")
@@ -197,7 +199,9 @@ def _summary(registration: Registration) -> dict[str, Any]:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    rows = [_summary(r) for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]
+    shadowed = _shadowed(ctx)
+    rows = [{**_summary(r), "shadows": [c["id"] for c in shadowed.get(r.id, [])]}
+            for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]
     if args.json:
         ctx.print_json(rows)
         return 0
@@ -208,7 +212,23 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         ctx.print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    for holder, conflicts in sorted(shadowed.items()):
+        for conflict in conflicts:
+            ctx.print(f"{holder} shadows {conflict['id']} ({conflict['prefix']}), listed by source "
+                      f"{conflict['source']}: see {PROG} source list")
     return 0
+
+
+def _shadowed(ctx: Context) -> dict[str, list[dict[str, str]]]:
+    """The listed registries each registration keeps out of the table (sources.Conflict), by its id."""
+    from ..sources import Source
+
+    found: dict[str, list[dict[str, str]]] = {}
+    for source_id, record in sorted(ctx.vault.sources().items()):
+        for conflict in Source.from_record(record).conflicts:
+            found.setdefault(conflict.holder, []).append({"id": conflict.registration_id, "prefix": conflict.prefix,
+                                                          "source": source_id})
+    return found
 
 
 def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
@@ -227,8 +247,15 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.service.remove(args.id)
+    removed, settled = ctx.service.remove(args.id)
+    if removed.origin.startswith("source:"):
+        source_id = removed.origin.removeprefix("source:")
+        ctx.print(f"Removed {args.id}; source {source_id} still lists {removed.prefix}, so its next sync brings it "
+                  "back (to keep it out, register that prefix yourself, or set enable_ci false on the platform)")
+        return 0
     ctx.print(f"Removed {args.id}")
+    for line in [line for source in settled for line in source.lines()]:
+        ctx.print(line)
     return 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import threading
+import time
+from typing import Any, Callable, Optional
 
 from ..errors import IdpError, InvalidInput
 from ..providers.base import Option, format_duration, parse_duration
@@ -12,6 +14,7 @@ from ..sources import DEFAULT_REFRESH, TYPES, new_source
 from .base import PROG, Context, iso
 from .registry import secret_option
 
+PROGRESS_AFTER = 1.0  # seconds a sync runs before its steps are printed
 TOKEN = Option("token", "the platform API token (a service user's bearer token)", secret=True)
 
 
@@ -46,6 +49,58 @@ def add_parsers(commands: Any) -> None:
     remove.set_defaults(func=cmd_remove)
 
 
+class Progress:
+    """A sync's steps, one line each on stderr, once it has taken more than `after` seconds: a quick sync says
+    nothing, a slow one says what it waits for. A step still running when the time comes is printed then (by a
+    timer thread), the steps after it as they start. A failure adds nothing to its own error line."""
+
+    def __init__(self, warn: Callable[[str], None], after: float = PROGRESS_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.warn, self.after, self.clock = warn, after, clock
+        self.started = clock()
+        self.current: Optional[str] = None
+        self.shown = False  # the time has come: every step is printed from then on
+        self.closed = False
+        self.lock = threading.Lock()
+        self.timer: Optional[threading.Timer] = None
+
+    def step(self, line: str) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.current = line
+            if self.shown or self.clock() - self.started >= self.after:
+                self._show()
+            elif self.timer is None:
+                self.timer = threading.Timer(max(0.0, self.after - (self.clock() - self.started)), self._late)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _late(self) -> None:
+        with self.lock:
+            if not self.closed and not self.shown:
+                self._show()
+
+    def _show(self) -> None:
+        self.shown = True
+        if self.current is not None:
+            self.warn(f"{PROG}: {self.current}")
+            self.current = None
+
+    def finish(self, line: str) -> None:
+        """The last step of a sync that succeeded, printed when the others were, with the time it all took."""
+        with self.lock:
+            if self.shown and not self.closed:
+                self.warn(f"{PROG}: {line} ({self.clock() - self.started:.1f} s)")
+        self.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+
+
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     token = secret_option(ctx, TOKEN, args)
     if token is None:
@@ -53,7 +108,12 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     common = ctx.service.common_settings({"timeout": args.timeout, "ca_file": args.ca_file})
     refresh = parse_duration(args.refresh) if args.refresh else None
     source = new_source(args.id, args.url, args.org, token, refresh, common.get("timeout"), common.get("ca_file"))
-    report = SourceTable(ctx.service).add(source, args.replace)
+    progress = Progress(ctx.warn)
+    try:
+        report = SourceTable(ctx.service).add(source, args.replace, progress.step)
+        progress.finish(f"source {source.id!r}: synced")
+    finally:
+        progress.close()
     for line in report.lines(source.id):
         ctx.print(line)
     return 0
@@ -66,17 +126,22 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(f"No sources. Add one with: {PROG} source add ID --type platform --url URL --org ORG --token-stdin")
         return 0
     failed = 0
-    for source_id in ids:
-        try:
-            report = table.sync(source_id)
-        except IdpError as error:
-            if len(ids) == 1:
-                raise
-            ctx.warn(f"{PROG}: {error.message}")
-            failed += 1
-            continue
-        for line in report.lines(source_id):
-            ctx.print(line)
+    progress = Progress(ctx.warn)
+    try:
+        for source_id in ids:
+            try:
+                report = table.sync(source_id, progress.step)
+            except IdpError as error:
+                if len(ids) == 1:
+                    raise
+                ctx.warn(f"{PROG}: {error.message}")
+                failed += 1
+                continue
+            for line in report.lines(source_id):
+                ctx.print(line)
+        progress.finish("source sync: finished")
+    finally:
+        progress.close()
     return 1 if failed else 0
 
 
@@ -91,8 +156,10 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     for row in rows:
         synced = iso(row["synced_at"]) if row["synced_at"] else "never"
         ctx.print(f"{row['id']}: {row['type']} {row['url']} org {row['org']}, every {format_duration(row['refresh'])}, "
-                  f"synced {synced}, {len(row['registrations'])} registrations"
+                  f"synced {synced}, {len(row['registrations'])} registrations, {len(row['shadowed'])} shadowed"
                   + (f"; last sync failed: {row['last_error']}" if row["last_error"] else ""))
+        for shadowed in row["shadowed"]:
+            ctx.print(f"  shadowed {shadowed['id']}: {shadowed['why']}")
     return 0
 
 

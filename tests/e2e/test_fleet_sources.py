@@ -83,3 +83,25 @@ def test_skopeo_through_a_registration_synced_from_the_platform(registry, tmp_pa
         assert (inspected.returncode == 0) is works, inspected.stderr
     finally:
         api.stop()
+
+
+def test_skopeo_pulls_through_a_hand_made_registration_while_a_source_lists_the_host(registry, tmp_path):
+    """skopeo sends only the host: a platform listing the whole host (with a credential that is not alice's) must
+    not take those requests from the registration made by hand for the repositories under team/."""
+    ca, cert, key = make_tls(tmp_path / "platform-tls")
+    listing = [{"id": "whole", "registry": registry.host, "type": "basic", "enable_ci": True}]
+    api = platform_creds_api(token="sync-token-e2e", org="acme", tls=(cert, key), listing=listing,
+                             registries={"whole": {"username": "alice", "password": "not-alices-password"}})
+    try:
+        mine = run_helper("registry", "add", "mine", "--prefix", f"{registry.host}/team", "--type", "basic",
+                          "--username", "alice", "--password-stdin", stdin=ALICE_PASSWORD)
+        assert mine.code == 0, mine
+        result = run_helper("source", "add", "idp", "--type", "platform", "--url", api.url, "--org", "acme",
+                            "--token-stdin", "--ca-file", str(ca), stdin="sync-token-e2e")
+        assert result.code == 0, result
+        write_docker_config({"credHelpers": {registry.host: "idp"}})
+        inspected = skopeo_inspect(registry)
+        assert inspected.returncode == 0, inspected.stderr
+        assert f"conflict: {registry.host} (whole) would take host-only requests" in result.out
+    finally:
+        api.stop()
