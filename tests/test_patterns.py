@@ -79,7 +79,7 @@ def test_a_listed_pattern_on_a_public_suffix_is_skipped_by_a_sync():
     listing = [{"id": "pages", "registry": "*.github.io", "enable_ci": True},
                {"id": "ours", "registry": "*.my-org.github.io", "enable_ci": True}]
     table: dict = {}
-    report = apply(source, listing, table)
+    _, report = apply(source, listing, table)
     assert [registration.prefix for registration in table.values()] == ["*.my-org.github.io"]
     assert len(report.invalid) == 1 and "below the public suffix github.io" in report.invalid[0]
 
