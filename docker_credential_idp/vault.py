@@ -379,6 +379,7 @@ class Vault:
         self.lock_path = os.path.join(self.home, LOCK_FILE_NAME)
         self._env = env
         self._opened: Optional[Opened] = None
+        self._rolled_back = False  # opened by inspect() though get refuses it
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -390,7 +391,7 @@ class Vault:
 
     def forget(self) -> None:
         """Read the file again on next use (another process may have written it)."""
-        self._opened = None
+        self._opened, self._rolled_back = None, False
 
     def open(self) -> Optional[Opened]:
         """The opened vault (None when there is none yet), read on first use."""
@@ -398,16 +399,18 @@ class Vault:
             self._opened = self._read()
         return self._opened
 
-    def inspect(self) -> Optional[VaultRolledBack]:
+    def inspect(self) -> Optional[str]:
         """Open the vault for a person deciding whether to accept it (`registry list`, `vault status`): a vault that
-        went back is opened all the same (with every other check), and the refusal `get` gives is returned instead
-        of raised; None when there is none. Nothing is written for it."""
+        went back is opened all the same (every other check still made), and the one-line warning to show with what
+        it holds is returned; None when `get` would not refuse it. Nothing is written for it."""
         try:
             self.open()
             return None
         except VaultRolledBack as refusal:
             self._opened = open_payload(self.path, self.home, self._env, check_rollback=False)
-            return refusal
+            self._rolled_back = True
+            return (f"docker-credential-idp: warning: {refusal.what}; shown as it is, but get refuses it until you "
+                    f"accept it with: {ACCEPT_COMMAND}")
 
     def lines_on_host(self, host: str) -> list[Line]:
         """The registrations whose prefix is on `host`, as lines: found without parsing any JSON."""
@@ -463,6 +466,7 @@ class Vault:
             "key_source": opened.description if opened else keysource.describe_new(self.home, self._env),
             "registrations": len(_parse_table(opened.text)) if opened else 0,
             "bytes": os.stat(self.path).st_size if opened else 0,
+            "rolled_back": self._rolled_back,
         }
 
     # -- writing -----------------------------------------------------------------------------------------------

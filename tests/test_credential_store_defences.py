@@ -619,12 +619,26 @@ def test_a_restored_older_vault_is_refused_until_accepted(tmp_path):
     backup = tmp_path / "vault.bin.backup"
     shutil.copy(home() / "vault.bin", backup)
     add_basic("corp", HOST, "robot", "rotated-password-1", "--replace")  # the old password was rotated away
+    add_basic("newer", "newer.example.com", "robot", "newer-password-1")  # in the vault that is replaced
     shutil.copy(backup, home() / "vault.bin")
     os.chmod(home() / "vault.bin", 0o600)
-    for result in (run_helper("get", stdin=HOST), run_helper("registry", "list")):
-        text = result.out + result.err
-        assert result.code == 1 and "went back" in text and "vault accept" in text, result
-        assert "old-password-1" not in result.out
+    refused = run_helper("get", stdin=HOST)
+    assert refused.code == 1 and "went back from serial 3 to 1" in refused.out and "vault accept" in refused.out
+    assert "old-password-1" not in refused.out
+    # What the older vault holds is shown, so that a person can decide; get still refuses it.
+    for argv, code in ((("registry", "list"), 0), (("registry", "list", "--json"), 0), (("vault", "status"), 1),
+                       (("vault", "status", "--json"), 1)):
+        shown = run_helper(*argv)
+        assert shown.code == code, (argv, shown)
+        warnings = [line for line in shown.err.splitlines() if line.strip()]
+        assert len(warnings) == 1 and "went back from serial 3 to 1" in warnings[0], shown
+        assert "warning" in warnings[0] and "vault accept" in warnings[0], shown
+        assert "old-password-1" not in shown.out + shown.err and "Traceback" not in shown.err
+    listed = run_helper("registry", "list").out
+    assert "corp" in listed and "newer" not in listed
+    assert json.loads(run_helper("vault", "status", "--json").out)["serial"] == 1
+    assert "serial 1; get refuses it" in run_helper("vault", "status").out
+    assert run_helper("get", stdin=HOST).code == 1  # looking at it accepted nothing
     accepted = run_helper("vault", "accept")
     assert accepted.code == 0, accepted
     assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "old-password-1"

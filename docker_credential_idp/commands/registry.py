@@ -197,6 +197,9 @@ def _summary(registration: Registration) -> dict[str, Any]:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    rolled_back = ctx.vault.inspect()  # an older vault is listed (exit 0), with why get refuses it on stderr
+    if rolled_back:
+        ctx.warn(rolled_back)
     rows = [_summary(r) for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]
     if args.json:
         ctx.print_json(rows)
