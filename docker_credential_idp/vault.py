@@ -481,10 +481,7 @@ class Vault:
     def update_with_sources(self, change: Callable[[Table, dict[str, dict[str, Any]]], T]) -> T:
         """update, with the sources' records (by id) given to `change` beside the table, to change both at once."""
         fsutil.check_home(self.home)  # before anything is created in it
-        try:
-            lock = fsutil.acquire_lock(self.lock_path)
-        except fsutil.LockTimeout:
-            raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        lock = self._lock()
         try:
             self._opened = None  # another process may have written since we last read
             opened = self._read(locked=True)
@@ -493,17 +490,28 @@ class Vault:
             before = ({key: value.to_record() for key, value in table.items()}, repr(sources))
             result = change(table, sources)
             if ({key: value.to_record() for key, value in table.items()}, repr(sources)) != before or not opened:
-                self._write(table, sources, opened)
+                try:
+                    self._write(table, sources, opened)
+                except OSError as error:
+                    raise VaultError(fsutil.cannot_write(error, self.home)) from None
             return result
         finally:
             os.close(lock)
 
-    def accept(self) -> tuple[int, Optional[int]]:
-        """Take the vault as it is now as the newest (after a restore on purpose): (its serial, the one seen)."""
+    def _lock(self) -> int:
+        """vault.lock, held: every write of the home's vault files is made under it."""
         try:
-            lock = fsutil.acquire_lock(self.lock_path)
+            return fsutil.acquire_lock(self.lock_path)
         except fsutil.LockTimeout:
             raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        except OSError as error:  # the first write: a home that cannot be made or written says so here
+            raise VaultError(fsutil.cannot_write(error, self.home)) from None
+
+    def accept(self) -> tuple[int, Optional[int]]:
+        """Take the vault as it is now as the newest (after a restore on purpose): (its serial, the one seen)."""
+        if not self.exists():
+            raise VaultError(f"there is no vault at {self.path} to accept")
+        lock = self._lock()
         try:
             opened = open_payload(self.path, self.home, self._env, check_rollback=False)
             if opened is None:
@@ -512,8 +520,11 @@ class Vault:
                 seen = seen_serial(self.home, opened.data_key)
             except VaultError:
                 seen = None  # a record of another vault: replaced below
-            if not _store_serial(self.home, opened.data_key, opened.serial):
-                raise VaultError(f"cannot write {os.path.join(self.home, SERIAL_FILE_NAME)}; make the home writable")
+            try:
+                fsutil.atomic_write(os.path.join(self.home, SERIAL_FILE_NAME), _seal_serial(opened.data_key,
+                                                                                            opened.serial))
+            except OSError as error:
+                raise VaultError(fsutil.cannot_write(error, self.home)) from None
             return opened.serial, seen
         finally:
             os.close(lock)

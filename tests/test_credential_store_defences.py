@@ -196,6 +196,20 @@ def test_no_home_and_no_passwd_entry_is_refused_not_written_to_the_current_direc
     assert list(workdir.iterdir()) == []
 
 
+def test_a_home_the_user_cannot_create_is_one_line_naming_it_and_the_fix(other_user):
+    """`registry add` as a user who cannot create /var/lib/docker-credential-idp (here: a root-owned 0755 directory
+    in its place) said "unexpected error (Permission denied)"."""
+    system_dir = other_user.home("var-lib", 0, 0o755)
+    wanted = system_dir / "docker-credential-idp"
+    result = other_user.run(VICTIM, "registry", "add", "r", "--prefix", HOST, "--type", "basic", "--username", "u",
+                            "--password-stdin", env={"DOCKER_CREDENTIAL_IDP_HOME": str(wanted)},
+                            stdin="uncreatable-password-1")
+    line = assert_one_line_error(result, f"cannot create {wanted}: permission denied",
+                                 f"install -d -m 700 -o {VICTIM} {wanted}", "DOCKER_CREDENTIAL_IDP_HOME")
+    assert "unexpected error" not in line and "uncreatable-password-1" not in line
+    assert not wanted.exists()
+
+
 def test_the_helper_is_not_dumpable_while_it_holds_the_vault(other_user):
     """A process of the same user could read a dumpable helper's memory and environment (ptrace, /proc/PID/mem,
     /proc/PID/environ, where DOCKER_CREDENTIAL_IDP_KEY may be)."""
