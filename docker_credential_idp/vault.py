@@ -231,7 +231,9 @@ def _raise_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) ->
         seen = seen_serial(home, data_key)
     except VaultError:
         return False  # a record of another vault: only a write or `vault accept` replaces it
-    return seen is not None and seen >= serial or _store_serial(home, data_key, serial)
+    if seen is not None and seen >= serial:
+        return True
+    return _store_serial(home, data_key, serial)
 
 
 def _store_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) -> bool:
