@@ -49,6 +49,16 @@ class VaultError(IdpError):
     """The vault cannot be opened: wrong key, tampered or truncated file, unknown version."""
 
 
+class VaultRolledBack(VaultError):
+    """The vault is older than one this home has seen (restored from a backup?), or vault.serial records another
+    vault. `get` refuses it until `vault accept`; `registry list` and `vault status` show it with `what` as a warning,
+    so that a person can decide. `what` says what happened; the message adds how to go on."""
+
+    def __init__(self, what: str, then: str) -> None:
+        super().__init__(f"{what}; {then}")
+        self.what = " ".join(what.split())
+
+
 class ProviderError(IdpError):
     """A provider could not produce a credential (a still-valid cached token is served instead, whatever the cause).
 

@@ -253,6 +253,28 @@ def _sweep_temp_files(directory: str, name: str) -> None:
                 pass
 
 
+def cannot_write(error: OSError, home: PathLike) -> str:
+    """The one line for a write in the home that the system refused: which path, why, and the fix."""
+    from .paths import HOME_VARIABLE
+
+    home = os.fspath(home)
+    path = os.fspath(error.filename) if error.filename else home
+    elsewhere = f"or set {HOME_VARIABLE} to a directory you can write"
+    if error.errno == errno.EROFS and not os.path.isdir(home):
+        return f"cannot create {path}: it is on a read-only file system; remount it read-write, {elsewhere}"
+    if error.errno == errno.EROFS:
+        return (f"cannot write in {home}: it is on a read-only file system (get still answers from it, but nothing "
+                f"can change it); remount it read-write, {elsewhere}")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write in {home}: {error.strerror}; free some space there and run the command again"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        if not os.path.isdir(home):  # making the home (or a directory above it) was refused
+            return (f"cannot create {path}: permission denied; create the home for this user (as root: install -d "
+                    f"-m 700 -o {_me()} {home}), {elsewhere}")
+        return f"cannot write in {home}: permission denied; let its owner write it (chmod u+w {home}), {elsewhere}"
+    return f"cannot write in {home}: {error.strerror or error}; {elsewhere}"
+
+
 # -- locking ---------------------------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ import errno
 import os
 
 from . import crypto, fsutil, keysource
-from .errors import VaultError
+from .errors import VaultError, VaultRolledBack
 from .paths import not_a_directory
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
@@ -169,6 +169,12 @@ def _unwrap(sealed: _Sealed, data: bytes, home: str | os.PathLike[str], env: Map
 
 
 # -- the serial number seen last: a vault restored from a backup must not silently bring old credentials back -----
+#
+# A writer, holding vault.lock, renames the new vault.bin into place and then records its serial in vault.serial; a
+# reader records a serial it read only under vault.lock, and never lowers the record. So the record never exceeds
+# the serial of the vault.bin in place when it is read, and a reader that reads the record BEFORE the vault sees a
+# vault at least as new unless an older one really replaced it. (Reading the vault first, a reader could read serial
+# N-1, a writer then put N in place and record it, and the reader would refuse a rollback that never happened.)
 
 
 def _seal_serial(data_key: bytes, serial: int) -> bytes:
@@ -176,25 +182,33 @@ def _seal_serial(data_key: bytes, serial: int) -> bytes:
     return SERIAL_MAGIC + nonce + crypto.encrypt(data_key, nonce, serial.to_bytes(SERIAL_BYTES, "big"), SERIAL_MAGIC)
 
 
-def seen_serial(home: str | os.PathLike[str], data_key: bytes) -> Optional[int]:
-    """The highest serial this home has seen, from vault.serial (sealed with the vault's data key); None when there
-    is no record. A record this vault's key does not open is a VaultError: the vault was replaced."""
-    path = os.path.join(home, SERIAL_FILE_NAME)
+def _serial_record(home: str | os.PathLike[str]) -> Optional[bytes]:
+    """vault.serial's bytes; None when there is none, or it cannot be read (then there is nothing to compare with)."""
     try:
-        data = fsutil.read_private(path, 256)
+        return fsutil.read_private(os.path.join(home, SERIAL_FILE_NAME), 256)
     except OSError:
         return None
-    if data is None:
+
+
+def _unseal_serial(home: str | os.PathLike[str], record: Optional[bytes], data_key: bytes) -> Optional[int]:
+    if record is None:
         return None
     start = len(SERIAL_MAGIC) + crypto.NONCE_BYTES
     try:
-        if not data.startswith(SERIAL_MAGIC):
+        if not record.startswith(SERIAL_MAGIC):
             raise crypto.DecryptionFailed()
-        plain = crypto.decrypt(data_key, data[len(SERIAL_MAGIC) : start], data[start:], SERIAL_MAGIC)
+        plain = crypto.decrypt(data_key, record[len(SERIAL_MAGIC) : start], record[start:], SERIAL_MAGIC)
     except crypto.DecryptionFailed:
-        raise VaultError(f"{path} records another vault than {os.path.join(home, VAULT_FILE_NAME)} (restored from "
-                         f"elsewhere, or replaced?); if you meant to, accept it with: {ACCEPT_COMMAND}") from None
+        raise VaultRolledBack(f"{os.path.join(home, SERIAL_FILE_NAME)} records another vault than "
+                              f"{os.path.join(home, VAULT_FILE_NAME)} (restored from elsewhere, or replaced?)",
+                              f"if you meant to, accept it with: {ACCEPT_COMMAND}") from None
     return int.from_bytes(plain, "big")
+
+
+def seen_serial(home: str | os.PathLike[str], data_key: bytes) -> Optional[int]:
+    """The highest serial this home has seen, from vault.serial (sealed with the vault's data key); None when there
+    is no record. A record this vault's key does not open is a VaultRolledBack: the vault was replaced."""
+    return _unseal_serial(home, _serial_record(home), data_key)
 
 
 def record_serial(home: str | os.PathLike[str], data_key: bytes, serial: int, lock_wait: float = 0.0) -> bool:
@@ -205,9 +219,21 @@ def record_serial(home: str | os.PathLike[str], data_key: bytes, serial: int, lo
     except (OSError, fsutil.LockTimeout):
         return False
     try:
-        return _store_serial(home, data_key, serial)
+        return _raise_serial(home, data_key, serial)
     finally:
         os.close(lock)
+
+
+def _raise_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) -> bool:
+    """Record `serial` unless the record is as high already: a reader that read serial N before a writer recorded
+    N+1 must not lower it (a restored copy of N would then pass). The caller holds vault.lock."""
+    try:
+        seen = seen_serial(home, data_key)
+    except VaultError:
+        return False  # a record of another vault: only a write or `vault accept` replaces it
+    if seen is not None and seen >= serial:
+        return True
+    return _store_serial(home, data_key, serial)
 
 
 def _store_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) -> bool:
@@ -219,20 +245,49 @@ def _store_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) ->
         return False
 
 
-def _check_serial(home: str | os.PathLike[str], data_key: bytes, sealed: _Sealed, where: str) -> None:
-    seen = seen_serial(home, data_key)
+def _check_serial(home: str | os.PathLike[str], data_key: bytes, sealed: _Sealed, record: Optional[bytes],
+                  where: str, locked: bool) -> None:
+    """Compare the vault's serial with `record`, vault.serial as read before the vault."""
+    seen = _unseal_serial(home, record, data_key)
     if seen is not None and sealed.serial < seen:
-        raise VaultError(f"{where} went back from serial {seen} to {sealed.serial} (restored from a backup?), so "
-                         f"credentials removed or rotated since may be back; check it with `docker-credential-idp "
-                         f"registry list`, then accept it with: {ACCEPT_COMMAND}")
+        raise VaultRolledBack(f"{where} went back from serial {seen} to {sealed.serial} (restored from a backup?), so "
+                              "credentials removed or rotated since may be back",
+                              f"check it with `docker-credential-idp registry list`, then accept it with: "
+                              f"{ACCEPT_COMMAND}")
     if seen is None or sealed.serial > seen:
-        record_serial(home, data_key, sealed.serial)
+        if locked:
+            _raise_serial(home, data_key, sealed.serial)
+        else:
+            record_serial(home, data_key, sealed.serial)
 
 
 def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str],
-                 check_rollback: bool = True) -> Optional[Opened]:
+                 check_rollback: bool = True, locked: bool = False) -> Optional[Opened]:
     """Read the vault at `path`, check its header, key and serial, unwrap its data key; None when there is none.
-    The registrations are decrypted when first read (Opened.text). Every failure is a VaultError."""
+    The registrations are decrypted when first read (Opened.text). Every failure is a VaultError. `locked`: the
+    caller holds vault.lock."""
+    try:
+        return _open_payload(path, home, env, check_rollback, locked)
+    except VaultRolledBack as refusal:
+        if locked:
+            raise
+        verdict = refusal
+    # Declared only once confirmed under vault.lock, where no writer is between its two files (a vault made anew
+    # over a stale vault.serial, say). A home whose lock cannot be taken now keeps the verdict read without it.
+    try:
+        lock = fsutil.acquire_lock(os.path.join(home, LOCK_FILE_NAME))
+    except (OSError, fsutil.LockTimeout):
+        raise verdict from None
+    try:
+        return _open_payload(path, home, env, check_rollback, locked=True)
+    finally:
+        os.close(lock)
+
+
+def _open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str], check_rollback: bool,
+                  locked: bool) -> Optional[Opened]:
+    fsutil.check_home(home)
+    record = _serial_record(home) if check_rollback else None  # before the vault: see above
     data = _read_vault(path, home)
     if data is None:
         return None
@@ -240,7 +295,7 @@ def open_payload(path: str, home: str | os.PathLike[str], env: Mapping[str, str]
     sealed = _Sealed(data, where)
     data_key, description = _unwrap(sealed, data, home, env, where)
     if check_rollback:
-        _check_serial(home, data_key, sealed, where)
+        _check_serial(home, data_key, sealed, record, where, locked)
     return Opened(sealed.kind, data_key, description, _generation(sealed, data), sealed.serial, sealed=sealed,
                   where=where)
 
@@ -326,24 +381,38 @@ class Vault:
         self.lock_path = os.path.join(self.home, LOCK_FILE_NAME)
         self._env = env
         self._opened: Optional[Opened] = None
+        self._rolled_back = False  # opened by inspect() though get refuses it
 
     # -- reading -----------------------------------------------------------------------------------------------
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
 
-    def _read(self) -> Optional[Opened]:
-        return open_payload(self.path, self.home, self._env)
+    def _read(self, locked: bool = False) -> Optional[Opened]:
+        return open_payload(self.path, self.home, self._env, locked=locked)
 
     def forget(self) -> None:
         """Read the file again on next use (another process may have written it)."""
-        self._opened = None
+        self._opened, self._rolled_back = None, False
 
     def open(self) -> Optional[Opened]:
         """The opened vault (None when there is none yet), read on first use."""
         if self._opened is None:
             self._opened = self._read()
         return self._opened
+
+    def inspect(self) -> Optional[str]:
+        """Open the vault for a person deciding whether to accept it (`registry list`, `vault status`): a vault that
+        went back is opened all the same (every other check still made), and the one-line warning to show with what
+        it holds is returned; None when `get` would not refuse it. Nothing is written for it."""
+        try:
+            self.open()
+            return None
+        except VaultRolledBack as refusal:
+            self._opened = open_payload(self.path, self.home, self._env, check_rollback=False)
+            self._rolled_back = True
+            return (f"docker-credential-idp: warning: {refusal.what}; shown as it is, but get refuses it until you "
+                    f"accept it with: {ACCEPT_COMMAND}")
 
     def lines_on_host(self, host: str) -> list[Line]:
         """The registrations whose prefix is on `host`, as lines: found without parsing any JSON."""
@@ -399,6 +468,7 @@ class Vault:
             "key_source": opened.description if opened else keysource.describe_new(self.home, self._env),
             "registrations": len(_parse_table(opened.text)) if opened else 0,
             "bytes": os.stat(self.path).st_size if opened else 0,
+            "rolled_back": self._rolled_back,
         }
 
     def registrations_for_diagnosis(self) -> Table:
@@ -430,29 +500,37 @@ class Vault:
     def update_with_sources(self, change: Callable[[Table, dict[str, dict[str, Any]]], T]) -> T:
         """update, with the sources' records (by id) given to `change` beside the table, to change both at once."""
         fsutil.check_home(self.home)  # before anything is created in it
-        try:
-            lock = fsutil.acquire_lock(self.lock_path)
-        except fsutil.LockTimeout:
-            raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        lock = self._lock()
         try:
             self._opened = None  # another process may have written since we last read
-            opened = self._read()
+            opened = self._read(locked=True)
             table = _parse_table(opened.text) if opened else {}
             sources = {line.id: _parse_json(line.record) for line in _source_lines(opened.text)} if opened else {}
             before = ({key: value.to_record() for key, value in table.items()}, repr(sources))
             result = change(table, sources)
             if ({key: value.to_record() for key, value in table.items()}, repr(sources)) != before or not opened:
-                self._write(table, sources, opened)
+                try:
+                    self._write(table, sources, opened)
+                except OSError as error:
+                    raise VaultError(fsutil.cannot_write(error, self.home)) from None
             return result
         finally:
             os.close(lock)
 
-    def accept(self) -> tuple[int, Optional[int]]:
-        """Take the vault as it is now as the newest (after a restore on purpose): (its serial, the one seen)."""
+    def _lock(self) -> int:
+        """vault.lock, held: every write of the home's vault files is made under it."""
         try:
-            lock = fsutil.acquire_lock(self.lock_path)
+            return fsutil.acquire_lock(self.lock_path)
         except fsutil.LockTimeout:
             raise VaultError(fsutil.lock_busy(self.lock_path)) from None
+        except OSError as error:  # the first write: a home that cannot be made or written says so here
+            raise VaultError(fsutil.cannot_write(error, self.home)) from None
+
+    def accept(self) -> tuple[int, Optional[int]]:
+        """Take the vault as it is now as the newest (after a restore on purpose): (its serial, the one seen)."""
+        if not self.exists():
+            raise VaultError(f"there is no vault at {self.path} to accept")
+        lock = self._lock()
         try:
             opened = open_payload(self.path, self.home, self._env, check_rollback=False)
             if opened is None:
@@ -461,8 +539,11 @@ class Vault:
                 seen = seen_serial(self.home, opened.data_key)
             except VaultError:
                 seen = None  # a record of another vault: replaced below
-            if not _store_serial(self.home, opened.data_key, opened.serial):
-                raise VaultError(f"cannot write {os.path.join(self.home, SERIAL_FILE_NAME)}; make the home writable")
+            try:
+                fsutil.atomic_write(os.path.join(self.home, SERIAL_FILE_NAME), _seal_serial(opened.data_key,
+                                                                                            opened.serial))
+            except OSError as error:
+                raise VaultError(fsutil.cannot_write(error, self.home)) from None
             return opened.serial, seen
         finally:
             os.close(lock)

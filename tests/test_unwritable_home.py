@@ -1,6 +1,7 @@
 """A home the helper cannot write — a read-only mount (a Kubernetes Secret volume, a read-only image layer), a full
 disk, a directory where tokens.bin should be — still answers from the vault: get, creds and kubelet answer, warn once
-on stderr that nothing could be cached, and never report an unexpected error. Mounts are made in a private mount
+on stderr that nothing could be cached, and never report an unexpected error. A write to it (or to a home that
+cannot be made there) is refused in one line that names the path and the fix. Mounts are made in a private mount
 namespace (unshare -m), as root, which CI is."""
 
 from __future__ import annotations
@@ -88,3 +89,43 @@ def test_a_directory_where_tokens_bin_should_be():
         assert len(warnings) == 1 and "without caching" in warnings[0] and "tokens.bin" in warnings[0], result
     assert (home() / "tokens.bin").is_dir() and not list((home() / "tokens.bin").iterdir())
     assert [p.name for p in home().iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- writing to a home that cannot be written: one line naming the path and the fix ---------------------------------
+
+WRITES = (
+    (("registry", "add", "another", "--prefix", "another.example.com", "--type", "basic", "--username", "u",
+      "--password-stdin"), "another-password-1"),
+    (("registry", "remove", "static"), ""),
+    (("store",), json.dumps({"ServerURL": "stored.example.com", "Username": "u", "Secret": "stored-password-1"})),
+    (("vault", "accept"), ""),
+)
+
+
+@pytest.mark.parametrize("argv, stdin", WRITES, ids=["registry-add", "registry-remove", "store", "vault-accept"])
+def test_a_write_to_a_read_only_home_is_one_line(argv, stdin):
+    registrations()
+    before = (home() / "vault.bin").read_bytes()
+    result = in_namespace(READ_ONLY, *argv, stdin=stdin)
+    stream = result.stdout if argv[0] == "store" else result.stderr
+    lines = [line for line in stream.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result
+    assert f"cannot write in {home()}: it is on a read-only file system" in lines[0], result
+    assert "remount it read-write" in lines[0] and "DOCKER_CREDENTIAL_IDP_HOME" in lines[0], result
+    assert "unexpected error" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert (home() / "vault.bin").read_bytes() == before
+
+
+def test_a_new_home_under_a_read_only_mount_is_one_line(tmp_path):
+    parent = tmp_path / "mounted"
+    parent.mkdir(mode=0o700)
+    new_home = parent / "idp"  # to be made by the helper, beneath a mount that is read-only
+    argv, stdin = WRITES[0]
+    result = subprocess.run(["unshare", "-m", "sh", "-c", f'{READ_ONLY} && exec "$0" "$@"', helper_path(), *argv],
+                            input=stdin, text=True, capture_output=True, timeout=60, check=False,
+                            env={**os.environ, "H": str(parent), "DOCKER_CREDENTIAL_IDP_HOME": str(new_home)})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result
+    assert f"cannot create {new_home}: it is on a read-only file system" in lines[0], result
+    assert "unexpected error" not in result.stderr
+    assert not new_home.exists()

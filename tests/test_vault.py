@@ -167,3 +167,36 @@ def test_reading_never_creates_files(home):
     assert run_helper("get", stdin="registry.example.com").code == 1
     assert run_helper("list").out == "{}\n"
     assert not home.exists()
+
+
+def test_a_write_landing_while_a_reader_reads_is_no_rollback(home, monkeypatch):
+    """The false rollback 600 gets beside 40 writers met (see test_credential_store_defences): a reader read
+    vault.bin at serial N, a writer put N+1 in place and recorded it in vault.serial, and the reader, reading the
+    record after the vault, refused a rollback that never happened. Here the write lands just after the read."""
+    put(Vault(home, os.environ), make_registration())
+    real_read = vault_module._read_vault
+    writes = []
+
+    def read_then_a_writer_lands(path, vault_home):
+        data = real_read(path, vault_home)
+        if not writes:
+            writes.append(1)
+            put(Vault(home, os.environ), make_registration("team-b", "registry.example.com/b"))
+        return data
+
+    monkeypatch.setattr(vault_module, "_read_vault", read_then_a_writer_lands)
+    reader = Vault(home, os.environ)
+    assert list(reader.registrations()) == ["team-a"] and writes  # the vault as it was read; no refusal
+    assert Vault(home, os.environ).open().serial == 2
+
+
+def test_a_reader_never_lowers_the_recorded_serial(home):
+    """A reader that read serial N records it after a writer recorded N+1: the record must stay N+1, or a restored
+    copy of N would pass unnoticed."""
+    vault = Vault(home, os.environ)
+    put(vault, make_registration())
+    put(vault, make_registration("team-b", "registry.example.com/b"))
+    key = vault.data_key()
+    assert vault_module.seen_serial(home, key) == 2
+    assert vault_module.record_serial(home, key, 1) in (True, False)
+    assert vault_module.seen_serial(home, key) == 2

@@ -199,6 +199,9 @@ def _summary(registration: Registration) -> dict[str, Any]:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    rolled_back = ctx.vault.inspect()  # an older vault is listed (exit 0), with why get refuses it on stderr
+    if rolled_back:
+        ctx.warn(rolled_back)
     shadowed = _shadowed(ctx)
     rows = [{**_summary(r), "shadows": [c["id"] for c in shadowed.get(r.id, [])]}
             for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]

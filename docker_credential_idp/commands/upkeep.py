@@ -25,16 +25,22 @@ def add_parsers(commands: Any) -> None:
 
 
 def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
+    """Exit 1 when `get` would refuse the vault (an older one replaced a newer): the status is shown all the same,
+    with the warning on stderr, so that a person can decide before `vault accept`."""
+    rolled_back = ctx.vault.inspect()
+    if rolled_back:
+        ctx.warn(rolled_back)
     status = ctx.vault.status()
     status["cached_tokens"] = len(ctx.service.token_cache().entries())
     if args.json:
         ctx.print_json(status)
-        return 0
+        return 1 if rolled_back else 0
     ctx.print(f"vault: {status['path']}{'' if status['exists'] else ' (not created yet)'}")
     ctx.print(f"key source: {status['key_source']}")
-    ctx.print(f"registrations: {status['registrations']} (serial {status['serial']})")
+    ctx.print(f"registrations: {status['registrations']} (serial {status['serial']}"
+              f"{'; get refuses it until vault accept' if rolled_back else ''})")
     ctx.print(f"cached tokens: {status['cached_tokens']}")
-    return 0
+    return 1 if rolled_back else 0
 
 
 def cmd_vault_accept(ctx: Context, args: argparse.Namespace) -> int:
