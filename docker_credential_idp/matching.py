@@ -3,6 +3,11 @@
 Every location is one normalised string, `host[:port][/segment...]`: host lowercased, Docker Hub under one name
 (`docker.io`), no scheme, no trailing slash, no tag or digest. Prefixes and requests share that form, so matching
 is a whole-segment prefix test on strings.
+
+What fails to parse is never quoted back, not even in part: a user may have piped a password to `get` or pasted a
+token where a host belongs, and the line lands in a terminal or a CI log. Each message names the text by its role
+(`what`: the server URL, the image reference, the prefix), the part that is wrong and what is expected; only a part
+that did parse — the normalised host — is named.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ SCOPE_VARIABLE = "DOCKER_CREDENTIAL_IDP_SCOPE"
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
 _PATH_FORBIDDEN = frozenset(" \t\r\n\\?#@\x00")
+_REPOSITORY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 class Selection(tuple):  # type: ignore[type-arg]
@@ -41,45 +47,64 @@ class Selection(tuple):  # type: ignore[type-arg]
 # -- normalising -------------------------------------------------------------------------------------------------
 
 
-def _normalise_host(raw: str, original: str) -> str:
+def _not_a_host(what: str, why: str) -> InvalidInput:
+    return InvalidInput(f"{what} is not a registry host[:port]: {why}")
+
+
+def _normalise_host(raw: str, what: str) -> str:
     host = raw.lower()
     port = ""
     if host.startswith("["):  # IPv6 literal, [::1]:5000
         end = host.find("]")
         if end < 0:
-            raise InvalidInput(f"invalid registry host in {original!r}: unclosed '['")
+            raise _not_a_host(what, "its IPv6 address has no closing ']'; write it like [::1]:5000")
         name, rest = host[: end + 1], host[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise InvalidInput(f"invalid registry host in {original!r}")
+                raise _not_a_host(what, "only ':' and a port may follow an IPv6 address's ']'; write it like [::1]:5000")
             port = rest[1:]
         if not all(c in "0123456789abcdef:." for c in name[1:-1]) or len(name) < 3:
-            raise InvalidInput(f"invalid IPv6 address in {original!r}")
+            raise _not_a_host(what, "an IPv6 address holds only hex digits, ':' and '.' between '[' and ']'; write it "
+                                    "like [::1]:5000")
     else:
         name, sep, port = host.partition(":")
         if sep and not port:
-            raise InvalidInput(f"invalid registry host in {original!r}: empty port")
-        if not name or not set(name) <= _HOST_CHARS or name.startswith((".", "-")) or name.endswith((".", "-")):
-            raise InvalidInput(f"invalid registry host in {original!r}; expected host[:port], e.g. registry.example.com")
+            raise _not_a_host(what, "the port after ':' is empty; write a number from 1 to 65535, or drop the ':'")
+        if not name:
+            raise _not_a_host(what, "nothing comes before the ':'; write the host first, e.g. registry.example.com:5000")
+        if not set(name) <= _HOST_CHARS:
+            raise _not_a_host(what, "the host holds a character other than letters, digits, '.', '-' and '_'; write "
+                                    "it like registry.example.com")
+        if name.startswith((".", "-")) or name.endswith((".", "-")):
+            raise _not_a_host(what, "the host starts or ends with '.' or '-'; write it like registry.example.com")
     if port and (not port.isdigit() or not 0 < int(port) < 65536):
-        raise InvalidInput(f"invalid port in {original!r}; expected a number from 1 to 65535")
+        raise _not_a_host(what, "the port must be a number from 1 to 65535")
     if name in DOCKER_HUB_ALIASES and not port:
         return DOCKER_HUB
     return f"{name}:{port}" if port else name
 
 
-def _check_path(segments: Sequence[str], original: str) -> None:
+def _check_path(segments: Sequence[str], what: str, host: str) -> None:
+    """`host` has parsed, so it may be named; the path has not."""
     for segment in segments:
-        if not segment or segment in (".", "..") or not _PATH_FORBIDDEN.isdisjoint(segment):
-            raise InvalidInput(f"invalid repository path in {original!r}")
+        if not segment:
+            why = "an empty segment (two '/' in a row)"
+        elif segment in (".", ".."):
+            why = "a '.' or '..' segment"
+        elif not _PATH_FORBIDDEN.isdisjoint(segment):
+            why = "a space, tab, '\\', '?', '#' or '@'"
+        else:
+            continue
+        raise InvalidInput(f"{what} on {host} has {why} in its repository path; write the path like {host}/team/app")
 
 
-def _strip_scheme(text: str, original: str) -> tuple[str, bool]:
+def _strip_scheme(text: str, what: str) -> tuple[str, bool]:
     scheme, sep, rest = text.partition("://")
     if not sep:
         return text, False
     if scheme.lower() not in ("http", "https"):
-        raise InvalidInput(f"unsupported scheme {scheme[:20]!r}; use a registry host such as registry.example.com")
+        raise InvalidInput(f"{what} starts with a scheme other than http:// or https://; write a registry host such "
+                           "as registry.example.com")
     for mark in ("?", "#"):
         rest = rest.split(mark, 1)[0]
     _refuse_userinfo(rest.split("/", 1)[0])
@@ -100,27 +125,33 @@ def _join(host: str, segments: Sequence[str], had_scheme: bool) -> str:
     return "/".join([host, *segments])
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, what: str) -> str:
     if not isinstance(text, str):
         raise InvalidInput("expected a registry host or image reference")
     stripped = text.strip()
     if not stripped:
-        raise InvalidInput("empty registry host or image reference")
-    if len(stripped) > 4096 or not stripped.isprintable():  # C0 and C1 controls, DEL, bidi overrides
-        raise InvalidInput("registry host or image reference is too long or contains control characters")
+        raise InvalidInput(f"{what} is empty; write a registry host such as registry.example.com")
+    if len(stripped) > 4096:
+        raise InvalidInput(f"{what} is longer than 4096 characters; write a registry host such as registry.example.com")
+    if not stripped.isprintable():  # C0 and C1 controls, DEL, bidi overrides
+        raise InvalidInput(f"{what} holds a control character (a line break, a tab, an escape); write it on one line")
     return stripped
 
 
-def parse_server(text: str) -> str:
+def _no_host(what: str) -> InvalidInput:
+    return InvalidInput(f"{what} has no registry host before its first '/'; write it like registry.example.com/team")
+
+
+def parse_server(text: str, what: str = "the server URL") -> str:
     """What a client sends to the helper: `https://index.docker.io/v1/`, `host:port`, or a key with a path."""
-    original = _clean(text)
-    rest, had_scheme = _strip_scheme(original, original)
+    original = _clean(text, what)
+    rest, had_scheme = _strip_scheme(original, what)
     host, *segments = rest.rstrip("/").split("/")
     _refuse_userinfo(host)
     if not host:
-        raise InvalidInput(f"no registry host in {original!r}")
-    normalised_host = _normalise_host(host, original)
-    _check_path(segments, original)
+        raise _no_host(what)
+    normalised_host = _normalise_host(host, what)
+    _check_path(segments, what, normalised_host)
     return _join(normalised_host, segments, had_scheme)
 
 
@@ -146,69 +177,74 @@ def _drop_tag_and_digest(segments: list[str]) -> list[str]:
 
 def parse_reference(text: str) -> str:
     """An image reference (`nginx`, `host:5000/team/app:1.0@sha256:...`) or a registry host, as users write them."""
-    original = _clean(text)
+    what = "the image reference"
+    original = _clean(text, what)
     if "://" in original:
-        return parse_server(original)
+        return parse_server(original, what)
     body = original.rstrip("/")
     if "/" not in body:
         if _single_component_is_host(body.split("@", 1)[0]):
-            return parse_server(body)
+            return parse_server(body, what)
         segments = _drop_tag_and_digest([body])
-        _check_path(segments, original)
+        _check_path(segments, what, DOCKER_HUB)
         return _join(DOCKER_HUB, ["library", *segments], False)
     first, remainder = body.split("/", 1)
     _refuse_userinfo(first)
     if looks_like_host(first):
-        host = _normalise_host(first, original)
+        host = _normalise_host(first, what)
         segments = _drop_tag_and_digest(remainder.split("/"))
     else:
         host = DOCKER_HUB
         segments = _drop_tag_and_digest(body.split("/"))
     if host == DOCKER_HUB and len(segments) == 1:
         segments = ["library", *segments]
-    _check_path(segments, original)
+    _check_path(segments, what, host)
     return _join(host, segments, False)
 
 
 def parse_prefix(text: str) -> str:
     """A registration prefix: `host[:port][/path...]`, never a tag or digest. The host may be a pattern (see
     parse_pattern_host)."""
-    original = _clean(text)
-    rest, had_scheme = _strip_scheme(original, original)
+    what = "the prefix"
+    original = _clean(text, what)
+    rest, had_scheme = _strip_scheme(original, what)
     host, *segments = rest.rstrip("/").split("/")
     _refuse_userinfo(host)
     if not host:
-        raise InvalidInput(f"no registry host in prefix {original!r}")
+        raise _no_host(what)
     if "*" in original:
-        return _parse_pattern(host, segments, original)
+        return _parse_pattern(host, segments)
     if not had_scheme and not (looks_like_host(host) or host.startswith("[")):
-        raise InvalidInput(
-            f"prefix {original!r} does not start with a registry host; "
-            f"write the host first, e.g. docker.io/{original} for Docker Hub"
-        )
-    normalised_host = _normalise_host(host, original)
-    _check_label_lengths(normalised_host.partition(":")[0], original)
-    for segment in segments:
-        if ":" in segment or "@" in segment:
-            raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
-    _check_path(segments, original)
-    if any(segment != segment.lower() for segment in segments):
-        lowered = _join(normalised_host, [segment.lower() for segment in segments], had_scheme)
-        raise InvalidInput(f"prefix {original!r} has upper-case letters in its path, which no repository name has, "
-                           f"so it could never match; write it as {lowered}")
+        raise InvalidInput("the prefix does not start with a registry host (a name with a '.' or a :port, or "
+                           "localhost); write the host first, e.g. docker.io/my-org for Docker Hub")
+    normalised_host = _normalise_host(host, what)
+    _check_label_lengths(normalised_host.partition(":")[0])
+    _check_prefix_path(segments, normalised_host)
     return _join(normalised_host, segments, had_scheme)
 
 
-def _check_label_lengths(name: str, original: str) -> None:
+def _check_prefix_path(segments: Sequence[str], host: str) -> None:
+    """A prefix's path: no tag or digest, segments as in a request, lower case (`host` has parsed: it is named)."""
+    if any(":" in segment or "@" in segment for segment in segments):
+        raise InvalidInput(f"the prefix on {host} carries a tag or digest (a ':' or '@' in its path); a prefix is "
+                           "host[:port][/path]")
+    _check_path(segments, "the prefix", host)
+    if any(segment != segment.lower() for segment in segments):
+        raise InvalidInput(f"the prefix on {host} has upper-case letters in its path, which no repository name has, "
+                           "so it could never match; write the path in lower case")
+
+
+def _check_label_lengths(name: str) -> None:
     """DNS's limits (RFC 1035): a label of at most 63 characters, a name of at most 253. Checked where a prefix is
-    registered; a request for a longer name simply finds no registration."""
+    registered; a request for a longer name simply finds no registration. A name over them is no host: not named."""
     if name.startswith("["):
         return
     if len(name) > 253:
-        raise InvalidInput(f"the host of prefix {original[:80]!r} is longer than the 253 characters DNS allows; "
+        raise InvalidInput(f"the prefix's host is {len(name)} characters, longer than the 253 characters DNS allows; "
                            "shorten it")
-    if any(len(label) > 63 for label in name.split(".")):
-        raise InvalidInput(f"the host of prefix {original[:80]!r} has a label longer than the 63 characters DNS "
+    longest = max(len(label) for label in name.split("."))
+    if longest > 63:
+        raise InvalidInput(f"the prefix's host has a label of {longest} characters, longer than the 63 characters DNS "
                            "allows between two dots; shorten it")
 
 
@@ -227,40 +263,62 @@ def _is_public_suffix(domain: str) -> bool:
     return bool(_public_suffixes.is_public(domain))
 
 
-def _parse_pattern(host: str, segments: Sequence[str], original: str) -> str:
+def _listed_suffix(domain: str) -> bool:
+    """Whether the Public Suffix List itself holds `domain` (a rule or a wildcard rule's match), rather than counting
+    an unknown top-level label as public: only the former is public data that a message may name."""
+    return _public_suffixes is not None and _public_suffixes.publicsuffix(domain, accept_unknown=False) == domain
+
+
+def _parse_pattern(host: str, segments: Sequence[str]) -> str:
     """A pattern prefix: `*` in the host's labels only, each matching one or more characters inside one label, and
     the labels after the last `*` a domain somebody holds — at least one literal label below its public suffix —
     so that no pattern reaches into anybody's domain (`*.co.uk`, `*.github.io` and `r*` are refused)."""
     if any("*" in segment for segment in segments):
-        raise InvalidInput(f"prefix {original!r} has '*' in its path; only the host's labels may hold a '*'")
+        raise InvalidInput("the prefix has '*' in its path; only the host's labels may hold a '*'")
     if host.startswith("["):
-        raise InvalidInput(f"prefix {original!r}: an IPv6 address cannot be a pattern")
+        raise InvalidInput("the prefix is an IPv6 address, which cannot be a pattern; write the address out")
     name, sep, port = host.lower().partition(":")
     if "*" in port:
-        raise InvalidInput(f"prefix {original!r} has '*' in its port; write the port out")
+        raise InvalidInput("the prefix has '*' in its port; write the port out")
     labels = name.split(".")
-    if not all(labels) or not set(name) <= _HOST_CHARS | {"*"} or "**" in name:
-        raise InvalidInput(f"invalid pattern host in {original!r}; write it like *.azurecr.io or "
+    if not all(labels):
+        why = "a label is empty (two '.' in a row, or one at an end)"
+    elif not set(name) <= _HOST_CHARS | {"*"}:
+        why = "it holds a character other than letters, digits, '.', '-', '_' and '*'"
+    elif "**" in name:
+        why = "it holds '**' (one '*' already stands for one or more characters)"
+    else:
+        why = ""
+    if why:
+        raise InvalidInput(f"invalid pattern host in the prefix: {why}; write it like *.azurecr.io or "
                            "*.dkr.ecr.*.amazonaws.com ('*' stands for one or more characters of one label)")
     if any(label.startswith("-") or label.endswith("-") for label in labels):
-        raise InvalidInput(f"invalid pattern host in {original!r}: a label cannot start or end with '-'")
+        raise InvalidInput("invalid pattern host in the prefix: a label cannot start or end with '-'")
     last_star = max(index for index, label in enumerate(labels) if "*" in label)
     literal_tail = ".".join(labels[last_star + 1 :])
     if not literal_tail:
-        raise InvalidInput(f"pattern {original!r} must end in a literal domain after its last '*' (e.g. *.azurecr.io, "
-                           "not *.io, *.* or r*): it would otherwise match hosts of anybody's")
-    _normalise_host(name.replace("*", "x") + (sep + port), original)  # the port, and the characters otherwise
-    _check_label_lengths(name.replace("*", "x"), original)  # a `*` stands for one character at least
+        raise InvalidInput("the pattern must end in a literal domain after its last '*' (e.g. *.azurecr.io, not *.io, "
+                           "*.* or r*): it would otherwise match hosts of anybody's")
+    _normalise_host(name.replace("*", "x") + (sep + port), "the prefix")  # the port, and the characters otherwise
+    _check_label_lengths(name.replace("*", "x"))  # a `*` stands for one character at least
     if _is_public_suffix(literal_tail):
-        raise InvalidInput(f"pattern {original!r} must end in a literal domain below the public suffix {literal_tail} "
+        if not _listed_suffix(literal_tail):
+            raise InvalidInput("the pattern ends in a top-level domain the Public Suffix List does not know, which "
+                               "counts as public (anybody could hold a domain under it); keep a literal label below a "
+                               "known suffix, e.g. *.yourdomain.com")
+        raise InvalidInput(f"the pattern must end in a literal domain below the public suffix {literal_tail} "
                            f"(Public Suffix List), under which anybody can hold a domain; keep a literal label "
                            f"below it, e.g. *.yourdomain.{literal_tail}")
-    _check_path(segments, original)
-    if any(":" in segment or "@" in segment for segment in segments):
-        raise InvalidInput(f"prefix {original!r} carries a tag or digest; a prefix is host[:port][/path]")
-    if any(segment != segment.lower() for segment in segments):
-        raise InvalidInput(f"prefix {original!r} has upper-case letters in its path, which no repository name has")
+    _check_prefix_path(segments, name + sep + port)
     return "/".join([name + sep + port, *segments])
+
+
+def docker_accepts_path(location: str) -> bool:
+    """Whether each path segment of a normalised location is a repository name component as docker writes them
+    (lower-case letters and digits, joined by '.', '_' or '-'). Parsing is laxer; a location that is not may be a
+    secret typed where an image belongs (`creds "$PASSWORD"`), so a message names only its host."""
+    return all(segment and set(segment) <= _REPOSITORY_CHARS and segment[0].isalnum() and segment[-1].isalnum()
+               for segment in location.split("/")[1:])
 
 
 def host_of(location: str) -> str:
@@ -394,7 +452,8 @@ def _scope_choice(host: str, candidates: Sequence[tuple[str, str]], scope: str) 
             continue
         found = longest_prefix(scoped, candidates)
         if found:
-            named.setdefault(found[1], Selection(found[1], found[0], f"{SCOPE_VARIABLE}={item} falls under prefix {found[0]}"))
+            named.setdefault(found[1], Selection(found[1], found[0],
+                                                f"{SCOPE_VARIABLE} names {scoped}, which falls under prefix {found[0]}"))
     if len(named) > 1:
         names = ", ".join(f"{chosen.registration_id} ({chosen.prefix})" for chosen in
                           sorted(named.values(), key=lambda chosen: chosen.registration_id))
@@ -435,9 +494,9 @@ def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[
     if not on_host:
         raise CredentialsNotFound()
     names = ", ".join(f"{i} ({p})" for p, i in sorted(on_host))
-    if scope:
+    if scope:  # its value is not printed: it may hold anything, control characters too
         raise AmbiguousRegistry(
-            f"{SCOPE_VARIABLE}={scope[:200]} names no registration under {host}, and the client sent only the host; "
+            f"{SCOPE_VARIABLE} names no registration under {host}, and the client sent only the host; "
             f"add one of these ids or prefixes to it: {names}"
         )
     raise AmbiguousRegistry(ambiguity(host, names))

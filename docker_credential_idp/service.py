@@ -19,6 +19,7 @@ from .matching import (
     SCOPE_VARIABLE,
     Selection,
     concrete,
+    docker_accepts_path,
     host_matches,
     host_of,
     is_pattern,
@@ -235,6 +236,10 @@ class CredentialService:
         try:
             return self.choose(request)
         except CredentialsNotFound:
+            if not docker_accepts_path(request):  # perhaps a secret given as REF: not quoted back (matching.py)
+                raise NotRegistered(f"no registration serves that image: its repository path on {host_of(request)} is "
+                                    "not one docker accepts (lower-case letters and digits, joined by '.', '_' or "
+                                    f"'-'), so check the REF; see: {PROG} registry list") from None
             raise NotRegistered(f"no registration serves {request}; see: {PROG} registry list, or add one with: "
                                 f"{PROG} registry add") from None
 

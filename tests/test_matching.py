@@ -224,3 +224,87 @@ def test_select_docker_hub_under_all_its_names():
 def test_select_no_candidates_is_not_found():
     with pytest.raises(CredentialsNotFound):
         select("quay.io", TEAMS)
+
+
+# -- what failed to parse is never quoted back (issue 19 §5) -----------------------------------------------------------
+# A user may pipe a password to `get` or paste a token where a host belongs: the message names the part that is wrong
+# and what is expected, and holds nothing of the text, not even in part, not even lowercased.
+
+MARKER = "s3cr3t-marker-7f3a"
+
+
+def refused_without_quoting(parse, text: str, *fragments: str) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        parse(text)
+    message = caught.value.message
+    assert MARKER not in message.lower(), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    return message
+
+
+@pytest.mark.parametrize("text, fragments", [
+    (f"{MARKER}!pw", ["the server URL is not a registry host[:port]", "a character other than letters, digits"]),
+    (f"{MARKER}.example.com:99999", ["the port must be a number from 1 to 65535"]),
+    (f"{MARKER}.example.com:", ["the port after ':' is empty"]),
+    (f"-{MARKER}.example.com", ["starts or ends with '.' or '-'"]),
+    (f"[{MARKER}]:5000", ["IPv6 address holds only hex digits"]),
+    (f"[::1{MARKER}", ["no closing ']'"]),
+    (f"[::1]{MARKER}", ["only ':' and a port may follow"]),
+    (f"{MARKER}://registry.example.com", ["scheme other than http:// or https://"]),
+    (f"https://{MARKER}%.example.com/v2/", ["not a registry host[:port]"]),
+    (f"/{MARKER}", ["no registry host before its first '/'"]),
+    (f"registry.example.com//{MARKER}", ["the server URL on registry.example.com", "empty segment"]),
+    (f"registry.example.com/{MARKER} x", ["the server URL on registry.example.com", "a space, tab"]),
+    (f"registry.example.com/../{MARKER}", ["'.' or '..' segment"]),
+    (f"registry.example.com/{MARKER}\nx", ["a control character"]),
+])
+def test_a_server_that_fails_to_parse_is_not_quoted_back(text, fragments):
+    refused_without_quoting(parse_server, text, *fragments)
+
+
+@pytest.mark.parametrize("text, fragments", [
+    (f"{MARKER.upper()}!/app", ["the image reference is not a registry host[:port]", "a character other than"]),
+    (f"{MARKER}.example.com:{MARKER}/app", ["the port must be a number from 1 to 65535"]),
+    (f"registry.example.com:5000/team/{MARKER}?x=1", ["the image reference on registry.example.com:5000",
+                                                      "repository path"]),
+    (f"team//{MARKER}", ["the image reference on docker.io", "empty segment"]),
+    (f"{MARKER} secret", ["a space, tab"]),
+])
+def test_an_image_reference_that_fails_to_parse_is_not_quoted_back(text, fragments):
+    refused_without_quoting(parse_reference, text, *fragments)
+
+
+@pytest.mark.parametrize("text, fragments", [
+    (MARKER, ["the prefix does not start with a registry host", "write the host first"]),
+    (f"{MARKER}/team", ["the prefix does not start with a registry host"]),
+    (f"registry.example.com:{MARKER}", ["the prefix is not a registry host[:port]", "port"]),
+    (f"{MARKER}$.example.com", ["the prefix is not a registry host[:port]", "a character other than"]),
+    (f"registry.example.com/team/{MARKER}:1.0", ["the prefix on registry.example.com carries a tag or digest"]),
+    (f"registry.example.com/{MARKER}@sha256:abc", ["carries a tag or digest"]),
+    (f"registry.example.com/{MARKER.upper()}", ["the prefix on registry.example.com has upper-case letters in its "
+                                                "path", "lower case"]),
+    (f"{MARKER}{'a' * 60}.example.com", ["a label of 78 characters", "longer than the 63 characters DNS allows"]),
+    (".".join([MARKER + "a" * 40] * 6), ["longer than the 253 characters DNS allows"]),
+    (f"registry.example.com/{MARKER}/ /x", ["the prefix on registry.example.com", "repository path"]),
+    (f"oci://{MARKER}", ["scheme other than http:// or https://"]),
+])
+def test_a_prefix_that_fails_to_parse_is_not_quoted_back(text, fragments):
+    refused_without_quoting(parse_prefix, text, *fragments)
+
+
+def test_a_scope_that_names_nothing_is_not_printed():
+    scope = f"ghcr.io/other,{MARKER}\x1b[2J"
+    with pytest.raises(AmbiguousRegistry) as caught:
+        select("registry.example.com", [("registry.example.com/a", "a"), ("registry.example.com/b", "b")], scope)
+    message = caught.value.message
+    assert MARKER not in message and "\x1b" not in message and "ghcr.io/other" not in message, message
+    assert message.startswith("DOCKER_CREDENTIAL_IDP_SCOPE names no registration under registry.example.com")
+    assert "a (registry.example.com/a)" in message and "b (registry.example.com/b)" in message
+
+
+def test_a_scope_item_is_named_in_its_normalised_form():
+    chosen = select("registry.example.com", [("registry.example.com/a", "a"), ("registry.example.com/b", "b")],
+                    f"Registry.Example.com/a/app:{MARKER}")
+    assert chosen.registration_id == "a"
+    assert MARKER not in chosen.reason and "registry.example.com/a/app" in chosen.reason, chosen.reason

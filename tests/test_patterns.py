@@ -51,11 +51,17 @@ def test_patterns_that_could_reach_too_far_are_refused(text, fragment):
     ("team*.github.io", "github.io"),
     ("*.s3.amazonaws.com", "s3.amazonaws.com"),
     ("*.eu-west-1.compute.amazonaws.com", "eu-west-1.compute.amazonaws.com"),  # under a wildcard rule
-    ("*.internal", "internal"),  # a top-level label the list does not know counts as public
 ])
 def test_a_pattern_must_keep_a_literal_label_below_the_public_suffix(text, suffix):
     with pytest.raises(InvalidInput, match=re.escape(f"below the public suffix {suffix} ")):
         parse_prefix(text)
+
+
+def test_a_top_level_label_the_list_does_not_know_counts_as_public_and_is_not_quoted():
+    """A suffix the Public Suffix List holds is public data and may be named; an unknown one is only what was typed."""
+    with pytest.raises(InvalidInput, match="a top-level domain the Public Suffix List does not know") as caught:
+        parse_prefix("*.internal")
+    assert "internal" not in caught.value.message.replace("Public Suffix", "")
 
 
 @pytest.mark.parametrize("text", ["r*", "local*:5000", "*", "*:5000"])
@@ -255,3 +261,31 @@ def test_the_kubelet_gets_a_pattern_s_credential_under_the_host_it_served():
     assert list(answer.auth) == ["myreg.azurecr.io"]
     assert answer.credential_for(image) == ("robot", "kubelet-pattern-pw")
     assert answer.credential_for("other.azurecr.io/team/app:1") is None
+
+
+# A refused pattern is not quoted back either (issue 19 §5): the message names the rule it breaks.
+MARKER = "s3cr3t-marker-7f3a"
+
+
+@pytest.mark.parametrize("text, fragments", [
+    (f"registry.example.com/{MARKER}*", ["the prefix has '*' in its path"]),
+    (f"[::{MARKER}*]:5000", ["IPv6"]),
+    (f"*.example.com:{MARKER}*", ["the prefix has '*' in its port"]),
+    (f"*{MARKER}!.example.com", ["invalid pattern host", "a character other than"]),
+    (f"*.{MARKER}..example.com", ["invalid pattern host", "empty"]),
+    (f"*{MARKER}**.example.com", ["invalid pattern host", "'**'"]),
+    (f"*.{MARKER}-.example.com", ["start or end with '-'"]),
+    (f"{MARKER}.*", ["literal domain after its last '*'"]),
+    (f"*.{MARKER}", ["top-level domain the Public Suffix List does not know"]),
+    (f"*.example.com:{MARKER}", ["the prefix is not a registry host[:port]", "port"]),
+    (f"*{MARKER}{'a' * 60}.example.com", ["longer than the 63 characters DNS allows"]),
+    (f"*.example.com/team/{MARKER}:1", ["the prefix on *.example.com carries a tag or digest"]),
+    (f"*.example.com/{MARKER.upper()}", ["the prefix on *.example.com has upper-case letters"]),
+    (f"*.example.com/{MARKER}//x", ["the prefix on *.example.com", "repository path"]),
+])
+def test_a_refused_pattern_is_not_quoted_back(text, fragments):
+    with pytest.raises(InvalidInput) as caught:
+        parse_prefix(text)
+    assert MARKER not in caught.value.message.lower(), caught.value.message
+    for fragment in fragments:
+        assert fragment in caught.value.message, (fragment, caught.value.message)

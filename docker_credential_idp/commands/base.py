@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from .. import streams
 from ..errors import InvalidInput
+from ..matching import parse_reference
 from ..paths import home_dir
 from ..service import CredentialService
 from ..vault import Vault
@@ -100,6 +101,20 @@ class Context:
 
 
 Handler = Callable[[Context, argparse.Namespace], int]
+
+
+def parse_references(refs: Sequence[str]) -> list[str]:
+    """Several REFs, each parsed before any credential is fetched; one that fails is named by its place, as its
+    text is never quoted back (it may be a secret pasted in the wrong place)."""
+    requests = []
+    for place, ref in enumerate(refs, 1):
+        try:
+            requests.append(parse_reference(ref))
+        except InvalidInput as error:
+            if len(refs) == 1:
+                raise
+            raise InvalidInput(f"REF {place} of {len(refs)}: {error.message}") from None
+    return requests
 
 
 def iso(timestamp: float) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import kubernetes
 from ..errors import InvalidInput
 from ..matching import concrete, host_of, parse_reference
-from .base import PROG, Context, iso
+from .base import PROG, Context, iso, parse_references
 
 
 def add_parsers(commands: Any) -> None:
@@ -55,8 +55,7 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_pull_secret(ctx: Context, args: argparse.Namespace) -> int:
     auths: dict[str, tuple[str, str]] = {}
     now = ctx.service.now()
-    for ref in args.refs:
-        request = parse_reference(ref)
+    for request in parse_references(args.refs):
         registration, _ = ctx.service.serving(request)
         credential = ctx.service.credential(registration, request)
         served = concrete(registration.prefix, host_of(request))  # a pattern's entry names the host it served

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..matching import host_of, is_pattern, parse_reference
-from .base import Context, iso
+from .base import Context, iso, parse_references
 
 
 def add_parsers(commands: Any) -> None:
@@ -75,14 +75,13 @@ def _docker_config(ctx: Context, refs: list[str]) -> int:
     from ..dockerconfig import auths_document
 
     by_host: dict[str, tuple[str, str, str]] = {}  # host -> (username, password, the registration serving it)
-    for ref in refs:
-        request = parse_reference(ref)
+    for request in parse_references(refs):
         registration, _ = ctx.service.serving(request)
         credential = ctx.service.credential(registration, request)
         host = host_of(request)
         earlier = by_host.get(host)
         if earlier is not None and earlier[:2] != (credential.username, credential.secret):
-            raise InvalidInput(f"{ref} is served by registration {registration.id!r} and an earlier REF on {host} by "
+            raise InvalidInput(f"{request} is served by registration {registration.id!r} and an earlier REF on {host} by "
                                f"{earlier[2]!r}, with another credential; a docker config holds one per host, so "
                                "write one config per registration")
         by_host[host] = (credential.username, credential.secret, registration.id)

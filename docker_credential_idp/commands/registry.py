@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
-from ..matching import is_pattern, parse_reference
+from ..matching import docker_accepts_path, is_pattern, parse_reference
 from ..model import Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
@@ -164,11 +164,20 @@ def _stdin_secret(ctx: Context, label: str) -> str:
 
 def _variable_secret(env: Mapping[str, str], option: Option, variable: str) -> str:
     value = env.get(variable)
+    # What was typed is never quoted, not even a well-formed name: it may be the secret itself instead of the name.
+    if not value and not _is_variable_name(variable):
+        raise InvalidInput(f"--{option.name}-env takes the name of an environment variable (letters, digits and '_', "
+                           f"not starting with a digit), which what was given is not; give the name "
+                           f"(--{option.name}-env MY_VARIABLE), never the value")
     if not value:
-        # Not quoted: what was typed may be the secret itself instead of the variable's name.
         raise InvalidInput(f"--{option.name}-env: the variable it names is not set or empty; give the name of a "
                            f"variable (--{option.name}-env MY_VARIABLE), never the value")
-    return _checked_text(str(value), f"--{option.name}-env {variable}")
+    return _checked_text(str(value), f"--{option.name}-env")
+
+
+def _is_variable_name(text: str) -> bool:
+    """The POSIX shell's rule for a name a user can `export`."""
+    return bool(text) and text.isascii() and not text[0].isdigit() and all(c.isalnum() or c == "_" for c in text)
 
 
 def _file_secret(option: Option, path: str) -> str:
@@ -274,8 +283,13 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidInput(f"registration {registration.id!r} is the pattern {registration.prefix}; test it "
                                f"through an image it serves: {PROG} registry test HOST/REPOSITORY")
     elif not any(mark in args.target for mark in "/.:@"):  # a bare word: a mistyped id more likely than an image
-        raise NotRegistered(f"no registration with id {args.target!r}, and none serves the image "
-                            f"{parse_reference(args.target)}; see: {PROG} registry list")
+        image = parse_reference(args.target)
+        if not docker_accepts_path(image):  # no id and no image name: perhaps a secret, not quoted back
+            raise NotRegistered("no registration has the id given, which is no image name docker accepts either "
+                                "(lower-case letters and digits, joined by '.', '_' or '-'); see: "
+                                f"{PROG} registry list")
+        raise NotRegistered(f"no registration with id {args.target!r}, and none serves the image {image}; see: "
+                            f"{PROG} registry list")
     else:
         request = parse_reference(args.target)
         registration = ctx.service.serving(request)[0]
