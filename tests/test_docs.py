@@ -1,0 +1,64 @@
+"""The README's command table is the user's map of the CLI: every command and every option the parser knows is
+there, so that the table cannot fall behind the code (issue 19: `source add --replace`, `kubelet-config --no-home`
+were missing)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from docker_credential_idp.commands import build_parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# registry add's type options are the types' own tables (README "Cloud registries" and the types table), not this row.
+DOCUMENTED_ELSEWHERE = {("registry", "add")}
+
+
+def command_table() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def leaf_parsers() -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found: list[tuple[tuple[str, ...], argparse.ArgumentParser]] = []
+
+    def walk(path: tuple[str, ...], parser: argparse.ArgumentParser) -> None:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            found.append((path, parser))
+            return
+        for name, child in subparsers[0].choices.items():
+            walk((*path, name), child)
+
+    walk((), build_parser())
+    return found
+
+
+def row_for(command: tuple[str, ...]) -> str:
+    name = " ".join(command)
+    rows = [row for row in command_table() if re.search(rf"`{re.escape(name)}(?:[ `])", row.split(" | ")[0] + " ")]
+    assert rows, f"README's command table has no row for `{name}`"
+    return " ".join(rows)
+
+
+@pytest.mark.parametrize("command", [path for path, _ in leaf_parsers()], ids=" ".join)
+def test_every_command_and_option_is_in_the_readme_command_table(command):
+    row = row_for(command)
+    parser = dict(leaf_parsers())[command]
+    if command in DOCUMENTED_ELSEWHERE:
+        return
+    options = sorted({s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"})
+    missing = [option for option in options if option not in row]
+    assert not missing, f"README's row for `{' '.join(command)}` leaves out {missing}"
+
+
+def test_the_table_names_no_command_the_parser_does_not_know():
+    known = {" ".join(path) for path, _ in leaf_parsers()} | {"get", "store", "erase", "list", "version"}
+    for row in command_table():
+        for name in re.findall(r"`([a-z-]+(?: [a-z-]+)?)", row.split(" | ")[0]):
+            words = name.split()
+            assert name in known or words[0] in known or " ".join(words[:2]) in known, (name, row)
