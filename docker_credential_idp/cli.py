@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Mapping, Optional, Sequence
 
-    from .service import CredentialService
+    from .service import CredsStore
     from .token_cache import CachedToken
 
 DEBUG_VARIABLE = "DOCKER_CREDENTIAL_IDP_DEBUG"
@@ -41,10 +41,11 @@ class ProtocolVerbs:
 
         return GetPipeline(self.vault, self.env, warn, debug=self.debug).get(server)
 
-    def _service(self) -> CredentialService:
-        from .service import CredentialService
+    def _service(self) -> CredsStore:
+        from .service import CredsStore
+        from .table import RegistryTable
 
-        return CredentialService(self.vault, self.env, warn=warn, debug=self.debug)
+        return CredsStore(RegistryTable(self.vault, self.env, warn=warn, debug=self.debug))
 
     def store(self, server: str, username: str, secret: str) -> None:
         self._service().store(server, username, secret)

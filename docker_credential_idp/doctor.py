@@ -13,15 +13,26 @@ import shutil
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 
 from .dockerconfig import HELPER_NAME, MAX_CONFIG_BYTES, keys_for_host
 from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError
 from .fsutil import read_file
 from .jsontext import loads
-from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL, SCOPE_VARIABLE, host_of, is_pattern, parse_server, select
+from .matching import (
+    DOCKER_HUB,
+    DOCKER_HUB_SERVER_URL,
+    SCOPE_VARIABLE,
+    is_pattern,
+    parse_server,
+    registered_hosts,
+    select,
+)
 from .model import Registration
 from .paths import docker_config_path
+
+if TYPE_CHECKING:
+    from .table import RegistryTable
 
 PROG = "docker-credential-idp"
 
@@ -152,7 +163,7 @@ def fields_docker_cannot_read(path: Path, config: dict[str, Any]) -> list[Proble
 def registered_hosts_not_routed(table: Iterable[Registration], helpers: Mapping[str, str],
                                 store: Optional[str]) -> list[Problem]:
     problems = []
-    for host in sorted({host_of(r.prefix) for r in table if not is_pattern(r.prefix)}):
+    for host in registered_hosts(r.prefix for r in table):
         keys = keys_for_host(host)
         here = [key for key in keys if helpers.get(key) == HELPER_NAME]
         missing = [key for key in keys if key not in here]
@@ -215,7 +226,7 @@ def ambiguous_hosts(table: list[Registration], env: Mapping[str, str]) -> list[P
     between, with the scope variable as it is set."""
     problems = []
     candidates = [(r.prefix, r.id) for r in table]
-    for host in sorted({host_of(r.prefix) for r in table if not is_pattern(r.prefix)}):
+    for host in registered_hosts(r.prefix for r in table):
         try:
             select(host, candidates, env.get(SCOPE_VARIABLE))
         except AmbiguousRegistry as error:
@@ -312,6 +323,62 @@ def running_as(env: Mapping[str, str], euid: int) -> list[Problem]:
                         "`sudo docker` reads root's docker config and root's vault, not the user's",
                         "run docker without sudo (add the user to the docker group), or register in root's home too")]
     return []
+
+
+def run(table: RegistryTable, online: bool = False, progress: Optional[Callable[[str], None]] = None) -> list[Problem]:
+    """The whole chain checked: the vault, docker's config, ambiguous hosts, the containers auth files, each
+    registration's identity, sudo; with `online`, each registration's /v2/ handshake, each step written to
+    `progress` once the run has taken more than a second. A refused vault is reported and the other checks still
+    run: from the file read for diagnosis only when it can be decrypted, else without it."""
+    steps = Progress(progress or (lambda line: None), table.now) if online else None
+    try:
+        if steps:
+            steps.step("checking docker's config, the auth files, the vault and each registration's identity")
+        problems, registrations, trusted = vault(
+            table.vault.home, lambda: list(table.vault.registrations().values()),
+            lambda: list(table.vault.registrations_for_diagnosis().values()))
+        candidates = [(r.prefix, r.id) for r in registrations or []]
+
+        def serves(request: str) -> bool:
+            try:
+                select(request, candidates, table.scope)
+            except AmbiguousRegistry:
+                return True  # served, if ambiguously: the ambiguity check says so
+            except CredentialsNotFound:
+                return False
+            return True
+
+        problems += docker_config(table.env, registrations, serves, on_path(table.env))
+        problems += ambiguous_hosts(registrations or [], table.env)
+        problems += containers_auth_files(table.env, serves if registrations is not None else None, os.geteuid())
+        if trusted:  # no provider runs for a table the helper refuses
+            problems += identities(registrations or [],
+                                   lambda r: table.providers(r.type).check_identity(r, table.env))
+        problems += running_as(table.env, os.geteuid())
+        if online and trusted:
+            assert steps is not None
+            problems += handshakes(table, [r for r in registrations or [] if not is_pattern(r.prefix)], steps)
+    finally:
+        if steps:
+            steps.done()
+    return problems
+
+
+def handshakes(table: RegistryTable, registrations: list[Registration], steps: Progress) -> list[Problem]:
+    """doctor --online: `registry test` for each registration, one progress step each."""
+    problems = []
+    for number, registration in enumerate(registrations, 1):
+        steps.step(f"registry test {registration.id} ({number}/{len(registrations)}): {registration.prefix}")
+        try:
+            outcome = table.test_registration(registration, registration.prefix)
+            verdict = None if outcome.ok else outcome.verdict
+        except IdpError as error:
+            verdict = error.message
+        if verdict:
+            problems.append(Problem("online", f"registration {registration.id}", verdict,
+                                    f"pulls from {registration.prefix} fail",
+                                    f"{PROG} registry test {registration.id} shows each step"))
+    return problems
 
 
 class Progress:

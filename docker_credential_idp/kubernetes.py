@@ -12,12 +12,13 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional
 
 from .cache_policy import seconds_to_refresh
 from .errors import InvalidInput
 from .jsontext import loads
-from .matching import host_of, server_key
+from .matching import concrete, host_of, is_pattern, server_key
+from .model import Credential
 
 API_VERSIONS = ("credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1")
 CONFIG_API_VERSION = "kubelet.config.k8s.io/v1"
@@ -35,6 +36,15 @@ class KubeletMatch:
     expires_at: Optional[float]
     # Other registrations live under the same host: kubelet must not reuse this answer for the whole registry.
     shares_host: bool
+
+
+def match(prefix: str, request: str, credential: Credential, on_host: int) -> KubeletMatch:
+    """What the kubelet gets for a request served by the registration with `prefix`, `on_host` registrations having
+    their prefix on the request's host. A pattern's answer is keyed by the host it served, never by the pattern:
+    the kubelet would otherwise hand one account's token to every host the pattern matches."""
+    shares_host = on_host + (1 if is_pattern(prefix) else 0) > 1
+    return KubeletMatch(concrete(prefix, host_of(request)), credential.username, credential.secret,
+                        credential.expires_at, shares_host)
 
 
 def parse_request(stdin: bytes) -> tuple[str, str]:
@@ -129,12 +139,4 @@ def pull_secret(auths: Mapping[str, tuple[str, str]], name: str, namespace: Opti
     lines += [f"  {key}: {_yaml_string(value)}" for key, value in metadata.items()]
     lines += ["type: kubernetes.io/dockerconfigjson", "data:", f"  .dockerconfigjson: {encoded}"]
     return "\n".join(lines) + "\n"
-
-
-def hosts_shared(prefixes: Sequence[str]) -> set[str]:
-    """Hosts under which more than one registration lives."""
-    seen: dict[str, int] = {}
-    for prefix in prefixes:
-        seen[host_of(prefix)] = seen.get(host_of(prefix), 0) + 1
-    return {host for host, count in seen.items() if count > 1}
 

@@ -463,7 +463,10 @@ def _scope_choice(host: str, candidates: Sequence[tuple[str, str]], scope: str) 
 
 
 def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[str] = None) -> Selection:
-    """Choose the registration serving a normalised request among (prefix, id) pairs.
+    """Choose the registration serving a normalised request among (prefix, id) pairs: the one answer to "which
+    registration serves this request, or this host?" that `get`, `list`, `resolve`, the kubelet, `doctor` and
+    docker login/logout all ask. One contract: a Selection, or CredentialsNotFound (nothing serves it), or
+    AmbiguousRegistry (a host-only request that cannot choose); each caller adapts it where it needs another.
 
     A request with a path takes the longest prefix. A host-only request (what docker, skopeo and podman send)
     takes, in order: the registration DOCKER_CREDENTIAL_IDP_SCOPE names, the bare-host registration, the only
@@ -512,6 +515,12 @@ def _select_pattern(request: str, host: str, candidates: Sequence[tuple[str, str
     chosen = select(request, [(served, i) for served, i, _ in most_literal], scope)
     pattern = next(p for _, i, p in most_literal if i == chosen.registration_id)
     return Selection(chosen.registration_id, pattern, f"pattern {pattern} matches {host}; {chosen.reason}")
+
+
+def registered_hosts(prefixes: Iterable[str]) -> list[str]:
+    """The hosts a table names (a pattern serves hosts but names none): the keys `list` answers, the hosts
+    configure-docker routes and doctor checks, each asked of `select` as a host-only request."""
+    return sorted({host_of(prefix) for prefix in prefixes if not is_pattern(prefix)})
 
 
 def ambiguity(host: str, names: str) -> str:

@@ -403,3 +403,84 @@ def _record(vault: Vault, source_id: str, update: Callable[[Source], Source]) ->
             records[source_id] = update(Source.from_record(records[source_id])).to_record()
 
     vault.update_with_sources(change)
+
+
+class SourceTable:
+    """The registry sources of a vault, for the `source` commands (and `registry list`'s shadowed entries).
+    `forget` drops the cached answers of registrations taken out of the table."""
+
+    def __init__(self, vault: Vault, now: Callable[[], float], forget: Callable[[list[str]], None]) -> None:
+        self.vault, self.now, self.forget = vault, now, forget
+
+    def add(self, source: Source, replace_existing: bool, progress: Callable[[str], None] = lambda step: None
+            ) -> Report:
+        """Keep a source and sync it at once. Its list is read first: a source whose list cannot be read is not
+        kept."""
+        progress(f"source {source.id!r}: reading the list of registries from "
+                 f"{urllib.parse.urlsplit(source.url).netloc} (at most {source.timeout:g} s)")
+        try:
+            listing = call_within(source.timeout + 1, lambda: fetch_listing(source))
+        except TimedOut:
+            raise ProviderError(f"source {source.id!r}: the platform API did not answer within {source.timeout:g} s; "
+                                "raise --timeout if it is slow") from None
+        progress(f"source {source.id!r}: {len(listing)} registries listed; updating the registry table")
+        started = self.now()
+
+        def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> Report:
+            if source.id in records and not replace_existing:
+                raise InvalidInput(f"source {source.id!r} already exists; add --replace to overwrite it")
+            applied, report = apply(replace(source, synced_at=started, attempted_at=started), listing, table)
+            records[source.id] = applied.to_record()
+            return report
+
+        return self.vault.update_with_sources(change)
+
+    def sync(self, source_id: str, progress: Callable[[str], None] = lambda step: None) -> Report:
+        report = sync(self.vault, source_id, self.now, progress=progress)
+        assert report is not None
+        return report
+
+    def ids(self) -> list[str]:
+        return sorted(self.vault.sources())
+
+    def remove(self, source_id: str) -> list[str]:
+        """Take a source out, with the registrations synced from it (and their cached answers): their ids."""
+        from .errors import NotRegistered
+
+        removed: list[str] = []
+
+        def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> None:
+            if source_id not in records:
+                raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
+            del records[source_id]
+            removed.extend(r.id for r in table.values() if r.origin == f"source:{source_id}")
+            for registration_id in removed:
+                del table[registration_id]
+            settle(table, records)  # what the other sources list that this one held comes in
+
+        self.vault.update_with_sources(change)
+        if removed:
+            self.forget(removed)
+        return removed
+
+    def rows(self) -> list[dict[str, Any]]:
+        """What `source list` shows: never the token."""
+        table = self.vault.registrations().values()
+        rows = []
+        for _, record in sorted(self.vault.sources().items()):
+            source = Source.from_record(record)
+            rows.append({"id": source.id, "type": "platform", "url": source.url, "org": source.org,
+                         "refresh": source.refresh, "synced_at": source.synced_at, "last_error": source.last_error,
+                         "registrations": sorted(r.id for r in table if r.origin == source.origin),
+                         "shadowed": [{"id": c.registration_id, "prefix": c.prefix, "by": c.holder, "why": c.line()}
+                                      for c in source.conflicts]})
+        return rows
+
+    def shadowed(self) -> dict[str, list[dict[str, str]]]:
+        """The listed registries each registration keeps out of the table (Conflict), by the holder's id."""
+        found: dict[str, list[dict[str, str]]] = {}
+        for source_id, record in sorted(self.vault.sources().items()):
+            for conflict in Source.from_record(record).conflicts:
+                found.setdefault(conflict.holder, []).append({"id": conflict.registration_id, "prefix": conflict.prefix,
+                                                              "source": source_id})
+        return found

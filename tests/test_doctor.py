@@ -345,7 +345,7 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
     from types import SimpleNamespace
 
     from docker_credential_idp import doctor as checks
-    from docker_credential_idp.service import CredentialService
+    from docker_credential_idp.table import RegistryTable
     from docker_credential_idp.vault import Vault
 
     for name in ("a", "b", "c"):
@@ -355,7 +355,7 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
     timers: list = []
     monkeypatch.setattr(checks, "_daemon_timer", lambda seconds, callback: timers.append(callback) or (lambda: None))
 
-    class Handshakes(CredentialService):
+    class Handshakes(RegistryTable):
         def test_registration(self, registration, request):
             if timer_fires and registration.id == "a":
                 timers[0]()
@@ -364,6 +364,6 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
 
     env = {**os.environ, **on_path()}
     lines: list[str] = []
-    service = Handshakes(Vault(env["DOCKER_CREDENTIAL_IDP_HOME"], env), env, now=lambda: clock[0])
-    assert service.doctor(online=True, progress=lines.append) == []
+    table = Handshakes(Vault(env["DOCKER_CREDENTIAL_IDP_HOME"], env), env, now=lambda: clock[0])
+    assert checks.run(table, online=True, progress=lines.append) == []
     assert lines == [f"doctor: registry test {n} ({'abc'.index(n) + 1}/3): {n}.example.com" for n in shown]

@@ -81,7 +81,8 @@ def test_policy_an_answer_without_expiry_stays_fresh():
 # Performance). json/re, typing, dataclasses/inspect, pathlib and cryptography's bindings are each 2-15 ms.
 HEAVY_MODULES = frozenset({
     "boto3", "botocore", "google", "google.auth", "requests", "urllib3", "platformdirs", "cryptography", "azure", "msal",
-    "docker_credential_idp.service", "docker_credential_idp.model", "docker_credential_idp.providers",
+    "docker_credential_idp.service", "docker_credential_idp.table", "docker_credential_idp.model",
+    "docker_credential_idp.providers",
     "json", "re", "typing", "dataclasses", "inspect", "pathlib", "argparse", "hashlib", "threading",
 })
 

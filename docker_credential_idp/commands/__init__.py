@@ -1,5 +1,6 @@
 """The administrative commands (everything but the protocol verbs): one module per command group, each command's
-parser beside its handler. Handlers parse and print; what they do to the table is the service's."""
+parser beside its handler. Handlers parse and print; what they do to the table is the rooms' (table.py,
+sources.SourceTable, doctor.run), which they reach through the Context (base.py)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from .. import streams
 from ..errors import InvalidInput
 from ..matching import parse_reference
 from ..paths import home_dir
-from ..service import CredentialService
+from ..sources import SourceTable
+from ..table import RegistryTable
 from ..vault import Vault
 
 if TYPE_CHECKING:
@@ -82,7 +83,8 @@ def unknown_command(word: str, known: Sequence[str], prog: str) -> str:
 
 
 class Context:
-    """What a command works with: the service over this home's vault, and the streams it reads and writes."""
+    """What a command works with: the rooms over this home's vault (the registry table, the sources' table), never
+    the vault itself, and the streams it reads and writes."""
 
     def __init__(self, env: Mapping[str, str], out: IO[str], warn: Callable[[str], None] = streams.warn,
                  read_stdin: Callable[[int], bytes] = streams.read_stdin,
@@ -90,8 +92,9 @@ class Context:
         self.env, self.out, self.warn = env, out, warn
         self.read_stdin, self.stdin_is_terminal = read_stdin, stdin_is_terminal
         self.home = home_dir(env)
-        self.vault = Vault(self.home, env)
-        self.service = CredentialService(self.vault, env, warn=warn)
+        vault = Vault(self.home, env)
+        self.table = RegistryTable(vault, env, warn=warn)
+        self.sources = SourceTable(vault, self.table.now, self.table.forget_answers)
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")

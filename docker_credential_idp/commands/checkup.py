@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..doctor import as_json
+from ..doctor import as_json, run
 from .base import Context
 
 
@@ -22,7 +22,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def cmd_doctor(ctx: Context, args: argparse.Namespace) -> int:
-    problems = ctx.service.doctor(online=args.online, progress=ctx.warn)
+    problems = run(ctx.table, online=args.online, progress=ctx.warn)
     if args.json:
         ctx.print(as_json(problems))
     elif problems:

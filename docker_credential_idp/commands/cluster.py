@@ -34,8 +34,8 @@ def add_parsers(commands: Any) -> None:
 def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
     """The kubelet image credential provider: CredentialProviderRequest on stdin, response on stdout."""
     api_version, image = kubernetes.parse_request(ctx.read_stdin(kubernetes.MAX_REQUEST_BYTES + 1))
-    match, margin = ctx.service.kubelet_match(parse_reference(image))
-    ctx.print(json.dumps(kubernetes.response(api_version, match, ctx.service.now(), margin)))
+    match, margin = ctx.table.kubelet_match(parse_reference(image))
+    ctx.print(json.dumps(kubernetes.response(api_version, match, ctx.table.now(), margin)))
     return 0
 
 
@@ -46,7 +46,7 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
     if args.home and not args.home.startswith("/"):  # the kubelet starts the helper from a directory of its own
         raise InvalidInput(f"--home {args.home[:80]!r} is a relative path, which the kubelet would resolve against a "
                            "directory of its own; give it absolute, e.g. /var/lib/docker-credential-idp")
-    prefixes = [r.prefix for r in ctx.vault.registrations().values()]
+    prefixes = [r.prefix for r in ctx.table.registrations().values()]
     home = None if args.no_home else (args.home or str(ctx.home))
     ctx.out.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))
     return 0
@@ -54,10 +54,10 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_pull_secret(ctx: Context, args: argparse.Namespace) -> int:
     auths: dict[str, tuple[str, str]] = {}
-    now = ctx.service.now()
+    now = ctx.table.now()
     for request in parse_references(args.refs):
-        registration, _ = ctx.service.serving(request)
-        credential = ctx.service.credential(registration, request)
+        registration, _ = ctx.table.serving(request)
+        credential = ctx.table.credential(registration, request)
         served = concrete(registration.prefix, host_of(request))  # a pattern's entry names the host it served
         auths[served] = (credential.username, credential.secret)
         if credential.expires_at is not None:

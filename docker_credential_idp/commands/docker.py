@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional
 from .. import dockerconfig
 from ..doctor import on_path
 from ..errors import InvalidInput
-from ..matching import host_of, is_pattern, parse_prefix
+from ..matching import is_pattern, parse_prefix, registered_hosts
 from ..paths import docker_config_path
 from .base import PROG, Context
 
@@ -28,8 +28,8 @@ def add_parsers(commands: Any) -> None:
 
 
 def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
-    table = ctx.vault.registrations().values()
-    registered = sorted({host_of(r.prefix) for r in table if not is_pattern(r.prefix)})
+    table = ctx.table.registrations().values()
+    registered = registered_hosts(r.prefix for r in table)
     patterns = sorted(r.prefix for r in table if is_pattern(r.prefix))
     hosts = [parse_prefix(h) for h in args.hosts] if args.hosts else registered
     if any(is_pattern(h) for h in hosts):

@@ -29,10 +29,10 @@ def add_parsers(commands: Any) -> None:
 
 def cmd_resolve(ctx: Context, args: argparse.Namespace) -> int:
     request = parse_reference(args.ref)
-    registration, selection = ctx.service.serving(request)
+    registration, selection = ctx.table.serving(request)
     result: dict[str, Any] = {"request": request, "id": registration.id, "prefix": registration.prefix,
                               "type": registration.type, "reason": selection.reason}
-    token = ctx.service.token_cache().get(registration, host_of(request) if is_pattern(registration.prefix) else "")
+    token = ctx.table.token_cache().get(registration, host_of(request) if is_pattern(registration.prefix) else "")
     if token and token.expires_at is not None:
         result["token_expires_at"] = token.expires_at
     if args.json:
@@ -55,8 +55,8 @@ def cmd_creds(ctx: Context, args: argparse.Namespace) -> int:
         raise InvalidInput(f"--format {args.format} prints one credential; give one REF, or use --format docker-config "
                            "for several")
     request = parse_reference(args.refs[0])
-    registration, _ = ctx.service.serving(request)
-    credential = ctx.service.credential(registration, request)
+    registration, _ = ctx.table.serving(request)
+    credential = ctx.table.credential(registration, request)
     registry = host_of(request)
     if args.format == "env":
         for name, value in (("REGISTRY_SERVER", registry), ("REGISTRY_USERNAME", credential.username),
@@ -76,8 +76,8 @@ def _docker_config(ctx: Context, refs: list[str]) -> int:
 
     by_host: dict[str, tuple[str, str, str]] = {}  # host -> (username, password, the registration serving it)
     for request in parse_references(refs):
-        registration, _ = ctx.service.serving(request)
-        credential = ctx.service.credential(registration, request)
+        registration, _ = ctx.table.serving(request)
+        credential = ctx.table.credential(registration, request)
         host = host_of(request)
         earlier = by_host.get(host)
         if earlier is not None and earlier[:2] != (credential.username, credential.secret):

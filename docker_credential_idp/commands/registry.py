@@ -72,8 +72,8 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
         value = getattr(args, option.dest) if not option.secret else secret_option(ctx, option, args)
         values[option.dest] = _checked_text(value, f"--{option.name}") if isinstance(value, str) else value
     common = {option.dest: getattr(args, option.dest) for option in COMMON_OPTIONS}
-    registration = ctx.service.build_registration(args.id, args.prefix, provider.type_name, values, common)
-    ambiguity, settled = ctx.service.add(registration, replace_existing=args.replace)
+    registration = ctx.table.build_registration(args.id, args.prefix, provider.type_name, values, common)
+    ambiguity, settled = ctx.table.add(registration, replace_existing=args.replace)
     ctx.print(f"Registered {registration.id}: {registration.prefix} ({registration.type})")
     for line in [line for source in settled for line in source.lines()]:
         ctx.print(line)
@@ -208,12 +208,12 @@ def _summary(registration: Registration) -> dict[str, Any]:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    rolled_back = ctx.vault.inspect()  # an older vault is listed (exit 0), with why get refuses it on stderr
+    rolled_back = ctx.table.rolled_back()  # an older vault is listed (exit 0), with why get refuses it on stderr
     if rolled_back:
         ctx.warn(rolled_back)
-    shadowed = _shadowed(ctx)
+    shadowed = ctx.sources.shadowed()
     rows = [{**_summary(r), "shadows": [c["id"] for c in shadowed.get(r.id, [])]}
-            for r in sorted(ctx.vault.registrations().values(), key=lambda r: r.id)]
+            for r in sorted(ctx.table.registrations().values(), key=lambda r: r.id)]
     if args.json:
         ctx.print_json(rows)
         return 0
@@ -231,20 +231,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _shadowed(ctx: Context) -> dict[str, list[dict[str, str]]]:
-    """The listed registries each registration keeps out of the table (sources.Conflict), by its id."""
-    from ..sources import Source
-
-    found: dict[str, list[dict[str, str]]] = {}
-    for source_id, record in sorted(ctx.vault.sources().items()):
-        for conflict in Source.from_record(record).conflicts:
-            found.setdefault(conflict.holder, []).append({"id": conflict.registration_id, "prefix": conflict.prefix,
-                                                          "source": source_id})
-    return found
-
-
 def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
-    summary = _summary(ctx.service.registration(args.id))
+    summary = _summary(ctx.table.registration(args.id))
     if args.json:
         ctx.print_json(summary)
         return 0
@@ -259,7 +247,7 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
-    removed, settled = ctx.service.remove(args.id)
+    removed, settled = ctx.table.remove(args.id)
     if removed.origin.startswith("source:"):
         source_id = removed.origin.removeprefix("source:")
         ctx.print(f"Removed {args.id}; source {source_id} still lists {removed.prefix}, so its next sync brings it "
@@ -276,7 +264,7 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     """Call the registry's /v2/ with the registration's credential; one line per step, then the verdict."""
-    table = ctx.vault.registrations()
+    table = ctx.table.registrations()
     if args.target in table:
         registration, request = table[args.target], table[args.target].prefix
         if is_pattern(registration.prefix):
@@ -292,8 +280,8 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
                             f"{PROG} registry list")
     else:
         request = parse_reference(args.target)
-        registration = ctx.service.serving(request)[0]
-    outcome = ctx.service.test_registration(registration, request)
+        registration = ctx.table.serving(request)[0]
+    outcome = ctx.table.test_registration(registration, request)
     for step in outcome.steps:
         ctx.print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
     for note in outcome.notes:

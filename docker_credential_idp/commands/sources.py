@@ -9,8 +9,8 @@ from typing import Any, Callable, Optional
 
 from ..errors import IdpError, InvalidInput
 from ..providers.base import Option, format_duration, parse_duration
-from ..service import SourceTable
 from ..sources import DEFAULT_REFRESH, TYPES, new_source
+from ..table import common_settings
 from .base import PROG, Context, iso
 from .registry import secret_option
 
@@ -105,12 +105,12 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     token = secret_option(ctx, TOKEN, args)
     if token is None:
         raise InvalidInput("source add needs the platform token: --token-stdin or --token-env VAR")
-    common = ctx.service.common_settings({"timeout": args.timeout, "ca_file": args.ca_file})
+    common = common_settings({"timeout": args.timeout, "ca_file": args.ca_file})
     refresh = parse_duration(args.refresh) if args.refresh else None
     source = new_source(args.id, args.url, args.org, token, refresh, common.get("timeout"), common.get("ca_file"))
     progress = Progress(ctx.warn)
     try:
-        report = SourceTable(ctx.service).add(source, args.replace, progress.step)
+        report = ctx.sources.add(source, args.replace, progress.step)
         progress.finish(f"source {source.id!r}: synced")
     finally:
         progress.close()
@@ -120,7 +120,7 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
-    table = SourceTable(ctx.service)
+    table = ctx.sources
     ids = [args.id] if args.id else table.ids()
     if not ids:
         ctx.print(f"No sources. Add one with: {PROG} source add ID --type platform --url URL --org ORG --token-stdin")
@@ -146,7 +146,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    rows = SourceTable(ctx.service).rows()
+    rows = ctx.sources.rows()
     if args.json:
         ctx.print_json(rows)
         return 0
@@ -164,6 +164,6 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
-    removed = SourceTable(ctx.service).remove(args.id)
+    removed = ctx.sources.remove(args.id)
     ctx.print(f"Removed source {args.id} and {len(removed)} registration{'s' if len(removed) != 1 else ''}")
     return 0

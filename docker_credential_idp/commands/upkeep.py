@@ -27,11 +27,10 @@ def add_parsers(commands: Any) -> None:
 def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
     """Exit 1 when `get` would refuse the vault (an older one replaced a newer): the status is shown all the same,
     with the warning on stderr, so that a person can decide before `vault accept`."""
-    rolled_back = ctx.vault.inspect()
+    rolled_back = ctx.table.rolled_back()
     if rolled_back:
         ctx.warn(rolled_back)
-    status = ctx.vault.status()
-    status["cached_tokens"] = len(ctx.service.token_cache().entries())
+    status = ctx.table.status()
     if args.json:
         ctx.print_json(status)
         return 1 if rolled_back else 0
@@ -44,13 +43,13 @@ def cmd_vault_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_vault_accept(ctx: Context, args: argparse.Namespace) -> int:
-    serial, seen = ctx.vault.accept()
+    serial, seen = ctx.table.accept()
     was = f"the last seen was {seen}" if seen is not None else "no serial was on record for it"
     ctx.print(f"Accepted the vault at serial {serial} ({was}); it is the newest from now on")
     return 0
 
 
 def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
-    dropped = ctx.service.forget_tokens(args.id)
+    dropped = ctx.table.forget_tokens(args.id)
     ctx.print(f"Dropped {dropped} cached token{'s' if dropped != 1 else ''}")
     return 0
