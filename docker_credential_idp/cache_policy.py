@@ -9,6 +9,12 @@ answer for 4 min 50 s, so a token handed out with less left would expire in its 
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing itself is not imported: this module is on the cache-hit path
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    Reason = Literal["asked", "due", "missing"]  # a SyncReason
+
 FRESH = "fresh"
 STALE = "stale"
 EXPIRED = "expired"
@@ -70,11 +76,22 @@ def lock_wait(fetch_timeout: float) -> float:
 SYNC_ON_MISS_INTERVAL = 60.0  # a request no registration serves syncs the sources at most this often
 
 
-def source_due(now: float, attempted_at: float, refresh: float, missing: bool) -> bool:
-    """Whether a registry source is synced before this request: its table is older than its refresh interval, or
-    the request found no registration and the last try is older than a minute (unregistered hosts are common with
-    credsStore: they must not call the platform on every pull)."""
-    return now - attempted_at >= (min(refresh, SYNC_ON_MISS_INTERVAL) if missing else refresh)
+class SyncReason:
+    """Why a registry source is synced (sources.sync); source_due holds each one's rule. Plain strings, as FRESH and
+    STALE are: the cache-hit path does not import enum."""
+
+    ASKED: Final = "asked"  # `source sync`: at once, whatever the table's age
+    DUE: Final = "due"  # before a request: the table is older than the source's refresh interval
+    MISSING: Final = "missing"  # a request found no registration: the platform may list it by now
+
+
+def source_due(now: float, attempted_at: float, refresh: float, reason: Reason) -> bool:
+    """Whether a registry source is synced for `reason`: when asked, always; before a request, when its table is
+    older than its refresh interval, or when the request found no registration and the last try is older than a
+    minute (unregistered hosts are common with credsStore: they must not call the platform on every pull)."""
+    if reason == SyncReason.ASKED:
+        return True
+    return now - attempted_at >= (min(refresh, SYNC_ON_MISS_INTERVAL) if reason == SyncReason.MISSING else refresh)
 
 
 def worth_caching(now: float, expires_at: float | None) -> bool:

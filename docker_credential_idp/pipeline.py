@@ -29,6 +29,7 @@ TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit sev
 if TYPE_CHECKING:
     from typing import Callable, Mapping, Optional
 
+    from .cache_policy import Reason
     from .model import Registration
     from .token_cache import Entries
     from .vault import Vault
@@ -88,27 +89,27 @@ class GetPipeline:
                 if token is not None and self._state(token) == cache_policy.FRESH:
                     self.debug("answered from the answer cache")
                     return token  # a cache hit: no source is asked, nothing else is read
-            if may_sync and self.sync_sources(missing=False, synced=synced):  # a table older than its refresh
+            if may_sync and self.sync_sources(cache_policy.SyncReason.DUE, synced):  # a table older than its refresh
                 continue
             if target is not None:
                 return self._credential(target, entries, None, self._loader(target))
             try:
                 target = self.resolve(request)
             except CredentialsNotFound:
-                if may_sync and self.sync_sources(missing=True, synced=synced):  # the platform may list it by now
+                if may_sync and self.sync_sources(cache_policy.SyncReason.MISSING, synced):  # listed by now?
                     continue
                 raise
             self.debug(f"resolved to registration {target.registration_id!r} from the vault's lines")
             return self._credential(target, entries, resolution, self._loader(target))
         raise AssertionError("the last pass answers or raises")  # pragma: no cover
 
-    def sync_sources(self, missing: bool, synced: Optional[set[str]] = None) -> bool:
-        """Sync the registry sources that are due (sources.py) and not in `synced` (which it adds them to); True
-        when the table was read again. A source that cannot be reached, or a home where a sync cannot be recorded,
-        leaves the table as it was, with one warning."""
+    def sync_sources(self, reason: Reason, synced: Optional[set[str]] = None) -> bool:
+        """Sync the registry sources due for `reason` (DUE or MISSING: cache_policy.source_due) and not in `synced`
+        (which it adds them to); True when the table was read again. A source that cannot be reached, or a home where
+        a sync cannot be recorded, leaves the table as it was, with one warning."""
         done = synced if synced is not None else set()
         due = [line.id for line in self.vault.source_lines() if line.id not in done
-               and cache_policy.source_due(self.now(), line.attempted_at, line.refresh, missing)]
+               and cache_policy.source_due(self.now(), line.attempted_at, line.refresh, reason)]
         if not due:
             return False
         from . import sources
@@ -117,9 +118,10 @@ class GetPipeline:
         changed = False
         for source_id in due:
             done.add(source_id)
-            self.debug(f"syncing source {source_id!r} ({'no registration serves the request' if missing else 'due'})")
+            why = "no registration serves the request" if reason == cache_policy.SyncReason.MISSING else "due"
+            self.debug(f"syncing source {source_id!r} ({why})")
             try:
-                changed = sources.sync(self.vault, source_id, self.now, only_if_due=missing) is not None or changed
+                changed = sources.sync(self.vault, source_id, self.now, reason=reason) is not None or changed
             except sources.HomeNotWritable as error:  # one warning, shared with the answer cache's
                 self.token_cache().unwritable(f"{error.message}; serving the registry table as last synced")
             except IdpError as error:

@@ -20,25 +20,27 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from .cache_policy import lock_wait, source_due
+from .cache_policy import SyncReason, lock_wait, source_due
 from .errors import IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
-from .httpclient import check_endpoint, network_reason, send
-from .jsontext import loads
+from .httpclient import check_endpoint, send
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
+from .platform_api import Platform, list_registries
 from .precedence import clash, taking
+from .providers.base import Transport
 from .timebox import TimedOut, call_within
 from .token_cache import acquire_fetch_lock
 from .vault import Vault
 
+if TYPE_CHECKING:
+    from .cache_policy import Reason
+
 DEFAULT_REFRESH = 600.0
 TYPES = ("platform",)
-Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 
 
 @dataclass(frozen=True)
@@ -153,34 +155,12 @@ def new_source(source_id: str, url: str, org: str, token: str, refresh: Optional
                   timeout or DEFAULT_FETCH_TIMEOUT, ca_file)
 
 
-def list_url(source: Source) -> str:
-    return f"{source.url.rstrip('/')}/orgs/{urllib.parse.quote(source.org, safe='')}/registries"
-
-
-def fetch_listing(source: Source, transport: Transport = send) -> list[dict[str, Any]]:
-    """The platform's list of the organisation's registries; ProviderError in one line when it cannot be read."""
-    request = urllib.request.Request(list_url(source), headers={"Accept": "application/json"})
-    request.add_unredirected_header("Authorization", f"Bearer {source.token}")
-    where = f"the platform API at {urllib.parse.urlsplit(source.url).netloc}"
-    try:
-        status, _, body = transport(request, source.settings, source.timeout)
-    except OSError as error:
-        raise ProviderError(f"cannot reach {where}: {network_reason(error)}") from None
-    if status == 401:
-        raise ProviderError(f"{where} refused the token (HTTP 401); issue a new one and run: docker-credential-idp "
-                            f"source add {source.id} --replace ... --token-stdin")
-    if status == 403:
-        raise ProviderError(f"the token may not list the registries of org {source.org!r} (HTTP 403)")
-    if status != 200:
-        raise ProviderError(f"{where} answered HTTP {status} to the list of registries")
-    try:
-        listing = loads(body)
-    except ValueError:
-        listing = None
-    if not isinstance(listing, list) or not all(isinstance(item, dict) for item in listing):
-        raise ProviderError(f"{where} answered the list of registries with something that is not a JSON list of "
-                            "objects")
-    return listing
+def fetch_listing(source: Source, transport: Transport = send,
+                  sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+    """The platform's list of the organisation's registries (platform_api.py: its retries, all within the source's
+    timeout); ProviderError in one line when it cannot be read."""
+    return list_registries(Platform(source.url, source.org, source.token, source.settings, source.timeout, transport,
+                                    sleep), source.id)
 
 
 def quoted(value: object) -> str:
@@ -338,10 +318,11 @@ class HomeNotWritable(IdpError):
 
 
 def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, transport: Transport = send,
-         only_if_due: Optional[bool] = None, progress: Callable[[str], None] = lambda step: None) -> Optional[Report]:
-    """Read the source's list and apply it, under the source's lock (parallel callers sync once). With
-    `only_if_due` (True: a request found no registration; False: the table's age), a source another caller synced
-    meanwhile is left alone and None returned. A failure is recorded (the last table keeps serving) and raised;
+         reason: Reason = SyncReason.ASKED, progress: Callable[[str], None] = lambda step: None) -> Optional[Report]:
+    """Read the source's list and apply it, under the source's lock (parallel callers sync once). For any `reason`
+    but ASKED (a `source sync`), a source that is no longer due (cache_policy.source_due), because another caller
+    synced it meanwhile, is left alone and None returned. A failure is recorded (the last table keeps serving) and
+    raised, transient when the platform did not answer;
     a home that cannot be written is HomeNotWritable, found before the platform is called when it can be.
     `progress` hears each step as it starts."""
     sources = vault.sources()
@@ -358,10 +339,10 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
     except OSError as error:  # a read-only home: its result could not be kept, so the platform is not called
         raise HomeNotWritable(source_id, vault.home, error) from None
     try:
-        if only_if_due is not None:
+        if reason != SyncReason.ASKED:
             vault.forget()  # another caller may have synced while this one waited for the lock
             line = next((line for line in vault.source_lines() if line.id == source_id), None)
-            if line is None or not source_due(now(), line.attempted_at, line.refresh, only_if_due):
+            if line is None or not source_due(now(), line.attempted_at, line.refresh, reason):
                 return None
         started = now()
         progress(f"source {source_id!r}: reading the list of registries from {urllib.parse.urlsplit(source.url).netloc}"
@@ -376,7 +357,8 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
                 _record(vault, source_id, lambda s: replace(s, attempted_at=failed_at, last_error=message))
             except (IdpError, OSError):
                 pass  # a home that cannot be written: the next call tries again
-            raise ProviderError(f"source {source_id!r}: {message}") from None
+            transient = error.transient if isinstance(error, ProviderError) else True
+            raise ProviderError(f"source {source_id!r}: {message}", transient=transient) from None
         progress(f"source {source_id!r}: {len(listing)} registries listed; updating the registry table")
         report = Report()
 

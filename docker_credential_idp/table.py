@@ -77,11 +77,11 @@ class RegistryTable:
         """The registration serving a normalised request, matching.select's answer (and contract) over the
         registrations on its host and the patterns. Registry sources that are due are synced first, as `get` does."""
         synced: set[str] = set()  # each source at most once
-        self.pipeline.sync_sources(missing=False, synced=synced)
+        self.pipeline.sync_sources(cache_policy.SyncReason.DUE, synced)
         try:
             return self._choose(request)
         except CredentialsNotFound:
-            if self.pipeline.sync_sources(missing=True, synced=synced):
+            if self.pipeline.sync_sources(cache_policy.SyncReason.MISSING, synced):
                 return self._choose(request)
             raise
 

@@ -157,7 +157,7 @@ def test_with_the_platform_down_the_last_table_keeps_serving_with_a_warning(plat
     platform.fault = "503"
     time.sleep(1.2)
     run_helper("cache", "clear")
-    platform.fault_times = 1  # the list call fails, the creds call works
+    platform.fault_times = 2  # the list call fails (both its tries within --timeout 2), the creds call works
     platform.calls.clear()
     result = run_helper("get", stdin="registry.example.com")
     assert result.code == 0 and json.loads(result.out)["Secret"] == "sync-pw-a", result
@@ -414,3 +414,55 @@ def test_progress_says_nothing_of_a_quick_sync_every_step_of_a_slow_one_and_noth
     failing.close()  # the error line is all that follows
     failing.step("late")
     assert lines == ["docker-credential-idp: reading"]
+
+
+# -- the list call in process (platform_api.py: the creds call's retry rule) ----------------------------------------
+
+
+def test_the_list_call_retries_a_platform_that_did_not_answer_as_the_creds_call_does():
+    from docker_credential_idp.sources import fetch_listing, new_source
+
+    from .test_provider_rules import ScriptedTransport
+
+    listing = [{"id": "team-a", "registry": "registry.example.com/team-a", "type": "basic", "enable_ci": True}]
+    transport = ScriptedTransport((503, b""), (200, listing))
+    source = new_source("idp", "https://idp.example.com", "acme", TOKEN, None, None, None)
+    assert fetch_listing(source, transport) == listing and len(transport.requests) == 2
+
+
+@pytest.mark.parametrize("answers, fragment, transient", [
+    ([(503, b"")], "answered HTTP 503 to the list of registries (after 1 attempt)", True),
+    ([ConnectionRefusedError(111, "Connection refused")], "cannot reach the platform API at idp.example.com", True),
+    ([(401, b"")], "refused the token (HTTP 401)", False),
+])
+def test_a_failed_sync_is_recorded_and_transient_when_the_platform_did_not_answer(answers, fragment, transient):
+    import os
+    from dataclasses import replace
+
+    from docker_credential_idp.errors import ProviderError
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.sources import new_source, sync
+    from docker_credential_idp.vault import Vault
+
+    from .test_provider_rules import ScriptedTransport
+
+    # A timeout shorter than the first pause: one attempt, whatever the machine's speed.
+    source = replace(new_source("idp", "https://idp.example.com", "acme", TOKEN, None, 0.4, None), entries=())
+    vault = Vault(home_dir(os.environ), os.environ)
+    vault.update_with_sources(lambda table, records: records.update(idp=source.to_record()))
+    with pytest.raises(ProviderError) as raised:
+        sync(vault, "idp", lambda: 5000.0, ScriptedTransport(*answers))
+    assert raised.value.message.startswith("source 'idp': ") and fragment in raised.value.message
+    assert raised.value.transient is transient
+    [record] = Vault(home_dir(os.environ), os.environ).sources().values()  # the last table keeps serving
+    assert record["attempted_at"] == 5000.0 and f"source 'idp': {record['last_error']}" == raised.value.message
+
+
+@pytest.mark.parametrize("reason, age, due", [
+    ("ASKED", 0.0, True), ("DUE", 599.0, False), ("DUE", 600.0, True), ("MISSING", 59.0, False),
+    ("MISSING", 60.0, True),
+])
+def test_policy_a_source_syncs_when_asked_when_older_than_refresh_or_on_a_miss_once_a_minute(reason, age, due):
+    from docker_credential_idp.cache_policy import SyncReason, source_due
+
+    assert source_due(1000.0 + age, 1000.0, 600.0, getattr(SyncReason, reason)) is due

@@ -1,0 +1,141 @@
+"""The platform's API (seed 000), both of its calls, for registry sources (sources.py) and the `platform` type
+(providers/platform.py):
+
+- the organisation's registries, `GET {API}/orgs/{ORG}/registries`: a JSON list of objects (`id`, `registry` —
+  the prefix —, `type`, `enable_ci`), which sources.py checks entry by entry;
+- one registry's credential, `GET {API}/orgs/{ORG}/registries/{RID}/creds`: `{"username": ..., "password": ...}`,
+  perhaps with an expiry, which the provider reads.
+
+Both send the platform token as a bearer header a redirect does not carry along, and follow one retry rule: a
+connection error, 429 or 5xx is the platform not answering, so it is tried again — three attempts at most, 0.5 s
+then 1.5 s apart, all of them within the caller's timeout — and a failure of that kind is `transient` (`get` then
+holds the source back a while). 401, 403, 404 or a malformed answer is an answer, not an outage: not retried. Each
+call words its failures for what it was doing.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import ProviderError
+from .httpclient import network_reason, send
+from .jsontext import loads
+from .providers.base import Transport
+
+ATTEMPTS = 3
+BACKOFF = (0.5, 1.5)  # seconds before the second and third attempt
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where a call goes and how: the API base, the organisation, the token, the TLS settings (`ca_file`), the
+    time all of a call's attempts share, and the transport, pause and clock (injected in tests)."""
+
+    url: str
+    org: str
+    token: str = field(repr=False)
+    settings: Mapping[str, Any]
+    timeout: float
+    transport: Transport = send
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.url).netloc
+
+
+def list_url(base: str, org: str) -> str:
+    return f"{base.rstrip('/')}/orgs/{urllib.parse.quote(org, safe='')}/registries"
+
+
+def creds_url(base: str, org: str, registry_id: str) -> str:
+    return f"{list_url(base, org)}/{urllib.parse.quote(registry_id, safe='')}/creds"
+
+
+def list_registries(platform: Platform, source_id: str) -> list[dict[str, Any]]:
+    """The organisation's registries as listed (each entry still to be checked); ProviderError in one line when
+    they cannot be read, naming `source_id` in the fix for a refused token."""
+    where = f"the platform API at {platform.host}"
+
+    def refusal(status: int) -> str:
+        if status == 401:
+            return (f"{where} refused the token (HTTP 401); issue a new one and run: docker-credential-idp source add "
+                    f"{source_id} --replace ... --token-stdin")
+        if status == 403:
+            return f"the token may not list the registries of org {platform.org!r} (HTTP 403)"
+        return f"{where} answered HTTP {status} to the list of registries"
+
+    body = _get(platform, list_url(platform.url, platform.org), refusal)
+    try:
+        listing = loads(body)
+    except ValueError:
+        listing = None
+    if not isinstance(listing, list) or not all(isinstance(item, dict) for item in listing):
+        raise ProviderError(f"{where} answered the list of registries with something that is not a JSON list of "
+                            "objects")
+    return listing
+
+
+def read_creds(platform: Platform, registry_id: str) -> dict[str, Any]:
+    """The creds answer of one registry, an object whose username and password are non-empty strings (its other
+    fields, such as an expiry, are the caller's to read); ProviderError in one line when there is none."""
+
+    def refusal(status: int) -> str:
+        if status == 401:
+            return ("the platform API refused the token (HTTP 401: missing, expired or revoked); issue a new one and "
+                    "re-add the registration with --token-stdin")
+        if status == 403:
+            return (f"the token may not read the credentials of registry {registry_id!r} in org {platform.org!r} "
+                    "(HTTP 403); give its service user a role that may (ArtefactContributor)")
+        if status == 404:
+            return (f"the platform API has no registry {registry_id!r} in org {platform.org!r} (HTTP 404); check "
+                    "--org, --registry-id and --url")
+        if status in RETRY_STATUSES:
+            return f"the platform API is failing (HTTP {status})"
+        return f"the platform API answered HTTP {status}"
+
+    body = _get(platform, creds_url(platform.url, platform.org, registry_id), refusal)
+    try:
+        answer = loads(body)
+    except ValueError:
+        raise ProviderError("the platform API answered with something that is not JSON") from None
+    if not isinstance(answer, dict):
+        raise ProviderError("the platform API answered with JSON that is not an object")
+    username, password = answer.get("username"), answer.get("password")
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        raise ProviderError("the platform API answered without string fields username and password")
+    return answer
+
+
+def _get(platform: Platform, url: str, refusal: Callable[[int], str]) -> bytes:
+    """The body of a 200 answer to GET `url` with the bearer token, under the retry rule (see the module's
+    docstring); any other answer is ProviderError with `refusal`'s words for its status."""
+    deadline = platform.clock() + platform.timeout
+    for attempt in range(ATTEMPTS):
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        # Unredirected: a redirect to another host must not carry the token along.
+        request.add_unredirected_header("Authorization", f"Bearer {platform.token}")
+        try:
+            status, _, body = platform.transport(request, platform.settings,
+                                                 max(deadline - platform.clock(), 0.1))
+        except OSError as error:
+            failure = ProviderError(f"cannot reach the platform API at {platform.host}: {network_reason(error)}",
+                                    transient=True)
+        else:
+            if status == 200:
+                return body
+            failure = ProviderError(refusal(status), transient=status in RETRY_STATUSES)
+            if not failure.transient:
+                raise failure
+        pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        if attempt + 1 == ATTEMPTS or platform.clock() + pause >= deadline:
+            break
+        platform.sleep(pause)
+    raise ProviderError(f"{failure.message} (after {attempt + 1} attempt{'s' if attempt else ''})",
+                        transient=failure.transient)
