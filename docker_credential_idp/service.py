@@ -300,7 +300,7 @@ class CredentialService:
         registration shadowed drops its cached answers."""
         settled: list[Settled] = []
 
-        def both(table: Table, records: dict[str, dict[str, Any]]) -> T:
+        def both(table: Table, records: dict[str, str]) -> T:
             result = change(table)
             if settles(result):
                 settled.extend(settle(table, records))
@@ -488,11 +488,11 @@ class SourceTable:
         progress(f"source {source.id!r}: {len(listing)} registries listed; updating the registry table")
         started = self.now()
 
-        def change(table: Table, records: dict[str, dict[str, Any]]) -> Report:
+        def change(table: Table, records: dict[str, str]) -> Report:
             if source.id in records and not replace_existing:
                 raise InvalidInput(f"source {source.id!r} already exists; add --replace to overwrite it")
             applied, report = apply(replace(source, synced_at=started, attempted_at=started), listing, table)
-            records[source.id] = applied.to_record()
+            records[source.id] = applied.to_text()
             return report
 
         return self.vault.update_with_sources(change)
@@ -509,7 +509,7 @@ class SourceTable:
         """Take a source out, with the registrations synced from it (and their cached answers): their ids."""
         removed: list[str] = []
 
-        def change(table: Table, records: dict[str, dict[str, Any]]) -> None:
+        def change(table: Table, records: dict[str, str]) -> None:
             if source_id not in records:
                 raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
             del records[source_id]
@@ -527,8 +527,8 @@ class SourceTable:
         """What `source list` shows: never the token."""
         table = self.vault.registrations().values()
         rows = []
-        for _, record in sorted(self.vault.sources().items()):
-            source = Source.from_record(record)
+        for _, text in sorted(self.vault.sources().items()):
+            source = Source.from_text(text)
             rows.append({"id": source.id, "type": "platform", "url": source.url, "org": source.org,
                          "refresh": source.refresh, "synced_at": source.synced_at, "last_error": source.last_error,
                          "registrations": sorted(r.id for r in table if r.origin == source.origin),

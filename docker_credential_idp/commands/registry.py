@@ -227,8 +227,8 @@ def _shadowed(ctx: Context) -> dict[str, list[dict[str, str]]]:
     from ..sources import Source
 
     found: dict[str, list[dict[str, str]]] = {}
-    for source_id, record in sorted(ctx.vault.sources().items()):
-        for conflict in Source.from_record(record).conflicts:
+    for source_id, text in sorted(ctx.vault.sources().items()):
+        for conflict in Source.from_text(text).conflicts:
             found.setdefault(conflict.holder, []).append({"id": conflict.registration_id, "prefix": conflict.prefix,
                                                           "source": source_id})
     return found
