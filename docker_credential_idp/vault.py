@@ -192,7 +192,7 @@ class Vault:
         return [vault_table.parse_record(line.record) for line in self.lines_on_host(host)]
 
     def data_key(self) -> Optional[bytes]:
-        """The vault's data key, for other files sealed with it (vault.serial); None before the vault exists."""
+        """The vault's data key (vault.serial and tokens.bin are sealed with it); None before the vault exists."""
         opened = self.open()
         return opened.data_key if opened else None
 

@@ -67,11 +67,11 @@ def seen_serial_or_none(home: str | os.PathLike[str], data_key: bytes) -> Option
         return None
 
 
-def record_serial(home: str | os.PathLike[str], data_key: bytes, serial: int, lock_wait: float = 0.0) -> bool:
-    """Remember `serial` as the highest seen, under vault.lock; False when that cannot be done now (a writer holds
-    the lock, a read-only home): the next call records it."""
+def record_serial(home: str | os.PathLike[str], data_key: bytes, serial: int) -> bool:
+    """Remember `serial` as the highest seen, under vault.lock (not waited for); False when that cannot be done now
+    (a writer holds the lock, a read-only home): the next call records it."""
     try:
-        lock = fsutil.acquire_lock(os.path.join(home, LOCK_FILE_NAME), lock_wait)
+        lock = fsutil.acquire_lock(os.path.join(home, LOCK_FILE_NAME), 0.0)
     except (OSError, fsutil.LockTimeout):
         return False
     try:
