@@ -107,9 +107,11 @@ class GetPipeline:
         """Sync the registry sources due for `reason` (DUE or MISSING: cache_policy.source_due) and not in `synced`
         (which it adds them to); True when the table was read again. A source that cannot be reached, or a home where
         a sync cannot be recorded, leaves the table as it was, with one warning."""
+        from . import source_record
+
         done = synced if synced is not None else set()
-        due = [line.id for line in self.vault.source_lines() if line.id not in done
-               and cache_policy.source_due(self.now(), line.attempted_at, line.refresh, reason)]
+        due = [source_id for source_id, text in self.vault.sources().items() if source_id not in done
+               and cache_policy.source_due(self.now(), *source_record.schedule(text), reason)]
         if not due:
             return False
         from . import sources

@@ -23,6 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
+from . import source_record
 from .cache_policy import SyncReason, lock_wait, source_due
 from .errors import IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
@@ -84,6 +85,14 @@ class Source:
                    float(record.get("attempted_at") or 0), record.get("last_error"),
                    None if entries is None else tuple(Entry(*entry) for entry in entries),
                    tuple(Conflict.from_record(c) for c in record.get("conflicts") or ()))
+
+    def to_text(self) -> str:
+        """The source as the vault keeps it (source_record.py)."""
+        return source_record.to_text(self.to_record())
+
+    @classmethod
+    def from_text(cls, text: str) -> Source:
+        return cls.from_record(source_record.from_text(text))
 
 
 @dataclass(frozen=True)
@@ -292,16 +301,16 @@ class Settled:
                    for r in self.restored])
 
 
-def settle(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> list[Settled]:
+def settle(table: dict[str, Registration], records: dict[str, str]) -> list[Settled]:
     """Place every source's last list again around the registrations made by hand, after a person changed them
     (`registry add` shadows a synced registration, removing it brings that back), without calling the platform."""
     settled = []
     for source_id in sorted(records):
-        source = Source.from_record(records[source_id])
+        source = Source.from_text(records[source_id])
         entries = list(source.entries) if source.entries is not None else [
             Entry(r.settings["registry_id"], r.prefix) for r in table.values() if r.origin == source.origin]
         report, conflicts = place(source, entries, table)
-        records[source_id] = replace(source, entries=tuple(entries), conflicts=tuple(conflicts)).to_record()
+        records[source_id] = replace(source, entries=tuple(entries), conflicts=tuple(conflicts)).to_text()
         known = {c.registration_id for c in source.conflicts}
         shadowed = tuple(c for c in conflicts if c.registration_id not in known)
         if shadowed or report.added:
@@ -330,7 +339,7 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
         from .errors import NotRegistered
 
         raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
-    source = Source.from_record(sources[source_id])
+    source = Source.from_text(sources[source_id])
     try:
         lock = acquire_fetch_lock(vault.home, "source:" + source_id, lock_wait(source.timeout))
     except LockTimeout:
@@ -341,8 +350,8 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
     try:
         if reason != SyncReason.ASKED:
             vault.forget()  # another caller may have synced while this one waited for the lock
-            line = next((line for line in vault.source_lines() if line.id == source_id), None)
-            if line is None or not source_due(now(), line.attempted_at, line.refresh, reason):
+            text = vault.sources().get(source_id)
+            if text is None or not source_due(now(), *source_record.schedule(text), reason):
                 return None
         started = now()
         progress(f"source {source_id!r}: reading the list of registries from {urllib.parse.urlsplit(source.url).netloc}"
@@ -362,13 +371,13 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
         progress(f"source {source_id!r}: {len(listing)} registries listed; updating the registry table")
         report = Report()
 
-        def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> None:
+        def change(table: dict[str, Registration], records: dict[str, str]) -> None:
             if source_id not in records:  # removed while the list was read
                 return
-            current = Source.from_record(records[source_id])  # the token may have changed meanwhile
+            current = Source.from_text(records[source_id])  # the token may have changed meanwhile
             nonlocal report
             applied, report = apply(current, listing, table)
-            records[source_id] = replace(applied, synced_at=started, attempted_at=started, last_error=None).to_record()
+            records[source_id] = replace(applied, synced_at=started, attempted_at=started, last_error=None).to_text()
 
         try:
             vault.update_with_sources(change)
@@ -380,9 +389,9 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
 
 
 def _record(vault: Vault, source_id: str, update: Callable[[Source], Source]) -> None:
-    def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> None:
+    def change(table: dict[str, Registration], records: dict[str, str]) -> None:
         if source_id in records:
-            records[source_id] = update(Source.from_record(records[source_id])).to_record()
+            records[source_id] = update(Source.from_text(records[source_id])).to_text()
 
     vault.update_with_sources(change)
 
@@ -408,11 +417,11 @@ class SourceTable:
         progress(f"source {source.id!r}: {len(listing)} registries listed; updating the registry table")
         started = self.now()
 
-        def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> Report:
+        def change(table: dict[str, Registration], records: dict[str, str]) -> Report:
             if source.id in records and not replace_existing:
                 raise InvalidInput(f"source {source.id!r} already exists; add --replace to overwrite it")
             applied, report = apply(replace(source, synced_at=started, attempted_at=started), listing, table)
-            records[source.id] = applied.to_record()
+            records[source.id] = applied.to_text()
             return report
 
         return self.vault.update_with_sources(change)
@@ -431,7 +440,7 @@ class SourceTable:
 
         removed: list[str] = []
 
-        def change(table: dict[str, Registration], records: dict[str, dict[str, Any]]) -> None:
+        def change(table: dict[str, Registration], records: dict[str, str]) -> None:
             if source_id not in records:
                 raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
             del records[source_id]
@@ -449,8 +458,8 @@ class SourceTable:
         """What `source list` shows: never the token."""
         table = self.vault.registrations().values()
         rows = []
-        for _, record in sorted(self.vault.sources().items()):
-            source = Source.from_record(record)
+        for _, text in sorted(self.vault.sources().items()):
+            source = Source.from_text(text)
             rows.append({"id": source.id, "type": "platform", "url": source.url, "org": source.org,
                          "refresh": source.refresh, "synced_at": source.synced_at, "last_error": source.last_error,
                          "registrations": sorted(r.id for r in table if r.origin == source.origin),
@@ -461,8 +470,8 @@ class SourceTable:
     def shadowed(self) -> dict[str, list[dict[str, str]]]:
         """The listed registries each registration keeps out of the table (Conflict), by the holder's id."""
         found: dict[str, list[dict[str, str]]] = {}
-        for source_id, record in sorted(self.vault.sources().items()):
-            for conflict in Source.from_record(record).conflicts:
+        for source_id, text in sorted(self.vault.sources().items()):
+            for conflict in Source.from_text(text).conflicts:
                 found.setdefault(conflict.holder, []).append({"id": conflict.registration_id, "prefix": conflict.prefix,
                                                               "source": source_id})
         return found

@@ -208,7 +208,7 @@ class RegistryTable:
         registration shadowed drops its cached answers."""
         settled: list[Settled] = []
 
-        def both(table: Table, records: dict[str, dict[str, Any]]) -> T:
+        def both(table: Table, records: dict[str, str]) -> T:
             result = change(table)
             if settles(result):
                 settled.extend(settle(table, records))

@@ -39,7 +39,7 @@ LOCK_WAIT = 2.0  # seconds a writer waits for tokens.lock; past that it answers 
 
 
 def fingerprint(registration: Registration, host: str = "") -> str:
-    from .vault import record_text
+    from .vault_table import record_text
 
     return fingerprint_of_record(record_text(registration), host)
 

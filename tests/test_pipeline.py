@@ -15,7 +15,8 @@ from docker_credential_idp.model import Registration, Secrets
 from docker_credential_idp.paths import home_dir
 from docker_credential_idp.pipeline import GetPipeline
 from docker_credential_idp.token_cache import CachedToken
-from docker_credential_idp.vault import PAYLOAD_HEADER, Vault
+from docker_credential_idp.vault import Vault
+from docker_credential_idp.vault_table import PAYLOAD_HEADER
 
 from .conftest import add_basic, assert_one_line_error, run_helper
 from .servers import ecr_api_endpoint
@@ -155,13 +156,13 @@ def test_the_fetch_timeout_is_a_vault_column_with_one_rule():
 @given(timeout=st.one_of(st.none(), st.floats(0.5, 3600).map(lambda f: round(f, 3))),
        values=st.lists(st.text(max_size=30), max_size=4), kind=st.sampled_from(["basic", "script", "platform"]))
 def test_the_column_is_the_record_s_own_figure(timeout, values, kind):
-    from docker_credential_idp.vault import _format_table, _lines_on_host
+    from docker_credential_idp.vault_table import format_table, lines_on_host
 
     settings_ = {f"s{i}": v for i, v in enumerate(values)} | {"note": '"timeout":99,\t\n'}
     if timeout is not None:
         settings_["timeout"] = timeout
     registration = Registration("r", HOST, kind, settings_, Secrets({"password": '{"timeout":7}\t'}))
-    [line] = _lines_on_host(_format_table({"r": registration}), HOST)
+    [line] = lines_on_host(format_table({"r": registration}), HOST)
     assert line.fetch_timeout == registration.fetch_timeout == (timeout or (30.0 if kind == "script" else 10.0))
 
 

@@ -109,13 +109,16 @@ def age_sources(seconds: float) -> None:
     """Move every source's last sync `seconds` into the past, as if that much time had gone by."""
     import os
 
+    from docker_credential_idp import source_record
     from docker_credential_idp.paths import home_dir
     from docker_credential_idp.vault import Vault
 
     def change(table, records):
-        for record in records.values():
+        for source_id, text in records.items():
+            record = source_record.from_text(text)
             record["attempted_at"] -= seconds
             record["synced_at"] -= seconds
+            records[source_id] = source_record.to_text(record)
 
     Vault(home_dir(os.environ), os.environ).update_with_sources(change)
 
