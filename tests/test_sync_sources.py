@@ -444,7 +444,7 @@ def test_a_failed_sync_is_recorded_and_transient_when_the_platform_did_not_answe
 
     from docker_credential_idp.errors import ProviderError
     from docker_credential_idp.paths import home_dir
-    from docker_credential_idp.sources import new_source, sync
+    from docker_credential_idp.sources import Source, new_source, sync
     from docker_credential_idp.vault import Vault
 
     from .test_provider_rules import ScriptedTransport
@@ -452,13 +452,14 @@ def test_a_failed_sync_is_recorded_and_transient_when_the_platform_did_not_answe
     # A timeout shorter than the first pause: one attempt, whatever the machine's speed.
     source = replace(new_source("idp", "https://idp.example.com", "acme", TOKEN, None, 0.4, None), entries=())
     vault = Vault(home_dir(os.environ), os.environ)
-    vault.update_with_sources(lambda table, records: records.update(idp=source.to_record()))
+    vault.update_with_sources(lambda table, records: records.update(idp=source.to_text()))
     with pytest.raises(ProviderError) as raised:
         sync(vault, "idp", lambda: 5000.0, ScriptedTransport(*answers))
     assert raised.value.message.startswith("source 'idp': ") and fragment in raised.value.message
     assert raised.value.transient is transient
-    [record] = Vault(home_dir(os.environ), os.environ).sources().values()  # the last table keeps serving
-    assert record["attempted_at"] == 5000.0 and f"source 'idp': {record['last_error']}" == raised.value.message
+    [text] = Vault(home_dir(os.environ), os.environ).sources().values()  # the last table keeps serving
+    record = Source.from_text(text)
+    assert record.attempted_at == 5000.0 and f"source 'idp': {record.last_error}" == raised.value.message
 
 
 @pytest.mark.parametrize("reason, age, due", [
