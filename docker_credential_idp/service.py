@@ -319,11 +319,10 @@ class CredentialService:
         from .timebox import TimedOut, call_within
 
         credential = self.credential(registration, request)
-        host, _, path = concrete(registration.prefix, host_of(request)).partition("/")
-        timeout = registration.fetch_timeout
+        served = concrete(registration.prefix, host_of(request))
+        host, timeout = host_of(served), registration.fetch_timeout
         try:
-            return call_within(timeout + 1, lambda: registry_check.check(
-                host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))
+            return call_within(timeout + 1, lambda: registry_check.check(registration, served, credential))
         except TimedOut:
             raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; "
                                 "raise it with registry add --replace --timeout if the registry is slow") from None

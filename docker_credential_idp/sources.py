@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Optional
 from .cache_policy import lock_wait, source_due
 from .errors import IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
-from .httpclient import check_endpoint, network_reason, send
+from .httpclient import Transport, check_endpoint, network_reason, send
 from .jsontext import loads
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
@@ -38,7 +38,6 @@ from .vault import Vault
 
 DEFAULT_REFRESH = 600.0
 TYPES = ("platform",)
-Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ a file (never argv)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
@@ -14,6 +14,9 @@ from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
 from ..providers.base import Option
 from .base import PROG, Context
+
+if TYPE_CHECKING:
+    from ..registry_check import Step
 
 MAX_SECRET_BYTES = 1024 * 1024
 COMMON_OPTIONS = (
@@ -281,7 +284,7 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
         registration = ctx.service.serving(request)[0]
     outcome = ctx.service.test_registration(registration, request)
     for step in outcome.steps:
-        ctx.print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
+        ctx.print(_step_line(step))
     for note in outcome.notes:
         ctx.print(f"note: {note}")
     if not outcome.ok:
@@ -289,3 +292,8 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     ctx.print(outcome.verdict)
     return 0
 
+
+def _step_line(step: Step) -> str:
+    """`GET URL[: why there was no answer] -> STATUS|no answer (N ms)`."""
+    call = f"{step.call}: {step.failure}" if step.failure else step.call
+    return f"{call} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderUnavailable
-from ..httpclient import send
+from ..httpclient import Transport, send
 from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Registration
 
 
@@ -35,11 +34,6 @@ class Option:
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
-
-
-# (request, the registration's settings for TLS, timeout) -> (status, headers, body): httpclient.send, or in tests a
-# function that answers in process (tests/test_provider_rules.py), as google-auth's transport.Request is injected.
-Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 
 
 @dataclass(frozen=True)
