@@ -136,10 +136,6 @@ class Report:
         out += [f"{source_id}: skipped {i}" for i in self.invalid]
         return out
 
-    def changes(self, source_id: str) -> list[str]:
-        """Only what changed in the table and what is kept out (for a change a person made to the table)."""
-        return [line for line in self.lines(source_id)[1:] if not line.startswith(f"{source_id}: skipped")]
-
 
 def new_source(source_id: str, url: str, org: str, token: str, refresh: Optional[float], timeout: Optional[float],
                ca_file: Optional[str]) -> Source:
