@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
 from .cache_policy import lock_wait, source_due
-from .errors import IdpError, InvalidInput, ProviderError
+from .errors import PROG, IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
 from .httpclient import Transport, check_endpoint, network_reason, send
 from .jsontext import loads
@@ -162,7 +162,7 @@ def fetch_listing(source: Source, transport: Transport = send) -> list[dict[str,
     except OSError as error:
         raise ProviderError(f"cannot reach {where}: {network_reason(error)}") from None
     if status == 401:
-        raise ProviderError(f"{where} refused the token (HTTP 401); issue a new one and run: docker-credential-idp "
+        raise ProviderError(f"{where} refused the token (HTTP 401); issue a new one and run: {PROG} "
                             f"source add {source.id} --replace ... --token-stdin")
     if status == 403:
         raise ProviderError(f"the token may not list the registries of org {source.org!r} (HTTP 403)")
@@ -343,7 +343,7 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
     if source_id not in sources:
         from .errors import NotRegistered
 
-        raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
+        raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
     source = Source.from_record(sources[source_id])
     try:
         lock = acquire_fetch_lock(vault.home, "source:" + source_id, lock_wait(source.timeout))

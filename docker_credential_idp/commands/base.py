@@ -9,6 +9,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from .. import streams
+from ..errors import PROG as PROG  # re-exported: the commands name the program through base
 from ..errors import InvalidInput
 from ..paths import home_dir
 from ..service import CredentialService
@@ -17,7 +18,6 @@ from ..vault import Vault
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-PROG = "docker-credential-idp"
 SECRET_OPTION_NAMES = ("--password", "--token", "--secret", "--client-secret", "--secret-access-key", "--key")
 
 
