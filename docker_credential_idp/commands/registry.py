@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from ..cache_policy import DEFAULT_REFRESH_MARGIN
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
 from ..matching import is_pattern, parse_reference
-from ..model import Registration, validate_id
+from ..model import DEFAULT_FETCH_TIMEOUT, DEFAULT_FETCH_TIMEOUTS, ID_MAX_LENGTH, Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
 from ..providers.base import Option
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 
 MAX_SECRET_BYTES = 1024 * 1024
 COMMON_OPTIONS = (
-    Option("timeout", "seconds a provider call may take (default 10; script 30)", metavar="SECONDS"),
-    Option("refresh-margin", "refresh a cached token this many seconds before it expires (default 300)",
-           metavar="SECONDS"),
+    Option("timeout", f"seconds a provider call may take (default {DEFAULT_FETCH_TIMEOUT:g}; "
+           f"{'; '.join(f'{name} {seconds:g}' for name, seconds in DEFAULT_FETCH_TIMEOUTS.items())})", metavar="SECONDS"),
+    Option("refresh-margin", f"refresh a cached token this many seconds before it expires (default "
+           f"{DEFAULT_REFRESH_MARGIN:g})", metavar="SECONDS"),
     Option("ca-file", "a PEM CA bundle to trust for this registration's HTTPS calls (registry, platform API)",
            metavar="PATH"),
     Option("insecure", "skip TLS verification for this registration's HTTPS calls (test registries only)", flag=True),
@@ -35,7 +37,7 @@ def add_parsers(commands: Any) -> None:
     add = registry_commands.add_parser("add", help="register a registry prefix and how to get its credentials",
                                        description="Register a prefix. Types: " + ", ".join(
                                            f"{t} ({get_provider(t).summary})" for t in type_names()))
-    add.add_argument("id", help="lowercase letters, digits, '-' and '.'; at most 253 characters")
+    add.add_argument("id", help=f"lowercase letters, digits, '-' and '.'; at most {ID_MAX_LENGTH} characters")
     add.add_argument("--prefix", required=True, help="host[:port][/path], e.g. registry.example.com/team; the host "
                      "may be a pattern, '*' standing for one or more characters of one label: *.azurecr.io, "
                      "*.dkr.ecr.*.amazonaws.com, *-docker.pkg.dev/my-project")

@@ -144,8 +144,10 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def expire_option(default: str) -> Option:
-    return Option("expire", f"how long a credential from this source holds (default {default}; 30m, 1h, 12h style)",
+def expire_option(default: float) -> Option:
+    """--expire, whose help shows the type's default_expire (`default`, in seconds)."""
+    return Option("expire", f"how long a credential from this source holds (default {format_duration(default)}; 30m, "
+                  "1h, 12h style)",
                   metavar="DURATION", convert=parse_duration)
 
 

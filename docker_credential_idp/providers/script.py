@@ -28,7 +28,7 @@ class ScriptProvider(Provider):
     default_expire = 12 * 3600.0
     options = (
         Option("script", "the script's text", secret=True, required=True, from_file=True),
-        expire_option("12h"),
+        expire_option(default_expire),
     )
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
