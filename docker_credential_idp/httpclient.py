@@ -1,5 +1,6 @@
 """HTTPS calls with a registration's TLS choices (--ca-file, --insecure), for the providers that speak HTTP
-themselves and for `registry test`. Standard library only: loading an HTTP SDK costs more than these calls take."""
+themselves, for the sources' platform list and for `registry test`. Standard library only: loading an HTTP SDK
+costs more than these calls take."""
 
 from __future__ import annotations
 

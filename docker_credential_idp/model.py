@@ -1,4 +1,5 @@
-"""The two records everything else passes around: a registration and the credential it yields."""
+"""The records everything else passes around: a registration (its secrets, a docker login stored over it) and the
+credential it yields."""
 
 from __future__ import annotations
 

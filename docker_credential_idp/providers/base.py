@@ -1,7 +1,8 @@
 """The provider interface: declare your `registry add` options, validate them, fetch a credential.
 
-Providers never read the environment, stdin or stdout themselves and never cache: the CLI resolves secret
-options before `configure`, and the service owns caching. SDKs are imported inside `fetch`.
+Providers never read the environment, stdin or stdout themselves and never cache: `registry add` resolves secret
+options before `configure`, and the get pipeline caches what `fetch` returns (pipeline.py, token_cache.py). SDKs are
+imported inside `fetch`.
 """
 
 from __future__ import annotations
