@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from .dockerconfig import HELPER_NAME, MAX_CONFIG_BYTES, keys_for_host
-from .errors import PROG, AmbiguousRegistry, CredentialsNotFound, IdpError
+from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError
 from .fsutil import read_file
 from .jsontext import loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL, SCOPE_VARIABLE, host_of, is_pattern, parse_server, select
 from .model import Registration
 from .paths import docker_config_path
+
+PROG = "docker-credential-idp"
 
 
 @dataclass(frozen=True)

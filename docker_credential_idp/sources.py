@@ -343,7 +343,7 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
     if source_id not in sources:
         from .errors import NotRegistered
 
-        raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
+        raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
     source = Source.from_record(sources[source_id])
     try:
         lock = acquire_fetch_lock(vault.home, "source:" + source_id, lock_wait(source.timeout))

@@ -45,7 +45,7 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
                            "kubelet reads; write it like 30s, 10m, 1h or 1h30m")
     if args.home and not args.home.startswith("/"):  # the kubelet starts the helper from a directory of its own
         raise InvalidInput(f"--home {args.home[:80]!r} is a relative path, which the kubelet would resolve against a "
-                           f"directory of its own; give it absolute, e.g. /var/lib/{PROG}")
+                           "directory of its own; give it absolute, e.g. /var/lib/docker-credential-idp")
     prefixes = [r.prefix for r in ctx.vault.registrations().values()]
     home = None if args.no_home else (args.home or str(ctx.home))
     ctx.out.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))
