@@ -48,7 +48,8 @@ test-pip: lint
 # The inner loop (well under a minute): lint, types, and the tests that need no registry, daemon or cloud stand-in.
 FAST_TESTS := tests/test_matching.py tests/test_crypto.py tests/test_vault.py tests/test_paths.py tests/test_protocol.py \
 	tests/test_pipeline.py tests/test_leaks.py tests/test_unwritable_home.py tests/test_kubernetes.py \
-	tests/test_commands_in_process.py tests/test_provider_rules.py tests/test_configure_docker.py
+	tests/test_commands_in_process.py tests/test_provider_rules.py tests/test_configure_docker.py \
+	tests/test_registry_check.py
 
 test-fast: lint
 	$(BIN)/python -m pytest -q $(FAST_TESTS)

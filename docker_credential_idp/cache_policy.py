@@ -47,10 +47,6 @@ def state(now: float, refresh_point: float | None, expires_at: float | None) -> 
     return FRESH
 
 
-def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
-    return state(now, refresh_at(fetched_at, expires_at, margin), expires_at)
-
-
 def believable_expiry(now: float, expires_at: float | None, fallback_lifetime: float) -> float | None:
     """A source's expiry if it is a time after 1970 and at most 30 days ahead (one in the past is believed: that
     token came expired); otherwise (NaN, infinities, 1e300, a date decades away) the registration's own lifetime

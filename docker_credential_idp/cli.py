@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from . import hardening, protocol, streams
-from .errors import NOT_FOUND_MESSAGE
+from .errors import NOT_FOUND_MESSAGE, PROG
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .token_cache import CachedToken
 
 DEBUG_VARIABLE = "DOCKER_CREDENTIAL_IDP_DEBUG"
-PROG = protocol.NAME
 warn = streams.warn
 
 

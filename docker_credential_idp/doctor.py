@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 
 from .dockerconfig import HELPER_NAME, MAX_CONFIG_BYTES, keys_for_host
-from .errors import AmbiguousRegistry, CredentialsNotFound, IdpError
+from .errors import PROG, AmbiguousRegistry, CredentialsNotFound, IdpError
 from .fsutil import read_file
 from .jsontext import loads
 from .matching import (
@@ -34,7 +34,6 @@ from .paths import docker_config_path
 if TYPE_CHECKING:
     from .table import RegistryTable
 
-PROG = "docker-credential-idp"
 
 
 @dataclass(frozen=True)

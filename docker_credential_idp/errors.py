@@ -3,6 +3,9 @@
 Only the CLI catches these; it prints `message` (stdout for protocol verbs, stderr otherwise) and exits 1.
 """
 
+# The program's name, as every message, usage line and hint names it (and as docker finds it on PATH:
+# docker-credential-NAME for "credHelpers": {HOST: "NAME"}).
+PROG = "docker-credential-idp"
 # Docker compares the helper's trimmed stdout with this exact text (docker-credential-helpers, credentials/error.go).
 NOT_FOUND_MESSAGE = "credentials not found in native keychain"
 

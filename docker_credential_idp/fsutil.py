@@ -12,7 +12,7 @@ import os
 import stat
 import time
 
-from .errors import NotRegularFile, UnsafePath
+from .errors import PROG, NotRegularFile, UnsafePath
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class LockTimeout(Exception):
 
 def lock_busy(path: PathLike, wait: float = DEFAULT_LOCK_WAIT) -> str:
     """The one line for a lock another process has held too long."""
-    return (f"another process has held {path} for more than {wait:g} s (a stopped docker-credential-idp?); try again, "
+    return (f"another process has held {path} for more than {wait:g} s (a stopped {PROG}?); try again, "
             f"or find it with: fuser {path}")
 
 
@@ -195,7 +195,7 @@ def read_private(path: PathLike, limit: int, secret: bool = True) -> Optional[by
 def check_ours(path: PathLike, info: os.stat_result, secret: bool = True) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise NotRegularFile(f"{path} is a {_kind(info.st_mode)}, not a regular file; remove it (rm -r {path}) and "
-                             "let docker-credential-idp write it again")
+                             f"let {PROG} write it again")
     if info.st_uid != os.geteuid():
         raise _refuse(path, info, "it is another user's", f"remove it if you did not make it, else chown {_me()} {path}")
     if secret and info.st_mode & 0o077:

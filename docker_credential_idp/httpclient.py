@@ -1,5 +1,6 @@
 """HTTPS calls with a registration's TLS choices (--ca-file, --insecure), for the providers that speak HTTP
-themselves and for `registry test`. Standard library only: loading an HTTP SDK costs more than these calls take."""
+themselves, for the sources' platform list and for `registry test`. Standard library only: loading an HTTP SDK
+costs more than these calls take."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from .errors import InvalidInput, ProviderError
 
 MAX_BODY = 1024 * 1024
+# (request, the registration's settings for TLS, timeout) -> (status, headers, body): `send`, or in tests a function
+# that answers in process (tests/test_provider_rules.py), as google-auth's transport.Request is injected.
+Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 _contexts: dict[tuple[Optional[str], bool], ssl.SSLContext] = {}
 
 

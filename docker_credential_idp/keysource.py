@@ -6,7 +6,7 @@ import binascii
 import os
 
 from . import crypto, fsutil
-from .errors import VaultError
+from .errors import PROG, VaultError
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class ScryptParams(tuple):  # type: ignore[type-arg]
         nor make a good passphrase look wrong."""
         if tuple(self) not in SCRYPT_ACCEPTED:
             raise VaultError(f"the header of {where} asks for scrypt n=2^{self.log2_n}, r={self.r}, p={self.p}, which "
-                             "docker-credential-idp never writes: the header was changed or damaged; restore the vault "
+                             f"{PROG} never writes: the header was changed or damaged; restore the vault "
                              "from a backup")
 
 

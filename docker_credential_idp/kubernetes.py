@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from .cache_policy import seconds_to_refresh
-from .errors import InvalidInput
+from .errors import PROG, InvalidInput
 from .jsontext import loads
 from .matching import concrete, host_of, is_pattern, server_key
 from .model import Credential
 
 API_VERSIONS = ("credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1")
 CONFIG_API_VERSION = "kubelet.config.k8s.io/v1"
-PROVIDER_NAME = "docker-credential-idp"
+PROVIDER_NAME = PROG
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
@@ -99,7 +99,7 @@ def provider_config(prefixes: Iterable[str], home: Optional[str], default_cache_
     """A CredentialProviderConfig (YAML) whose matchImages covers every registration."""
     images = sorted({prefix for prefix in prefixes})
     if not images:
-        raise InvalidInput("no registrations yet, so no image to match; add one with: docker-credential-idp registry add")
+        raise InvalidInput(f"no registrations yet, so no image to match; add one with: {PROG} registry add")
     lines = [
         f"apiVersion: {CONFIG_API_VERSION}",
         "kind: CredentialProviderConfig",

@@ -494,8 +494,6 @@ def select(request: str, candidates: Sequence[tuple[str, str]], scope: Optional[
     if len(on_host) == 1:
         prefix, registration_id = on_host[0]
         return Selection(registration_id, prefix, f"the only registration under host {host}")
-    if not on_host:
-        raise CredentialsNotFound()
     names = ", ".join(f"{i} ({p})" for p, i in sorted(on_host))
     if scope:  # its value is not printed: it may hold anything, control characters too
         raise AmbiguousRegistry(

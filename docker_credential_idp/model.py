@@ -1,12 +1,11 @@
-"""The two records everything else passes around: a registration and the credential it yields."""
+"""The records everything else passes around: a registration (its secrets, a docker login stored over it) and the
+credential it yields."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-# Docker's marker for an identity (refresh) token in the Username field.
-IDENTITY_TOKEN_USERNAME = "<token>"
 # Seconds one fetch may take unless the registration says otherwise (--timeout). A user's script may wait on a slow
 # CLI or a person, so it gets longer. The vault stores each registration's figure beside its record, so that a
 # caller waiting for another's fetch knows how long without parsing the record (pipeline.py).
@@ -94,9 +93,6 @@ class Registration:
         configured = self.settings.get("timeout")
         return float(configured) if configured else DEFAULT_FETCH_TIMEOUTS.get(self.type, DEFAULT_FETCH_TIMEOUT)
 
-    def with_secrets(self, secrets: Mapping[str, str]) -> Registration:
-        return replace(self, secrets=Secrets(secrets))
-
     def to_record(self) -> dict[str, Any]:
         record = {
             "id": self.id,
@@ -129,7 +125,3 @@ class Credential:
     secret: str = field(repr=False)
     # Seconds since the epoch; None for credentials that do not expire (static passwords).
     expires_at: Optional[float] = None
-
-    @property
-    def is_identity_token(self) -> bool:
-        return self.username == IDENTITY_TOKEN_USERNAME

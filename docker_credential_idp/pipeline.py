@@ -22,7 +22,7 @@ import os
 import time
 
 from . import cache_policy, matching
-from .errors import ProviderError
+from .errors import PROG, ProviderError
 from .token_cache import CachedToken, FetchFailure, NoTokenCache, Target, TokenCache, acquire_fetch_lock
 
 TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit several ms
@@ -55,13 +55,13 @@ class GetPipeline:
         return self._cache
 
     def _cannot_cache(self, reason: str) -> None:
-        self.warn(f"docker-credential-idp: warning: {reason}; answering without caching, so the next call fetches "
+        self.warn(f"{PROG}: warning: {reason}; answering without caching, so the next call fetches "
                   "again (make the home writable, or free space, to cache)")
 
     def debug(self, message: str) -> None:
         """With DOCKER_CREDENTIAL_IDP_DEBUG: which step answered, and why the next one ran. Never a secret."""
         if self._debug is not None:
-            self._debug(f"docker-credential-idp: debug: {message}")
+            self._debug(f"{PROG}: debug: {message}")
 
     # -- steps 1 to 4 ------------------------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ class GetPipeline:
             except sources.HomeNotWritable as error:  # one warning, shared with the answer cache's
                 self.token_cache().unwritable(f"{error.message}; serving the registry table as last synced")
             except IdpError as error:
-                self.warn(f"docker-credential-idp: warning: {error.message}; serving the registry table as last "
+                self.warn(f"{PROG}: warning: {error.message}; serving the registry table as last "
                           "synced")
         self.vault.forget()
         return changed
@@ -192,7 +192,7 @@ class GetPipeline:
             lock = acquire_fetch_lock(self.vault.home, target.slot, cache_policy.lock_wait(target.fetch_timeout))
         except LockTimeout:
             if token is not None and self._state(token) == cache_policy.STALE:
-                self.warn(f"docker-credential-idp: warning: the token source for {target.registration_id!r} is "
+                self.warn(f"{PROG}: warning: the token source for {target.registration_id!r} is "
                           "slow; serving the cached token")
                 return token
             raise ProviderError(f"registration {target.registration_id!r}: another caller has been fetching its token "
@@ -224,7 +224,7 @@ class GetPipeline:
         ago, wait = int(now - failure.failed_at), max(1, int(failure.retry_at - now + 0.999))
         self.debug(f"its source did not answer {ago} s ago; not asked again for {wait} s")
         repeated = (f"{failure.message} (repeated from {ago} s ago: the source is asked again in {wait} s, or at once "
-                    f"after docker-credential-idp cache clear {target.registration_id})")
+                    f"after {PROG} cache clear {target.registration_id})")
         stale = self._stale(cached, repeated)
         if stale is not None:
             return stale
@@ -236,7 +236,7 @@ class GetPipeline:
             return None
         assert cached.expires_at is not None
         left = int(cached.expires_at - self.now())
-        self.warn(f"docker-credential-idp: warning: {reason}; serving the cached token, valid for {left} more seconds")
+        self.warn(f"{PROG}: warning: {reason}; serving the cached token, valid for {left} more seconds")
         return cached
 
     # -- step 6 ------------------------------------------------------------------------------------------------

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .errors import ProviderError
-from .httpclient import network_reason, send
+from .httpclient import Transport, network_reason, send
 from .jsontext import loads
-from .providers.base import Transport
 
 ATTEMPTS = 3
 BACKOFF = (0.5, 1.5)  # seconds before the second and third attempt

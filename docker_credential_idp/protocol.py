@@ -7,7 +7,7 @@ Errors go to stdout: docker shows the helper's stdout to the user and compares i
 from __future__ import annotations
 
 from . import __version__
-from .errors import IdpError, InvalidInput
+from .errors import PROG, IdpError, InvalidInput
 from .jsontext import is_text
 
 TYPE_CHECKING = False  # typing and json load only when a verb needs them: `get` is on every pull's path
@@ -39,21 +39,20 @@ def _quote(text: str) -> str:
 
     return str(encode_basestring_ascii(text))
 
-NAME = "docker-credential-idp"
 PACKAGE = "docker_credential_idp"
 VERBS = ("store", "get", "erase", "list", "version")
 MAX_INPUT_BYTES = 1024 * 1024
 VERB_HELP = {
-    "get": f"docker sends the server URL on stdin: echo registry.example.com | {NAME} get",
+    "get": f"docker sends the server URL on stdin: echo registry.example.com | {PROG} get",
     "store": 'docker login sends {"ServerURL": ..., "Username": ..., "Secret": ...} on stdin',
-    "erase": f"docker logout sends the server URL on stdin: echo registry.example.com | {NAME} erase",
+    "erase": f"docker logout sends the server URL on stdin: echo registry.example.com | {PROG} erase",
     "list": "prints {server: username} for every server a client may ask for (stdin is ignored)",
     "version": "prints the version",
 }
 
 
 def usage() -> str:
-    return f"Usage: {NAME} <{'|'.join(VERBS)}>"
+    return f"Usage: {PROG} <{'|'.join(VERBS)}>"
 
 
 def _text(stdin: bytes) -> str:
@@ -111,7 +110,7 @@ def handle(verb: str, stdin: bytes, service: Callable[[], CredentialStore]) -> t
     """Answer one protocol call. `service` is called only when the verb needs the vault."""
     try:
         if verb == "version":
-            return f"{NAME} ({PACKAGE}) {__version__}\n".encode(), 0
+            return f"{PROG} ({PACKAGE}) {__version__}\n".encode(), 0
         if verb == "get":
             server = _server(stdin)
             return render_get(server, service().get(server)), 0
@@ -124,6 +123,6 @@ def handle(verb: str, stdin: bytes, service: Callable[[], CredentialStore]) -> t
         if verb == "list":
             _text(stdin)
             return _dump(service().list_servers()), 0
-        return f"{NAME}: unknown action: {verb}\n".encode(), 1
+        return f"{PROG}: unknown action: {verb}\n".encode(), 1
     except IdpError as error:
         return (error.message + "\n").encode("utf-8"), error.exit_code

@@ -1,7 +1,11 @@
 """`registry test`: does the registry take this registration's credential? The registry API's own handshake
 (distribution spec; docker/distribution docs/spec/auth/token.md): GET /v2/; on 401, either Basic auth on /v2/, or
 the Bearer flow — a token from the realm its WWW-Authenticate names, with the credential as Basic auth, then /v2/
-with that token. Standard library only, and the registration's --ca-file / --insecure."""
+with that token. Standard library only, and the registration's --ca-file / --insecure.
+
+`check` only checks: it returns each request it made (a Step) and the verdict; the command prints them
+(commands/registry.py), doctor --online keeps the verdict. Its HTTP goes through a transport, so tests script the
+registry's answers in process (tests/test_registry_check.py)."""
 
 from __future__ import annotations
 
@@ -11,27 +15,34 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
 
-from .httpclient import is_loopback, network_reason, origin, send
+from .errors import PROG
+from .httpclient import Transport, is_loopback, network_reason, origin, send
+from .model import Credential, Registration
 
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+USER_AGENT = f"{PROG} registry test"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Step:
-    what: str
+    """One request of the handshake: what was called, the HTTP status it answered (None: no answer), how long it
+    took, and, when there was no answer, why (a network reason, or the handshake's time running out)."""
+
+    call: str
     status: Optional[int]
     milliseconds: float
+    failure: Optional[str] = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     ok: bool
     verdict: str  # one line: what happened and, when it failed, what to do
-    steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    steps: tuple[Step, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def _header_safe(token: str) -> bool:
@@ -45,84 +56,114 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(CHALLENGE_PARAM.findall(rest))
 
 
-def check(host: str, path: str, username: str, password: str, settings: Mapping[str, Any], timeout: float,
-          registration_id: str) -> Outcome:
-    """The handshake, all of it within `timeout` seconds (each request gets what is left)."""
-    steps: list[Step] = []
-    notes: list[str] = []
-    deadline = time.monotonic() + timeout
-    base = f"https://{host}/v2/"
-    basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+class _Handshake:
+    """The requests made so far, each timed, all within one deadline (each request gets what is left)."""
 
-    def get(url: str, authorization: Optional[str], what: str) -> Optional[tuple[int, Any, bytes]]:
-        request = urllib.request.Request(url, headers={"User-Agent": "docker-credential-idp registry test"})
+    def __init__(self, settings: Mapping[str, Any], timeout: float, transport: Transport, clock: Callable[[], float]) -> None:
+        self.settings, self.timeout, self.transport, self.clock = settings, timeout, transport, clock
+        self.deadline = clock() + timeout
+        self.steps: list[Step] = []
+        self.notes: list[str] = []
+
+    def get(self, url: str, authorization: Optional[str], call: str) -> Optional[tuple[int, Any, bytes]]:
+        """The answer, or None when there was none (the last step says why)."""
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
-        started = time.monotonic()
-        if started >= deadline:
-            steps.append(Step(f"{what}: timed out (--timeout {timeout:g} s in all)", None, 0.0))
+        started = self.clock()
+        if started >= self.deadline:
+            self.steps.append(Step(call, None, 0.0, f"timed out (--timeout {self.timeout:g} s in all)"))
             return None
         try:
-            answer = send(request, settings, deadline - started)
+            answer = self.transport(request, self.settings, self.deadline - started)
         except OSError as error:
-            steps.append(Step(f"{what}: {network_reason(error)}", None, (time.monotonic() - started) * 1000))
+            self.steps.append(Step(call, None, (self.clock() - started) * 1000, network_reason(error)))
             return None
-        steps.append(Step(what, answer[0], (time.monotonic() - started) * 1000))
+        self.steps.append(Step(call, answer[0], (self.clock() - started) * 1000))
         return answer
 
-    first = get(base, None, f"GET {base}")
+    @property
+    def failure(self) -> Optional[str]:
+        return self.steps[-1].failure
+
+    def outcome(self, ok: bool, verdict: str) -> Outcome:
+        return Outcome(ok, verdict, tuple(self.steps), tuple(self.notes))
+
+
+def check(registration: Registration, served: str, credential: Credential, transport: Transport = send,
+          clock: Callable[[], float] = time.monotonic) -> Outcome:
+    """The handshake for `served` (`host[/repository]`, what the registration serves for the request tested) with
+    the registration's credential, its TLS settings, all of it within its fetch timeout."""
+    host, _, path = served.partition("/")
+    handshake = _Handshake(registration.settings, registration.fetch_timeout, transport, clock)
+    base = f"https://{host}/v2/"
+    first = handshake.get(base, None, f"GET {base}")
     if first is None:
-        return Outcome(False, f"cannot reach {host}: {steps[-1].what.split(': ', 1)[1]}", steps)
+        return handshake.outcome(False, f"cannot reach {host}: {handshake.failure}")
     status, headers, _ = first
     if status == 200:
-        return Outcome(True, f"{host} answers /v2/ without authentication; the credential was not needed", steps)
+        return handshake.outcome(True, f"{host} answers /v2/ without authentication; the credential was not needed")
     if status != 401:
-        return Outcome(False, f"{host} answered /v2/ with HTTP {status}, not a registry's 200 or 401; check the prefix",
-                       steps)
+        return handshake.outcome(False, f"{host} answered /v2/ with HTTP {status}, not a registry's 200 or 401; check "
+                                 "the prefix")
+    basic = "Basic " + base64.b64encode(f"{credential.username}:{credential.secret}".encode()).decode("ascii")
     scheme, params = parse_challenge(headers.get("WWW-Authenticate", ""))
-    refused = (f"{host} refused the credential of registration {registration_id!r} (HTTP 401); check its username "
-               f"and password (re-add it with --replace)")
     if scheme == "basic":
-        second = get(base, basic, f"GET {base} with Basic auth")
+        second = handshake.get(base, basic, f"GET {base} with Basic auth")
         if second is None:
-            return Outcome(False, f"lost {host}: {steps[-1].what.split(': ', 1)[1]}", steps)
-        ok = second[0] == 200
-        return Outcome(ok, f"OK: {host} accepts the credential (Basic auth)" if ok else refused, steps)
+            return handshake.outcome(False, f"lost {host}: {handshake.failure}")
+        if second[0] != 200:
+            return handshake.outcome(False, _refused(host, registration.id, second[0]))
+        return handshake.outcome(True, f"OK: {host} accepts the credential (Basic auth)")
     if scheme != "bearer" or not params.get("realm"):
-        return Outcome(False, f"{host} asks for {scheme or 'no'} authentication, which this test does not speak", steps)
+        return handshake.outcome(False, f"{host} asks for {scheme or 'no'} authentication, which this test does not "
+                                 "speak")
+    return _bearer(handshake, host, path, registration.id, basic, params)
+
+
+def _refused(host: str, registration_id: str, status: int, by: str = "") -> str:
+    return (f"{host}{by} refused the credential of registration {registration_id!r} (HTTP {status}); check its "
+            "username and password (re-add it with --replace)")
+
+
+def _bearer(handshake: _Handshake, host: str, path: str, registration_id: str, basic: str,
+            params: dict[str, str]) -> Outcome:
+    """The Bearer flow: the credential goes, as Basic auth, only to an http(s) realm (plain http on loopback only);
+    the token it answers goes to /v2/."""
     realm_parts = urllib.parse.urlsplit(params["realm"])
     if realm_parts.scheme not in ("https", "http") or not realm_parts.hostname or "@" in realm_parts.netloc:
-        return Outcome(False, f"{host} names a token service that is not an http(s) URL; the credential was not sent",
-                       steps)
+        return handshake.outcome(False, f"{host} names a token service that is not an http(s) URL; the credential "
+                                 "was not sent")
     if realm_parts.scheme == "http" and not is_loopback(realm_parts.hostname):
-        return Outcome(False, f"{host} names a plain-http token service off this machine ({origin(params['realm'])}); "
-                       "the credential was not sent to it", steps)
-    if realm_parts.hostname != host.rsplit(":", 1)[0].strip("[]"):
-        notes.append(f"the token service {origin(params['realm'])} is not on {host}: the credential is sent there")
+        return handshake.outcome(False, f"{host} names a plain-http token service off this machine "
+                                 f"({origin(params['realm'])}); the credential was not sent to it")
     query = {"service": params["service"]} if params.get("service") else {}
     repository = path.strip("/")
     if repository:
         query["scope"] = f"repository:{repository}:pull"
     realm = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
-    token_answer = get(realm, basic, f"GET {params['realm']} (token) with Basic auth")
+    token_answer = handshake.get(realm, basic, f"GET {params['realm']} (token) with Basic auth")
     if token_answer is None:
-        return Outcome(False, f"cannot reach {host}'s token service: {steps[-1].what.split(': ', 1)[1]}", steps)
+        return handshake.outcome(False, f"cannot reach {host}'s token service: {handshake.failure}")
     if token_answer[0] != 200:
-        verdict = refused.replace(f"{host} refused", f"{host}'s token service refused").replace("401", str(token_answer[0]))
-        return Outcome(False, verdict, steps)
+        return handshake.outcome(False, _refused(host, registration_id, token_answer[0], by="'s token service"))
+    if realm_parts.hostname != host.rsplit(":", 1)[0].strip("[]"):  # noted once the token service has answered
+        handshake.notes.append(f"the token service {origin(params['realm'])} is not on {host}: the credential is sent "
+                               "there")
     try:
         document = json.loads(token_answer[2])
         token = document.get("token") or document.get("access_token")
     except (ValueError, AttributeError):
         token = None
     if not isinstance(token, str) or not token:
-        return Outcome(False, f"{host}'s token service answered without a token", steps, notes)
+        return handshake.outcome(False, f"{host}'s token service answered without a token")
     if not _header_safe(token):
-        return Outcome(False, f"{host}'s token service answered a token that is not a valid HTTP header value "
-                       "(control characters or spaces in it)", steps, notes)
-    final = get(base, f"Bearer {token}", f"GET {base} with the Bearer token")
+        return handshake.outcome(False, f"{host}'s token service answered a token that is not a valid HTTP header "
+                                 "value (control characters or spaces in it)")
+    base = f"https://{host}/v2/"
+    final = handshake.get(base, f"Bearer {token}", f"GET {base} with the Bearer token")
     if final is None:
-        return Outcome(False, f"lost {host}: {steps[-1].what.split(': ', 1)[1]}", steps, notes)
-    ok = final[0] == 200
-    return Outcome(ok, f"OK: {host} accepts the credential (Bearer token from {realm_parts.netloc})"
-                   if ok else f"{host} refused the token its own token service issued (HTTP {final[0]})", steps, notes)
+        return handshake.outcome(False, f"lost {host}: {handshake.failure}")
+    if final[0] != 200:
+        return handshake.outcome(False, f"{host} refused the token its own token service issued (HTTP {final[0]})")
+    return handshake.outcome(True, f"OK: {host} accepts the credential (Bearer token from {realm_parts.netloc})")

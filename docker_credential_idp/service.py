@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Optional
 
-from .errors import AmbiguousRegistry, CredentialsNotFound
+from .errors import PROG, AmbiguousRegistry, CredentialsNotFound
 from .matching import host_matches, host_of, is_pattern, parse_server, registered_hosts, select, server_key
 from .model import Login, Registration, Secrets
-from .table import PROG, RegistryTable, Table
+from .table import RegistryTable, Table
 
 ID_MAX = 253
 

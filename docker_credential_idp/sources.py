@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from . import source_record
 from .cache_policy import SyncReason, lock_wait, source_due
-from .errors import IdpError, InvalidInput, ProviderError
+from .errors import PROG, IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
-from .httpclient import check_endpoint, send
+from .httpclient import Transport, check_endpoint, send
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
 from .platform_api import Platform, list_registries
 from .precedence import clash, taking
-from .providers.base import Transport
 from .timebox import TimedOut, call_within
 from .token_cache import acquire_fetch_lock
 from .vault import Vault
@@ -147,10 +146,6 @@ class Report:
         out += [f"{source_id}: conflict: {c}" for c in self.conflicts]
         out += [f"{source_id}: skipped {i}" for i in self.invalid]
         return out
-
-    def changes(self, source_id: str) -> list[str]:
-        """Only what changed in the table and what is kept out (for a change a person made to the table)."""
-        return [line for line in self.lines(source_id)[1:] if not line.startswith(f"{source_id}: skipped")]
 
 
 def new_source(source_id: str, url: str, org: str, token: str, refresh: Optional[float], timeout: Optional[float],
@@ -338,7 +333,7 @@ def sync(vault: Vault, source_id: str, now: Callable[[], float] = time.time, tra
     if source_id not in sources:
         from .errors import NotRegistered
 
-        raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
+        raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
     source = Source.from_text(sources[source_id])
     try:
         lock = acquire_fetch_lock(vault.home, "source:" + source_id, lock_wait(source.timeout))
@@ -442,7 +437,7 @@ class SourceTable:
 
         def change(table: dict[str, Registration], records: dict[str, str]) -> None:
             if source_id not in records:
-                raise NotRegistered(f"no source with id {source_id!r}; see: docker-credential-idp source list")
+                raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
             del records[source_id]
             removed.extend(r.id for r in table.values() if r.origin == f"source:{source_id}")
             for registration_id in removed:

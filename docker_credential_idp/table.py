@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from . import cache_policy, kubernetes
 from .cache_policy import DEFAULT_REFRESH_MARGIN
-from .errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput, NotRegistered
+from .errors import PROG, AmbiguousRegistry, CredentialsNotFound, InvalidInput, NotRegistered
 from .matching import SCOPE_VARIABLE, Selection, concrete, docker_accepts_path, host_of, parse_prefix, select
 from .model import Credential, Registration, Secrets, validate_id
 from .pipeline import GetPipeline
@@ -24,7 +24,6 @@ from .vault import Vault
 
 Table = dict[str, Registration]
 T = TypeVar("T")
-PROG = "docker-credential-idp"
 
 
 class RegistryTable:
@@ -149,11 +148,10 @@ class RegistryTable:
         from .timebox import TimedOut, call_within
 
         credential = self.credential(registration, request)
-        host, _, path = concrete(registration.prefix, host_of(request)).partition("/")
-        timeout = registration.fetch_timeout
+        served = concrete(registration.prefix, host_of(request))
+        host, timeout = host_of(served), registration.fetch_timeout
         try:
-            return call_within(timeout + 1, lambda: registry_check.check(
-                host, path, credential.username, credential.secret, registration.settings, timeout, registration.id))
+            return call_within(timeout + 1, lambda: registry_check.check(registration, served, credential))
         except TimedOut:
             raise ProviderError(f"registry test: {host} did not finish the handshake within --timeout {timeout:g} s; "
                                 "raise it with registry add --replace --timeout if the registry is slow") from None

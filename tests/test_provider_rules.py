@@ -25,7 +25,7 @@ NOW = 1_800_000_000.0
 
 
 class ScriptedTransport:
-    """Answers each request with the next scripted (status, body), or raises it when it is an exception."""
+    """Answers each request with the next scripted (status, body[, headers]), or raises it when it is an exception."""
 
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
@@ -40,8 +40,8 @@ class ScriptedTransport:
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
-        status, body = answer
-        return status, {}, body if isinstance(body, bytes) else json.dumps(body).encode()
+        status, body, *headers = answer
+        return status, (headers[0] if headers else {}), body if isinstance(body, bytes) else json.dumps(body).encode()
 
 
 def fetch(registration: Registration, transport: ScriptedTransport, timeout: float = 10.0):

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from docker_credential_idp.cache_policy import (
+    DEFAULT_REFRESH_MARGIN,
     EXPIRED,
     FRESH,
     STALE,
     believable_expiry,
     refresh_at,
     state,
-    token_state,
     worth_caching,
 )
 
@@ -29,6 +29,11 @@ GAR = "europe-docker.pkg.dev"
 
 
 # -- policy ------------------------------------------------------------------------------------------------------
+
+
+def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
+    """The state of an answer fetched at `fetched_at`, as the pipeline reaches it: its refresh point, then its state."""
+    return state(now, refresh_at(fetched_at, expires_at, margin), expires_at)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from .. import streams
+from ..errors import PROG as PROG  # re-exported: the commands name the program through base
 from ..errors import InvalidInput
 from ..matching import parse_reference
 from ..paths import home_dir
@@ -19,7 +20,6 @@ from ..vault import Vault
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-PROG = "docker-credential-idp"
 SECRET_OPTION_NAMES = ("--password", "--token", "--secret", "--client-secret", "--secret-access-key", "--key")
 
 

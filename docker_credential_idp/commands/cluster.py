@@ -21,7 +21,7 @@ def add_parsers(commands: Any) -> None:
     kubelet_config.add_argument("--home", help="DOCKER_CREDENTIAL_IDP_HOME on the node (default: this one)")
     kubelet_config.add_argument("--no-home", action="store_true", help="leave the node's default home")
     kubelet_config.add_argument("--default-cache-duration", default="1h",
-                                help="how long kubelet keeps a static password (default 1h); tokens say their own")
+                                help="how long kubelet keeps a static password (default %(default)s); tokens say their own")
     kubelet_config.set_defaults(func=cmd_kubelet_config)
     pull_secret = commands.add_parser("pull-secret", help="print a kubernetes.io/dockerconfigjson Secret for images")
     pull_secret.add_argument("refs", nargs="+", metavar="REF", help="image references (or hosts) to cover")

@@ -4,22 +4,27 @@ a file (never argv)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from ..cache_policy import DEFAULT_REFRESH_MARGIN
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
 from ..matching import docker_accepts_path, is_pattern, parse_reference
-from ..model import Registration, validate_id
+from ..model import DEFAULT_FETCH_TIMEOUT, DEFAULT_FETCH_TIMEOUTS, ID_MAX_LENGTH, Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
 from ..providers.base import Option
 from .base import PROG, Context
 
+if TYPE_CHECKING:
+    from ..registry_check import Step
+
 MAX_SECRET_BYTES = 1024 * 1024
 COMMON_OPTIONS = (
-    Option("timeout", "seconds a provider call may take (default 10; script 30)", metavar="SECONDS"),
-    Option("refresh-margin", "refresh a cached token this many seconds before it expires (default 300)",
-           metavar="SECONDS"),
+    Option("timeout", f"seconds a provider call may take (default {DEFAULT_FETCH_TIMEOUT:g}; "
+           f"{'; '.join(f'{name} {seconds:g}' for name, seconds in DEFAULT_FETCH_TIMEOUTS.items())})", metavar="SECONDS"),
+    Option("refresh-margin", f"refresh a cached token this many seconds before it expires (default "
+           f"{DEFAULT_REFRESH_MARGIN:g})", metavar="SECONDS"),
     Option("ca-file", "a PEM CA bundle to trust for this registration's HTTPS calls (registry, platform API)",
            metavar="PATH"),
     Option("insecure", "skip TLS verification for this registration's HTTPS calls (test registries only)", flag=True),
@@ -32,7 +37,7 @@ def add_parsers(commands: Any) -> None:
     add = registry_commands.add_parser("add", help="register a registry prefix and how to get its credentials",
                                        description="Register a prefix. Types: " + ", ".join(
                                            f"{t} ({get_provider(t).summary})" for t in type_names()))
-    add.add_argument("id", help="lowercase letters, digits, '-' and '.'; at most 253 characters")
+    add.add_argument("id", help=f"lowercase letters, digits, '-' and '.'; at most {ID_MAX_LENGTH} characters")
     add.add_argument("--prefix", required=True, help="host[:port][/path], e.g. registry.example.com/team; the host "
                      "may be a pattern, '*' standing for one or more characters of one label: *.azurecr.io, "
                      "*.dkr.ecr.*.amazonaws.com, *-docker.pkg.dev/my-project")
@@ -283,7 +288,7 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
         registration = ctx.table.serving(request)[0]
     outcome = ctx.table.test_registration(registration, request)
     for step in outcome.steps:
-        ctx.print(f"{step.what} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)")
+        ctx.print(_step_line(step))
     for note in outcome.notes:
         ctx.print(f"note: {note}")
     if not outcome.ok:
@@ -291,3 +296,8 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     ctx.print(outcome.verdict)
     return 0
 
+
+def _step_line(step: Step) -> str:
+    """`GET URL[: why there was no answer] -> STATUS|no answer (N ms)`."""
+    call = f"{step.call}: {step.failure}" if step.failure else step.call
+    return f"{call} -> {step.status if step.status is not None else 'no answer'} ({step.milliseconds:.0f} ms)"

@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable, Optional
 
 from ..errors import IdpError, InvalidInput
+from ..model import DEFAULT_FETCH_TIMEOUT
 from ..providers.base import Option, format_duration, parse_duration
 from ..sources import DEFAULT_REFRESH, TYPES, new_source
 from ..table import common_settings
@@ -34,8 +35,9 @@ def add_parsers(commands: Any) -> None:
     add.add_argument("--token-env", metavar="VAR", help="read it from variable VAR")
     add.add_argument("--ca-file", metavar="PATH", help="a PEM CA bundle to trust for the platform API")
     add.add_argument("--refresh", metavar="DURATION", help=f"re-read the list when it is older than this (default "
-                     f"{DEFAULT_REFRESH / 60:g}m; 30m, 1h style)")
-    add.add_argument("--timeout", metavar="SECONDS", help="seconds one call to the platform may take (default 10)")
+                     f"{format_duration(DEFAULT_REFRESH)}; 30m, 1h style)")
+    add.add_argument("--timeout", metavar="SECONDS", help=f"seconds one call to the platform may take (default "
+                     f"{DEFAULT_FETCH_TIMEOUT:g})")
     add.add_argument("--replace", action="store_true", help="overwrite a source with this id (a new token)")
     add.set_defaults(func=cmd_add)
     sync = source_commands.add_parser("sync", help="re-read the platform's list now (every source, or one)")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..errors import InvalidInput, ProviderError
+from ..errors import PROG, InvalidInput, ProviderError
 from .base import Option, import_sdk
 
 SESSION_OPTIONS = (
     Option("profile", "AWS shared-config profile (SSO profiles too)"),
     Option("role-arn", "a role to assume first"),
     Option("external-id", "external id for --role-arn"),
-    Option("role-session-name", "session name for --role-arn (default docker-credential-idp)"),
+    Option("role-session-name", f"session name for --role-arn (default {PROG})"),
     Option("access-key-id", "static access key id (its secret through --secret-access-key-stdin/-env)"),
     Option("secret-access-key", "the secret access key", secret=True),
 )
@@ -68,7 +68,7 @@ def session(boto3: Any, settings: Mapping[str, Any], secrets: Mapping[str, str],
     )
     if not settings.get("role_arn"):
         return base
-    arguments = {"RoleArn": settings["role_arn"], "RoleSessionName": settings.get("role_session_name") or "docker-credential-idp"}
+    arguments = {"RoleArn": settings["role_arn"], "RoleSessionName": settings.get("role_session_name") or PROG}
     if settings.get("external_id"):
         arguments["ExternalId"] = settings["external_id"]
     assumed = base.client("sts", region_name=region, config=config).assume_role(**arguments)["Credentials"]

@@ -25,7 +25,7 @@ class AwsSecretProvider(Provider):
         Option("region", "AWS region (default: from the secret's ARN, else the AWS config)"),
         *aws.SESSION_OPTIONS,
         Option("endpoint-url", "AWS API endpoint (private endpoints, tests); AWS_ENDPOINT_URL_<SERVICE> works too"),
-        expire_option("1h"),
+        expire_option(Provider.default_expire),
         Option("version-stage", "the secret version stage to read (default AWSCURRENT)"),
     )
 

@@ -1,19 +1,19 @@
 """The provider interface: declare your `registry add` options, validate them, fetch a credential.
 
-Providers never read the environment, stdin or stdout themselves and never cache: the CLI resolves secret
-options before `configure`, and the service owns caching. SDKs are imported inside `fetch`.
+Providers never read the environment, stdin or stdout themselves and never cache: `registry add` resolves secret
+options before `configure`, and the get pipeline caches what `fetch` returns (pipeline.py, token_cache.py). SDKs are
+imported inside `fetch`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderUnavailable
-from ..httpclient import send
+from ..httpclient import Transport, send
 from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Registration
 
 
@@ -35,11 +35,6 @@ class Option:
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
-
-
-# (request, the registration's settings for TLS, timeout) -> (status, headers, body): httpclient.send, or in tests a
-# function that answers in process (tests/test_provider_rules.py), as google-auth's transport.Request is injected.
-Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 
 
 @dataclass(frozen=True)
@@ -150,8 +145,10 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def expire_option(default: str) -> Option:
-    return Option("expire", f"how long a credential from this source holds (default {default}; 30m, 1h, 12h style)",
+def expire_option(default: float) -> Option:
+    """--expire, whose help shows the type's default_expire (`default`, in seconds)."""
+    return Option("expire", f"how long a credential from this source holds (default {format_duration(default)}; 30m, "
+                  "1h, 12h style)",
                   metavar="DURATION", convert=parse_duration)
 
 

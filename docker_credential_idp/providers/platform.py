@@ -24,7 +24,7 @@ class PlatformProvider(Provider):
         Option("org", "the platform organisation", required=True),
         Option("registry-id", "platform: the registry's id in the platform", required=True),
         Option("token", "the platform API token (a service user's bearer token)", secret=True, required=True),
-        expire_option("1h"),
+        expire_option(Provider.default_expire),
     )
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-from ..errors import InvalidInput, ProviderError
+from ..errors import PROG, InvalidInput, ProviderError
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
 
@@ -28,7 +28,7 @@ class ScriptProvider(Provider):
     default_expire = 12 * 3600.0
     options = (
         Option("script", "the script's text", secret=True, required=True, from_file=True),
-        expire_option("12h"),
+        expire_option(default_expire),
     )
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
@@ -70,7 +70,7 @@ def run_script(script: str, env: Mapping[str, str], timeout: float) -> tuple[byt
     lifeline_read, lifeline_write = os.pipe()
     try:
         process = subprocess.Popen(
-            ["/bin/sh", "-c", SUPERVISOR, "docker-credential-idp-script", str(script_read), str(lifeline_read)],
+            ["/bin/sh", "-c", SUPERVISOR, f"{PROG}-script", str(script_read), str(lifeline_read)],
             pass_fds=(script_read, lifeline_read), env=dict(env), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
