@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import ProviderError
+from .errors import PROG, ProviderError
 from .httpclient import Transport, network_reason, send
 from .jsontext import loads
 
@@ -64,7 +64,7 @@ def list_registries(platform: Platform, source_id: str) -> list[dict[str, Any]]:
 
     def refusal(status: int) -> str:
         if status == 401:
-            return (f"{where} refused the token (HTTP 401); issue a new one and run: docker-credential-idp source add "
+            return (f"{where} refused the token (HTTP 401); issue a new one and run: {PROG} source add "
                     f"{source_id} --replace ... --token-stdin")
         if status == 403:
             return f"the token may not list the registries of org {platform.org!r} (HTTP 403)"
