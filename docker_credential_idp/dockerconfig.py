@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ConfigError
-from .fsutil import LockTimeout, acquire_lock, atomic_write, lock_busy, read_file, read_private
-from .jsontext import loads
+from .fsutil import LockTimeout, acquire_lock, atomic_write, cannot_write, lock_busy, read_file, read_private
+from .jsontext import UnkeptNumber, loads
 from .matching import DOCKER_HUB, DOCKER_HUB_SERVER_URL
 
 HELPER_NAME = "idp"
@@ -31,6 +31,7 @@ DOCKER_HUB_KEYS = (DOCKER_HUB, DOCKER_HUB_INDEX_HOST, DOCKER_HUB_SERVER_URL)
 # any other), `buildah logout --all` deletes credHelpers whole, and a key there would be ours to explain to every
 # tool that reads the file. It holds helper names (never a secret), and only while we hold an entry.
 PREVIOUS_HELPERS_FILE = "docker-config-previous-helpers.json"
+LOCK_FILE = "docker-config.lock"  # serialises our own writers of config.json and of PREVIOUS_HELPERS_FILE
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # docker's config.json, and the containers tools' auth files doctor reads
 MAX_PREVIOUS_BYTES = 1024 * 1024
 
@@ -41,11 +42,6 @@ def keys_for_host(host: str) -> list[str]:
     return list(DOCKER_HUB_KEYS) if host == DOCKER_HUB else [host]
 
 
-def shown(name: str) -> str:
-    """A helper name from config.json (another program's text) as we print it: control characters escaped."""
-    return name if name.isprintable() else repr(name)[1:-1]
-
-
 def load(path: Path) -> dict[str, Any]:
     try:
         data = read_file(path, MAX_CONFIG_BYTES)
@@ -54,7 +50,10 @@ def load(path: Path) -> dict[str, Any]:
     if data is None or not data.strip():
         return {}
     try:
-        config = loads(data)
+        config = loads(data, finite=True)
+    except UnkeptNumber as error:  # written back it would be `Infinity`, which docker refuses
+        raise ConfigError(f"{path} holds the number {error}, which JSON cannot hold once read (NaN, Infinity or out "
+                          "of range); fix it, then run this again (it was not changed)") from None
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON; fix or move it, then run this again (it was not changed)") from None
     if not isinstance(config, dict):
@@ -91,13 +90,28 @@ class Update:
         return bool(self.changed or self.auths_added or self.taken_over or self.given_back)
 
 
-def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, previous_helpers: Path,
-           creds_store: bool = False, force: bool = False) -> Update:
+def update(path: Path, hosts: Iterable[str], *, unset: bool, home: Path, creds_store: bool = False,
+           force: bool = False, every_entry: bool = False) -> Update:
     """Add (or with `unset`, remove) our credHelpers entries (and credsStore); every other key stays.
 
-    Another helper's entry is left (and reported) unless `force`; one taken over is remembered in `previous_helpers`
-    and restored on `unset`. `lock` serialises our own writers; docker itself does not lock, which the atomic
-    rename makes harmless."""
+    Another helper's entry is left (and reported) unless `force`; one taken over is remembered in the home
+    (PREVIOUS_HELPERS_FILE) and restored on `unset`. With `unset` and `every_entry`, every credHelpers entry routed
+    here goes, whichever hosts are registered now: a registration removed first leaves no other way to give its
+    entries back. Our writers are serialised by a lock in the home; docker itself does not lock, which the atomic
+    rename makes harmless. A home that cannot be written is one line naming it and the fix."""
+    try:
+        return _update(path, hosts, unset=unset, home=home, creds_store=creds_store, force=force,
+                       every_entry=every_entry)
+    except OSError as error:
+        where = os.fspath(error.filename) if error.filename is not None else ""
+        if where != os.fspath(home) and not where.startswith(os.path.join(os.fspath(home), "")):
+            raise  # another file's failure (config.json's): the home's fix would not be the fix
+        raise ConfigError(cannot_write(error, home)) from None
+
+
+def _update(path: Path, hosts: Iterable[str], *, unset: bool, home: Path, creds_store: bool, force: bool,
+            every_entry: bool) -> Update:
+    lock, previous_helpers = home / LOCK_FILE, home / PREVIOUS_HELPERS_FILE
     try:
         held = acquire_lock(lock)
     except LockTimeout:
@@ -109,7 +123,11 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, previou
         remembered_all = _read_previous(previous_helpers)
         remembered = dict(remembered_all.get(target, {}))
         helpers = dict(config.get("credHelpers", {}))
-        routes = [(helpers, key) for host in hosts for key in keys_for_host(host)]
+        keys = [key for host in hosts for key in keys_for_host(host)]
+        if unset and every_entry:
+            keys += [key for key, helper in helpers.items() if helper == HELPER_NAME]
+            keys += [key for key in remembered if key != CREDS_STORE]  # credsStore goes with --creds-store only
+        routes = [(helpers, key) for key in dict.fromkeys(keys)]
         if creds_store:
             routes.append((config, CREDS_STORE))
         changed: list[str] = []
@@ -136,14 +154,15 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, previou
                 if isinstance(current, str) and current:
                     remembered[key] = current
                     taken_over.append((key, current))
-                else:
+                else:  # no entry (the user, or `buildah logout --all`, removed it since): we replace nothing
+                    remembered.pop(key, None)
                     changed.append(key)
                 table[key] = HELPER_NAME
         auths_added = "auths" not in config and not unset
         result = Update(tuple(changed), auths_added, tuple(taken_over), tuple(given_back), tuple(left))
-        forgotten = unset and remembered != remembered_all.get(target, {})
+        memory_changed = remembered != remembered_all.get(target, {})
         if not result.wrote:
-            if forgotten:  # entries changed by hand since we took them over: nothing left to give back
+            if memory_changed:  # entries changed by hand since we took them over: nothing left to give back
                 _write_previous(previous_helpers, remembered_all, target, remembered)
             return result
         config.setdefault("auths", {})  # never removed; created whenever we write (docker writes {} too)
@@ -151,11 +170,13 @@ def update(path: Path, hosts: Iterable[str], *, unset: bool, lock: Path, previou
             config["credHelpers"] = helpers
         else:
             config.pop("credHelpers", None)
-        if taken_over:  # remembered before config.json changes: a crash between must not lose what was there
+        # Adding, remembered (or forgotten) before config.json changes: a crash between must not lose what was
+        # there, nor keep a helper the user removed. Unsetting, forgotten once given back.
+        if memory_changed and not unset:
             _write_previous(previous_helpers, remembered_all, target, remembered)
         mode = os.stat(target).st_mode & 0o777 if os.path.exists(target) else 0o600
         atomic_write(target, (json.dumps(config, indent="\t") + "\n").encode("utf-8"), mode=mode)
-        if forgotten:  # once given back, forgotten
+        if memory_changed and unset:
             _write_previous(previous_helpers, remembered_all, target, remembered)
         return result
     finally:

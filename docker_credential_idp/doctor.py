@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 from .dockerconfig import HELPER_NAME, MAX_CONFIG_BYTES, keys_for_host
 from .errors import PROG, AmbiguousRegistry, CredentialsNotFound, IdpError
 from .fsutil import read_file
-from .jsontext import loads
+from .jsontext import loads, shown
 from .matching import (
     DOCKER_HUB,
     DOCKER_HUB_SERVER_URL,
@@ -58,24 +59,21 @@ DOCKER_HUB_KEY_USERS = {DOCKER_HUB: "skopeo, podman and buildah",
 PASSWORD_FIELDS = ("auth", "password", "identitytoken")  # an auths entry's credential fields (docker's AuthConfig)
 
 
-def shown(text: object) -> str:
-    """Text from a file someone else wrote, as it may be printed: control characters escaped, at most 200 chars."""
-    cut = str(text)[:200]
-    return cut if cut.isprintable() else cut.encode("unicode_escape").decode("ascii")
-
-
 def read_json(path: str, empty_is_nothing: bool) -> tuple[Any, Optional[str]]:
     """A config file as the clients read it (a link followed, as docker follows a dotfile manager's), bounded and
     never blocking on a FIFO: (its JSON value, None); (None, None) when it does not exist (or, with
     `empty_is_nothing`, is blank, as docker takes it); or (None, what is wrong with it)."""
     try:
-        data = read_file(path, MAX_CONFIG_BYTES)
+        # /dev/null, the usual "no such file" idiom, reads as empty as the clients read it; other devices are refused
+        data = b"" if os.path.realpath(path) == os.devnull else read_file(path, MAX_CONFIG_BYTES)
     except OSError as error:
         if error.errno in (errno.EINVAL, errno.EFBIG):  # fsutil.read_file: not a regular file, too large
             return None, f"is {error.strerror}"
         return None, f"cannot be read ({error.strerror or error})"
     if data is None or (empty_is_nothing and not data.strip()):
         return None, None
+    if not data.strip():  # skopeo, podman and buildah: "unexpected end of JSON input"
+        return None, "is empty, not JSON"
     try:
         return loads(data), None
     except UnicodeDecodeError:  # its message would quote a byte of the file
@@ -89,6 +87,22 @@ def unusual(wrong: str) -> bool:
     return wrong.startswith("is a") or wrong.startswith("is larger")
 
 
+def replace_file(path: str, wrong: str, variable: str, env: Mapping[str, str]) -> str:
+    """The fix for a config file the clients cannot read. Never `rm`: the path may name a device (/dev/zero), or a
+    file the user chose. A path the variable chose is fixed by pointing the variable elsewhere; one in the user's
+    own config directory, by fixing or moving what is there (a link moves, not the device it names)."""
+    try:
+        device = stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        device = False
+    if env.get(variable):
+        kind = "a directory whose config.json is a regular file" if variable == "DOCKER_CONFIG" else "a regular file"
+        return f"{'' if device or unusual(wrong) else 'fix the file, or '}point {variable} at {kind} (or unset it)"
+    if device and not os.path.islink(path):
+        return f"put a regular file at {path} in place of the device"
+    return f"fix it, or move it away (a login writes it again): mv {path} {path}.moved"
+
+
 def docker_config(env: Mapping[str, str], table: Optional[Iterable[Registration]], serves: Callable[[str], bool],
                   on_path: Callable[[str], bool]) -> list[Problem]:
     """credHelpers, credsStore and auths in docker's config.json: helpers that are missing, entries docker cannot
@@ -100,7 +114,7 @@ def docker_config(env: Mapping[str, str], table: Optional[Iterable[Registration]
     if wrong:
         why = ("docker and the containers tools read it whole: they hang on a FIFO and run out of memory on a device"
                if unusual(wrong) else "docker then uses no credential helper at all")
-        return [Problem("docker-config", str(path), wrong, why, "fix or move the file")]
+        return [Problem("docker-config", str(path), wrong, why, replace_file(str(path), wrong, "DOCKER_CONFIG", env))]
     config = {} if config is None else config
     if not isinstance(config, dict):
         return [Problem("docker-config", str(path), "does not hold a JSON object", "docker cannot read it",
@@ -109,14 +123,17 @@ def docker_config(env: Mapping[str, str], table: Optional[Iterable[Registration]
     found = config.get("credHelpers")
     helpers: dict[str, str] = {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
     store = config.get("credsStore") if isinstance(config.get("credsStore"), str) else None
-    for name, where in sorted({(v, f"credHelpers[{shown(k)}]") for k, v in helpers.items()}
-                              | ({(store, "credsStore")} if store else set())):
+    # configure-docker leaves another helper's entry as it is unless --force: the fix says so.
+    for name, where, take_over in sorted({(v, f"credHelpers[{shown(k)}]", f"--force {shown(k)}")
+                                          for k, v in helpers.items()}
+                                         | ({(store, "credsStore", "--force --creds-store")} if store else set())):
         if not on_path(f"docker-credential-{name}"):
             problems.append(Problem(
                 "docker-config", f"{path} {where}",
                 f"names the helper docker-credential-{shown(name)}, which is not on PATH",
                 "docker fails every pull, push and login for it (Docker Desktop rewrites credsStore to 'desktop')",
-                f"install docker-credential-{shown(name)}, or point it at this helper: {PROG} configure-docker"))
+                f"install docker-credential-{shown(name)}, or point it at this helper: {PROG} configure-docker "
+                f"{take_over}"))
     for key, value in sorted(helpers.items()):
         if value != HELPER_NAME:
             continue
@@ -172,16 +189,18 @@ def registered_hosts_not_routed(table: Iterable[Registration], helpers: Mapping[
             asked = [f"{DOCKER_HUB_KEY_USERS.get(key, 'clients')} look it up as {key} and ask "
                      f"{'docker-credential-' + shown(helpers.get(key) or store) if helpers.get(key) or store else 'no helper'}"
                      for key in missing]
+            force = "--force " if any(helpers.get(key) for key in missing) else ""  # another helper's entry
             problems.append(Problem(
                 "docker-config", host, f"is routed here under {', '.join(here)} but not under {' or '.join(missing)}",
-                "; ".join(asked), f"{PROG} configure-docker {host}"))
+                "; ".join(asked), f"{PROG} configure-docker {force}{host}"))
             continue
         others = sorted({helpers[key] for key in keys if helpers.get(key)})
         if others:
             problems.append(Problem(
                 "docker-config", host,
                 f"is registered here but credHelpers routes it to docker-credential-{shown(others[0])}",
-                "docker and the containers tools ask that helper instead of this one", f"{PROG} configure-docker {host}"))
+                "docker and the containers tools ask that helper instead of this one",
+                f"{PROG} configure-docker --force {host}"))
         elif store == HELPER_NAME:
             problems.append(Problem(
                 "docker-config", host, "is routed here only by credsStore",
@@ -263,7 +282,7 @@ def containers_auth_files(env: Mapping[str, str], serves: Optional[Callable[[str
             why = ("skopeo, podman and buildah read it whole: they hang on a FIFO and run out of memory on a device"
                    if unusual(wrong) else "skopeo, podman and buildah fail for every registry while it is there")
             problems.append(Problem("containers-auth", path, wrong, why,
-                                    f"fix it, or remove it (podman login writes it again): rm {path}"))
+                                    replace_file(path, wrong, "REGISTRY_AUTH_FILE", env)))
             continue
         auths = content.get("auths", {}) if isinstance(content, dict) else {}
         for key in sorted(auths if serves is not None else {}):

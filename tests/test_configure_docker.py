@@ -169,3 +169,42 @@ def test_no_path_warning_when_docker_can_find_the_helper_or_on_unset(on_path, tm
     add("local", HOST, "path-password-2")
     assert not any("PATH" in w for w in configure(env=on_path).warnings)
     assert not any("PATH" in w for w in configure("--unset", env={"PATH": str(tmp_path)}).warnings)
+
+
+# -- --unset and what we remember: every entry routed here, never a helper the user removed since ------------------
+
+
+def test_unset_gives_back_every_entry_routed_here_once_the_registration_is_gone(on_path):
+    write_config({"credHelpers": {HOST: "pass", "stray.example.com": "idp"}})
+    add("local", HOST, "unset-password-1")
+    assert configure("--force", env=on_path).status == 0
+    assert Run(["registry", "remove", "local"]).status == 0
+    run = configure("--unset", env=on_path)
+    assert run.status == 0 and "docker-credential-pass" in run.text, run.text
+    assert read_config() == {"auths": {}, "credHelpers": {HOST: "pass"}}
+    home = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"])
+    assert not (home / "docker-config-previous-helpers.json").exists()  # given back, so forgotten
+
+
+def test_a_helper_the_user_removed_since_force_is_not_brought_back(on_path):
+    """`buildah logout --all` deletes credHelpers whole: the entry we add again afterwards replaced nothing."""
+    write_config({"credHelpers": {HOST: "pass"}})
+    add("local", HOST, "unset-password-2")
+    assert configure("--force", env=on_path).status == 0
+    write_config({"auths": {}})  # the user's tool removed every entry
+    assert configure(env=on_path).status == 0 and read_config()["credHelpers"] == {HOST: "idp"}
+    run = configure("--unset", env=on_path)
+    assert run.status == 0 and "pass" not in run.text, run.text
+    assert read_config() == {"auths": {}}
+
+
+@pytest.mark.parametrize("text", ['{"a":1e99999}', '{"a":-1e99999}', '{"a":NaN}', '{"a":[Infinity]}'])
+def test_a_config_with_a_number_json_cannot_write_back_is_refused_unchanged(on_path, text):
+    from docker_credential_idp.errors import ConfigError
+
+    add("local", HOST, "number-password-1")
+    config_path().write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        configure(env=on_path)
+    assert str(config_path()) in str(refused.value) and "\n" not in str(refused.value)
+    assert config_path().read_text() == text

@@ -55,7 +55,18 @@ def test_a_helper_named_in_the_config_but_not_on_path():
     code, problems = doctor()
     named = {p["subject"].split(" ", 1)[1] for p in problems if "not on PATH" in p["problem"]}
     assert code == 1 and named == {"credHelpers[quay.io]", "credsStore"}
-    assert all("docker-credential-idp configure-docker" in p["fix"] for p in problems if "not on PATH" in p["problem"])
+    fixes = {p["subject"].split(" ", 1)[1]: p["fix"] for p in problems if "not on PATH" in p["problem"]}
+    # configure-docker leaves another helper's entry alone without --force: the fix must take it over.
+    assert fixes["credHelpers[quay.io]"].endswith("docker-credential-idp configure-docker --force quay.io"), fixes
+    assert fixes["credsStore"].endswith("docker-credential-idp configure-docker --force --creds-store"), fixes
+
+
+def test_a_registered_host_routed_to_a_missing_helper_is_fixed_with_force():
+    add_basic("r", HOST, "robot", "doctor-pw-1")
+    docker_config({"credHelpers": {HOST: "nonexistent"}})
+    problems = [p for p in doctor()[1] if HOST in p["subject"]]
+    assert len(problems) == 2, problems  # the missing helper, and the registered host routed to it
+    assert all(p["fix"].endswith(f"docker-credential-idp configure-docker --force {HOST}") for p in problems), problems
 
 
 def test_a_host_routed_here_that_nothing_serves():
@@ -76,7 +87,8 @@ def test_a_registered_host_not_routed_here(config, fragment):
     docker_config(config)
     problems = [p for p in doctor()[1] if p["subject"] == HOST]
     assert len(problems) == 1 and fragment in problems[0]["problem"] + problems[0]["why"], problems
-    assert problems[0]["fix"] == f"docker-credential-idp configure-docker {HOST}"
+    force = "--force " if "credHelpers" in config else ""  # another helper's entry is taken over only with --force
+    assert problems[0]["fix"] == f"docker-credential-idp configure-docker {force}{HOST}"
 
 
 def test_an_ambiguous_host_names_the_scope_variable():
@@ -302,6 +314,26 @@ def test_a_fifo_device_or_huge_file_where_a_config_should_be(where, kind, said):
     code, problems = run_doctor_bounded()
     found = only(problems, where)
     assert found["subject"] == str(path) and said in found["problem"], found
+    assert "rm " not in found["fix"], found  # never advice to remove what may be a device
+
+
+def test_dev_null_as_docker_config_reads_as_empty():
+    """docker reads an empty config.json as no settings (measured: `docker context ls` says nothing of it)."""
+    add_basic("r", HOST, "robot", "doctor-pw-1")
+    path = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+    path.symlink_to("/dev/null")
+    problems = doctor()[1]
+    assert [p["subject"] for p in problems] == [HOST] and "neither credHelpers" in problems[0]["problem"], problems
+
+
+def test_a_device_as_registry_auth_file_is_fixed_by_pointing_the_variable_elsewhere():
+    """skopeo 1.9, podman 4.3 and buildah 1.28 fail every registry with REGISTRY_AUTH_FILE=/dev/null (measured:
+    "unmarshaling JSON at /dev/null: unexpected end of JSON input"), so it is a finding; the fix never removes it."""
+    healthy()
+    for device in ("/dev/null", "/dev/zero"):
+        problem = only(run_doctor_bounded(env={"REGISTRY_AUTH_FILE": device})[1], "containers-auth")
+        assert problem["subject"] == device and "rm " not in problem["fix"], problem
+        assert "point REGISTRY_AUTH_FILE at a regular file" in problem["fix"], problem
 
 
 @pytest.mark.parametrize("content", ["not json", "", "[]"])

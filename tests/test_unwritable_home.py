@@ -99,10 +99,12 @@ WRITES = (
     (("registry", "remove", "static"), ""),
     (("store",), json.dumps({"ServerURL": "stored.example.com", "Username": "u", "Secret": "stored-password-1"})),
     (("vault", "accept"), ""),
+    (("configure-docker",), ""),  # its lock and what --force took over live in the home
 )
 
 
-@pytest.mark.parametrize("argv, stdin", WRITES, ids=["registry-add", "registry-remove", "store", "vault-accept"])
+@pytest.mark.parametrize("argv, stdin", WRITES,
+                         ids=["registry-add", "registry-remove", "store", "vault-accept", "configure-docker"])
 def test_a_write_to_a_read_only_home_is_one_line(argv, stdin):
     registrations()
     before = (home() / "vault.bin").read_bytes()

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional
 from .. import dockerconfig
 from ..doctor import on_path
 from ..errors import InvalidInput
+from ..jsontext import shown
 from ..matching import is_pattern, parse_prefix, registered_hosts
 from ..paths import docker_config_path
 from .base import PROG, Context
@@ -39,15 +40,15 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
         ctx.warn(f"{PROG}: note: the pattern{'s' if len(patterns) > 1 else ''} {', '.join(patterns)} cannot go into "
                  "credHelpers, which takes hosts; add --creds-store to route every host here, or name the hosts: "
                  f"{PROG} configure-docker HOST...")
-    if not hosts and not args.creds_store:
+    every_entry = args.unset and not args.hosts  # routed here, registered or not: nothing else gives them back
+    if not hosts and not args.creds_store and not every_entry:
         if patterns:
             return 0
         ctx.warn(f"No registrations yet, so nothing to configure. Add one with: {PROG} registry add ...")
         return 0
     path = docker_config_path(ctx.env)
-    done = dockerconfig.update(path, hosts, unset=args.unset, lock=ctx.home / "docker-config.lock",
-                               previous_helpers=ctx.home / dockerconfig.PREVIOUS_HELPERS_FILE,
-                               creds_store=args.creds_store, force=args.force)
+    done = dockerconfig.update(path, hosts, unset=args.unset, home=ctx.home, creds_store=args.creds_store,
+                               force=args.force, every_entry=every_entry)
     report(ctx, path, done, args.unset)
     if not args.unset:
         missing = not_on_path(ctx.env)
@@ -57,18 +58,19 @@ def cmd_configure_docker(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def report(ctx: Context, path: Path, done: dockerconfig.Update, unset: bool) -> None:
-    added = list(done.changed) + (['an empty "auths" object'] if done.auths_added else [])
+    # Keys may come from config.json itself (--unset takes out every entry routed here): shown escaped.
+    added = [shown(key) for key in done.changed] + (['an empty "auths" object'] if done.auths_added else [])
     if added:
         ctx.print(f"{'Removed' if unset else 'Added'} in {path}: {', '.join(added)}")
     if done.taken_over:
         ctx.print(f"Took over in {path} (--unset gives them back): "
-                  + ", ".join(f"{key} from docker-credential-{dockerconfig.shown(name)}" for key, name in done.taken_over))
+                  + ", ".join(f"{shown(key)} from docker-credential-{shown(name)}" for key, name in done.taken_over))
     if done.given_back:
         ctx.print(f"Gave back in {path}: "
-                  + ", ".join(f"{key} to docker-credential-{dockerconfig.shown(name)}" for key, name in done.given_back))
+                  + ", ".join(f"{shown(key)} to docker-credential-{shown(name)}" for key, name in done.given_back))
     for key, name in done.left:
         hosts = "" if key == dockerconfig.CREDS_STORE else f" {key}"
-        ctx.warn(f"{PROG}: note: {key} in {path} names another helper, docker-credential-{dockerconfig.shown(name)}, "
+        ctx.warn(f"{PROG}: note: {key} in {path} names another helper, docker-credential-{shown(name)}, "
                  f"and was left as it is; to route it here instead: {PROG} configure-docker{hosts} --force"
                  f"{' --creds-store' if key == dockerconfig.CREDS_STORE else ''} (--unset gives it back)")
     if not done.wrote and not done.left:
