@@ -391,12 +391,19 @@ def handshakes(table: RegistryTable, registrations: list[Registration], steps: P
             outcome = table.test_registration(registration, registration.prefix)
             verdict = None if outcome.ok else outcome.verdict
         except IdpError as error:
-            verdict = error.message
+            verdict = _without_registration(error.message, registration)
         if verdict:
             problems.append(Problem("online", f"registration {registration.id}", verdict,
                                     f"pulls from {registration.prefix} fail",
                                     f"{PROG} registry test {registration.id} shows each step"))
     return problems
+
+
+def _without_registration(message: str, registration: Registration) -> str:
+    """A fetch's failure after doctor's own `registration ID: `: without the `registration 'ID' (TYPE): ` fetching
+    puts in front, so that the id is said once."""
+    named = f"registration {registration.id!r} "
+    return message.partition(": ")[2] if message.startswith(named) and ": " in message else message
 
 
 class Progress:

@@ -12,7 +12,9 @@ Docker runs `get` on every pull, push and build step, and nearly every call ends
      moments ago is not asked again before its retry point (cache_policy.held_back): the same line at once
   6. only now load the record, the provider and its SDK (fetching.py), fetch, cache the answer (or the failure)
 
-Commands that already hold a registration (creds, kubelet, pull-secret) enter at step 3 (`credential_for`).
+Commands that already hold a registration (creds, kubelet, pull-secret) enter at step 3 (`credential_for`); the
+diagnostic ones (registry test, doctor --online) too, but past the hold of step 5: they are how a person checks a
+fix, so they ask the source, and their success ends the hold for every caller.
 Nothing here imports json, typing, dataclasses or a provider before step 6 (tests/test_pipeline.py checks it).
 """
 
@@ -145,12 +147,13 @@ class GetPipeline:
         served = host if matching.is_pattern(line.prefix) else ""
         return Target(fingerprint_of_record(line.record, served), line.id, line.fetch_timeout, served)
 
-    def credential_for(self, registration: Registration, request: str = "") -> CachedToken:
+    def credential_for(self, registration: Registration, request: str = "", past_hold: bool = False) -> CachedToken:
         """The answer for a registration a command already holds, for `request` (which tells a pattern
-        registration's host): the same steps from the answer cache on."""
+        registration's host): the same steps from the answer cache on. `past_hold`: a diagnostic's call, which asks
+        a source that did not answer moments ago rather than repeat its failure."""
         served = matching.host_of(request) if matching.is_pattern(registration.prefix) else ""
         return self._credential(Target.of(registration, served), self.token_cache().load(), None,
-                                lambda: registration)
+                                lambda: registration, past_hold)
 
     def _loader(self, target: Target) -> Callable[[], Registration]:
         def load() -> Registration:
@@ -164,7 +167,7 @@ class GetPipeline:
         return load
 
     def _credential(self, target: Target, entries: Entries, resolution: Optional[Resolution],
-                    load: Callable[[], Registration]) -> CachedToken:
+                    load: Callable[[], Registration], past_hold: bool = False) -> CachedToken:
         token = target.answer(entries)
         if token is not None and self._state(token) == cache_policy.FRESH:
             self.debug("answered from the answer cache")
@@ -172,7 +175,7 @@ class GetPipeline:
                 self.token_cache().remember(target, None, self.now(), resolution)
             return token
         self.debug("no fresh answer cached; taking the registration's fetch lock")
-        return self._under_fetch_lock(target, token, resolution, load)
+        return self._under_fetch_lock(target, token, resolution, load, past_hold)
 
     def _state(self, token: CachedToken) -> str:
         return cache_policy.state(self.now(), token.refresh_at, token.expires_at)
@@ -180,7 +183,7 @@ class GetPipeline:
     # -- step 5 ------------------------------------------------------------------------------------------------
 
     def _under_fetch_lock(self, target: Target, token: Optional[CachedToken], resolution: Optional[Resolution],
-                          load: Callable[[], Registration]) -> CachedToken:
+                          load: Callable[[], Registration], past_hold: bool = False) -> CachedToken:
         """One fetch per registration at a time across processes: the others wait here, then take its answer. They
         wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each."""
         from .fsutil import LockTimeout
@@ -210,7 +213,8 @@ class GetPipeline:
                     cache.remember(target, None, self.now(), resolution)
                 return token
             failure = target.failure(entries)
-            if failure is not None and cache_policy.held_back(self.now(), failure.failed_at, failure.retry_at):
+            if (failure is not None and not past_hold
+                    and cache_policy.held_back(self.now(), failure.failed_at, failure.retry_at)):
                 return self._held_back(target, token, failure)
             return self._fetch(target, token, resolution, load(), failure)
         finally:

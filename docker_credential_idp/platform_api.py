@@ -19,7 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from .errors import PROG, ProviderError
 from .httpclient import Transport, network_reason, send
@@ -64,8 +64,7 @@ def list_registries(platform: Platform, source_id: str) -> list[dict[str, Any]]:
 
     def refusal(status: int) -> str:
         if status == 401:
-            return (f"{where} refused the token (HTTP 401); issue a new one and run: {PROG} source add "
-                    f"{source_id} --replace ... --token-stdin")
+            return f"{where} refused the token (HTTP 401); issue a new one and run: {source_token_fix(source_id)}"
         if status == 403:
             return f"the token may not list the registries of org {platform.org!r} (HTTP 403)"
         return f"{where} answered HTTP {status} to the list of registries"
@@ -81,14 +80,21 @@ def list_registries(platform: Platform, source_id: str) -> list[dict[str, Any]]:
     return listing
 
 
-def read_creds(platform: Platform, registry_id: str) -> dict[str, Any]:
+def source_token_fix(source_id: str) -> str:
+    """How a source's token is replaced: the source is added again (its synced registrations carry its token)."""
+    return f"{PROG} source add {source_id} --replace ... --token-stdin"
+
+
+def read_creds(platform: Platform, registry_id: str, source_id: Optional[str] = None) -> dict[str, Any]:
     """The creds answer of one registry, an object whose username and password are non-empty strings (its other
-    fields, such as an expiry, are the caller's to read); ProviderError in one line when there is none."""
+    fields, such as an expiry, are the caller's to read); ProviderError in one line when there is none.
+    `source_id`: the registry source the registration was synced from (its token is replaced there), if any."""
 
     def refusal(status: int) -> str:
         if status == 401:
-            return ("the platform API refused the token (HTTP 401: missing, expired or revoked); issue a new one and "
-                    "re-add the registration with --token-stdin")
+            fix = (f"run: {source_token_fix(source_id)}" if source_id is not None
+                   else "re-add the registration with --token-stdin")
+            return f"the platform API refused the token (HTTP 401: missing, expired or revoked); issue a new one and {fix}"
         if status == 403:
             return (f"the token may not read the credentials of registry {registry_id!r} in org {platform.org!r} "
                     "(HTTP 403); give its service user a role that may (ArtefactContributor)")

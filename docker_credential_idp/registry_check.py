@@ -18,6 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+# Text the registry sends (a realm, a scheme) is escaped before anything prints it. The one helper for that is
+# dockerconfig.shown today; it and doctor.shown are being merged into one: import whichever the merge keeps.
+from .dockerconfig import shown
 from .errors import PROG
 from .httpclient import Transport, is_loopback, network_reason, origin, send
 from .model import Credential, Registration
@@ -116,7 +119,7 @@ def check(registration: Registration, served: str, credential: Credential, trans
             return handshake.outcome(False, _refused(host, registration.id, second[0]))
         return handshake.outcome(True, f"OK: {host} accepts the credential (Basic auth)")
     if scheme != "bearer" or not params.get("realm"):
-        return handshake.outcome(False, f"{host} asks for {scheme or 'no'} authentication, which this test does not "
+        return handshake.outcome(False, f"{host} asks for {shown(scheme) or 'no'} authentication, which this test does not "
                                  "speak")
     return _bearer(handshake, host, path, registration.id, basic, params)
 
@@ -136,19 +139,19 @@ def _bearer(handshake: _Handshake, host: str, path: str, registration_id: str, b
                                  "was not sent")
     if realm_parts.scheme == "http" and not is_loopback(realm_parts.hostname):
         return handshake.outcome(False, f"{host} names a plain-http token service off this machine "
-                                 f"({origin(params['realm'])}); the credential was not sent to it")
+                                 f"({shown(origin(params['realm']))}); the credential was not sent to it")
     query = {"service": params["service"]} if params.get("service") else {}
     repository = path.strip("/")
     if repository:
         query["scope"] = f"repository:{repository}:pull"
     realm = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
-    token_answer = handshake.get(realm, basic, f"GET {params['realm']} (token) with Basic auth")
+    token_answer = handshake.get(realm, basic, f"GET {shown(params['realm'])} (token) with Basic auth")
     if token_answer is None:
         return handshake.outcome(False, f"cannot reach {host}'s token service: {handshake.failure}")
     if token_answer[0] != 200:
         return handshake.outcome(False, _refused(host, registration_id, token_answer[0], by="'s token service"))
     if realm_parts.hostname != host.rsplit(":", 1)[0].strip("[]"):  # noted once the token service has answered
-        handshake.notes.append(f"the token service {origin(params['realm'])} is not on {host}: the credential is sent "
+        handshake.notes.append(f"the token service {shown(origin(params['realm']))} is not on {host}: the credential is sent "
                                "there")
     try:
         document = json.loads(token_answer[2])
@@ -166,4 +169,4 @@ def _bearer(handshake: _Handshake, host: str, path: str, registration_id: str, b
         return handshake.outcome(False, f"lost {host}: {handshake.failure}")
     if final[0] != 200:
         return handshake.outcome(False, f"{host} refused the token its own token service issued (HTTP {final[0]})")
-    return handshake.outcome(True, f"OK: {host} accepts the credential (Bearer token from {realm_parts.netloc})")
+    return handshake.outcome(True, f"OK: {host} accepts the credential (Bearer token from {shown(realm_parts.netloc)})")

@@ -123,10 +123,10 @@ class RegistryTable:
             return registration.login.username
         return self.providers(registration.type).username_hint(registration)
 
-    def credential(self, registration: Registration, request: str = "") -> Credential:
+    def credential(self, registration: Registration, request: str = "", past_hold: bool = False) -> Credential:
         """The registration's credential for a normalised request (whose host a pattern registration serves),
-        through the get pipeline: cached while fresh, fetched once for all."""
-        token = self.pipeline.credential_for(registration, request)
+        through the get pipeline: cached while fresh, fetched once for all (`past_hold`: GetPipeline.credential_for)."""
+        token = self.pipeline.credential_for(registration, request, past_hold)
         return Credential(token.username, token.secret, token.expires_at)
 
     def kubelet_match(self, request: str) -> tuple[Optional[kubernetes.KubeletMatch], float]:
@@ -142,12 +142,13 @@ class RegistryTable:
                 float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN)))
 
     def test_registration(self, registration: Registration, request: str) -> Any:
-        """`registry test`: the registry's /v2/ handshake with the registration's credential (registry_check)."""
+        """`registry test` (and doctor --online): the registry's /v2/ handshake with the registration's credential
+        (registry_check). A diagnostic: its source is asked even while `get` holds it back after a failure."""
         from . import registry_check
         from .errors import ProviderError
         from .timebox import TimedOut, call_within
 
-        credential = self.credential(registration, request)
+        credential = self.credential(registration, request, past_hold=True)
         served = concrete(registration.prefix, host_of(request))
         host, timeout = host_of(served), registration.fetch_timeout
         try:
@@ -236,11 +237,22 @@ class RegistryTable:
         """Drop the cached answers of registrations taken out of the table (a source's, when it is removed)."""
         self.token_cache().drop(registration_ids, self.now())
 
-    def forget_tokens(self, registration_id: Optional[str]) -> int:
-        """Drop the cached answers of one registration (or of all): how many were dropped."""
+    def forget_tokens(self, registration_id: Optional[str]) -> tuple[int, int]:
+        """`cache clear`: drop the cached answers and held-back failures of one registration (or of all): how many
+        of each were dropped. A cache that cannot be written is VaultError in one line: nothing was dropped."""
+        from .errors import VaultError
+        from .fsutil import LockTimeout, cannot_write, lock_busy
+        from .token_cache import LOCK_WAIT
+
         if registration_id is not None:
             self.registration(registration_id)
-        return self.token_cache().drop([registration_id] if registration_id else None, self.now())
+        cache = self.token_cache()
+        try:
+            return cache.drop([registration_id] if registration_id else None, self.now(), raising=True)
+        except LockTimeout:
+            raise VaultError(lock_busy(cache.lock_path, LOCK_WAIT)) from None
+        except OSError as error:
+            raise VaultError(cannot_write(error, self.vault.home)) from None
 
 
 def common_settings(common: Mapping[str, Any]) -> dict[str, Any]:

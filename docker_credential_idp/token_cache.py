@@ -221,11 +221,12 @@ class TokenCache:
     def load(self) -> Entries:
         return self._load()
 
-    def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
-        """Apply `change` under the cache's lock; False (and the reason reported) when the file cannot be written."""
+    def _rewrite(self, change: Callable[[Entries], None], now: float, raising: bool = False) -> bool:
+        """Apply `change` under the cache's lock; False (and the reason reported) when the file cannot be written.
+        `raising`: for a command whose whole work is the change (cache clear), the OSError or LockTimeout itself."""
         from .fsutil import LockTimeout, atomic_write, exclusive_lock
 
-        if self.write_failure is not None:
+        if self.write_failure is not None and not raising:
             return False
         try:
             with exclusive_lock(self.lock_path, wait=LOCK_WAIT):
@@ -241,9 +242,13 @@ class TokenCache:
                 body = entries.format().encode("utf-8")
                 atomic_write(self.path, header + crypto.encrypt(self._key, header[len(MAGIC) + 1 :], body, header))
         except LockTimeout:
+            if raising:
+                raise
             self.unwritable(f"another process has held {self.lock_path} for more than {LOCK_WAIT:g} s")
             return False
         except OSError as error:
+            if raising:
+                raise
             self.unwritable(f"cannot write {self.path}: {error.strerror or error}")
             return False
         return True
@@ -302,15 +307,20 @@ class TokenCache:
 
         self._rewrite(change, now)
 
-    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True) -> int:
+    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True,
+             raising: bool = False) -> tuple[int, int]:
         """Forget the answers (unless `answers` is False) and the failed fetches for these registrations (all when
-        None), so that the next call fetches; returns how many answers were dropped."""
+        None), so that the next call fetches; returns how many answers and how many held-back failures were dropped.
+        `raising`: a file that cannot be written is the OSError (or LockTimeout), not a warning."""
         dropped = []
+        held_back: list[str] = []
 
         def mine(slot: str) -> bool:
             return registration_ids is None or slot.split("@")[0] in registration_ids
 
         def change(entries: Entries) -> None:
+            held_back.extend(slot for slot, f in entries.failures.items()
+                             if mine(slot) and cache_policy.held_back(now, f.failed_at, f.retry_at))
             entries.failures = {slot: f for slot, f in entries.failures.items() if not mine(slot)}
             if not answers:
                 return
@@ -320,9 +330,9 @@ class TokenCache:
             if registration_ids is None:
                 entries.resolutions.clear()
 
-        if os.path.exists(self.path) and not self._rewrite(change, now):
-            return 0
-        return len(dropped)
+        if os.path.exists(self.path) and not self._rewrite(change, now, raising):
+            return 0, 0
+        return len(dropped), len(held_back)
 
     def entries(self) -> dict[str, dict[str, Optional[float]]]:
         """slot (a registration id, or id@host for a pattern's) -> {expires_at}, for status; never a secret."""
@@ -338,8 +348,9 @@ class NoTokenCache(TokenCache):
     def _load(self) -> Entries:
         return Entries()
 
-    def _rewrite(self, change: Callable[[Entries], None], now: float) -> bool:
+    def _rewrite(self, change: Callable[[Entries], None], now: float, raising: bool = False) -> bool:
         return False
 
-    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True) -> int:
-        return 0
+    def drop(self, registration_ids: Optional[list[str]], now: float, answers: bool = True,
+             raising: bool = False) -> tuple[int, int]:
+        return 0, 0

@@ -271,3 +271,98 @@ def test_a_second_process_does_not_wait_for_a_hung_source_again(platform):
     assert TOKEN not in first.out + first.err + second.out + second.err
     assert HOST in json.loads(run_helper("list").out) and platform.count() == 1  # list fetches nothing
 
+
+
+# -- the diagnostic commands ask the source, whatever the hold ---------------------------------------------------
+
+
+def table_at(clock: Clock):  # type: ignore[no-untyped-def]
+    from docker_credential_idp.table import RegistryTable
+
+    return RegistryTable(Vault(home_dir(os.environ), os.environ), os.environ, now=clock)
+
+
+@pytest.fixture
+def handshake(monkeypatch):
+    """registry_check.check stood in for: the credential the diagnostic was given, and an accepting registry."""
+    from docker_credential_idp import registry_check
+
+    given: list[str] = []
+
+    def accept(registration, served, credential, *rest):  # type: ignore[no-untyped-def]
+        given.append(credential.secret)
+        return registry_check.Outcome(True, f"OK: {HOST} accepts the credential (Basic auth)")
+
+    monkeypatch.setattr(registry_check, "check", accept)
+    return given
+
+
+def fail_once_then_fix(platform: LocalServer, clock: Clock) -> None:
+    platform.delay = 3.0
+    with pytest.raises(ProviderError):
+        get(clock)
+    assert platform.count() == 1 and list(failures()) == ["team"]
+    platform.delay = 0.0  # the platform is fixed
+    clock.now += 3
+
+
+def test_registry_test_asks_the_source_during_the_back_off_and_its_success_ends_the_hold(platform, handshake):
+    add_platform(platform)
+    clock = Clock()
+    fail_once_then_fix(platform, clock)
+    table = table_at(clock)
+    outcome = table.test_registration(table.registration("team"), PREFIX)
+    assert outcome.ok and handshake == [PASSWORD] and platform.count() == 2
+    assert failures() == {}  # for everyone: the next get takes the answer the diagnostic fetched
+    assert get(clock) == PASSWORD and platform.count() == 2
+
+
+def test_doctor_online_asks_the_source_during_the_back_off(platform, handshake):
+    from docker_credential_idp import doctor
+
+    add_platform(platform)
+    clock = Clock()
+    fail_once_then_fix(platform, clock)
+    table = table_at(clock)
+    steps = doctor.Progress(lambda line: None, clock, start_timer=lambda seconds, callback: lambda: None)
+    assert doctor.handshakes(table, [table.registration("team")], steps) == []
+    assert handshake == [PASSWORD] and platform.count() == 2 and failures() == {}
+
+
+def test_get_and_creds_keep_the_hold(platform):
+    add_platform(platform)
+    clock = Clock()
+    fail_once_then_fix(platform, clock)
+    table = table_at(clock)
+    with pytest.raises(ProviderError) as held:
+        table.credential(table.registration("team"), PREFIX)  # creds and kubelet
+    assert "repeated from 3 s ago" in held.value.message and platform.count() == 1
+
+
+def test_doctor_online_names_the_registration_once(platform):
+    from docker_credential_idp import doctor
+
+    add_platform(platform)
+    platform.fault = "403"
+    clock = Clock()
+    table = table_at(clock)
+    steps = doctor.Progress(lambda line: None, clock, start_timer=lambda seconds, callback: lambda: None)
+    (problem,) = doctor.handshakes(table, [table.registration("team")], steps)
+    line = problem.line()
+    assert line.startswith("registration team: the token may not read") and "HTTP 403" in line, line
+    assert "registration 'team'" not in line, line  # the id once
+
+
+# -- cache clear says what it dropped ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("cache", "clear", "team"), ("cache", "clear")])
+def test_cache_clear_counts_the_held_back_failure_it_drops(platform, command):
+    add_platform(platform)
+    clock = Clock()
+    platform.delay = 3.0
+    with pytest.raises(ProviderError):
+        get(clock)
+    cleared = run_helper(*command)
+    assert cleared.code == 0 and cleared.out == "Dropped 0 cached tokens and 1 held-back failure\n", cleared
+    assert failures() == {}

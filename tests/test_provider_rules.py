@@ -7,6 +7,7 @@ Entra ID step belongs to azure-identity, whose own transport it uses (tests/test
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import urllib.parse
@@ -83,6 +84,17 @@ def test_platform_names_each_refusal_and_does_not_retry_it(status, fragment):
     with pytest.raises(ProviderError, match=fragment):
         fetch(PLATFORM, transport)
     assert len(transport.requests) == 1
+
+
+@pytest.mark.parametrize("origin, fix", [
+    ("add", "re-add the registration with --token-stdin"),
+    ("source:idp", "docker-credential-idp source add idp --replace ... --token-stdin"),  # registry add refuses it
+])
+def test_platform_a_refused_token_names_the_fix_that_applies_to_the_registration(origin, fix):
+    with pytest.raises(ProviderError) as refused:
+        fetch(dataclasses.replace(PLATFORM, origin=origin), ScriptedTransport((401, {"error": "no"})))
+    assert refused.value.message.endswith(fix), refused.value.message
+    assert "registry add" not in refused.value.message
 
 
 def test_platform_retries_a_failing_api_with_backoff_then_takes_the_answer():

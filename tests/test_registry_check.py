@@ -148,3 +148,19 @@ def test_each_step_is_printed_on_one_line():
     assert _step_line(Step(f"GET {BASE}", 401, 12.4)) == f"GET {BASE} -> 401 (12 ms)"
     assert _step_line(Step(f"GET {BASE}", None, 3.0, "Connection refused")) == \
         f"GET {BASE}: Connection refused -> no answer (3 ms)"
+
+
+def printable(text: str) -> bool:
+    return text.isprintable() and "\x1b" not in text
+
+
+def test_the_realm_and_scheme_a_registry_names_are_escaped_before_they_are_printed():
+    realm = "https://auth.exa\x1bmple.com/tok\x1b[2Jen\x9b"
+    outcome, transport = run((401, b"", bearer_challenge(realm)), (200, {"token": "t-3"}), (200, b"{}"))
+    assert outcome.ok, outcome
+    assert transport.requests[1].full_url.startswith(realm)  # what is sent is what the registry named
+    shown = [_step_line(step) for step in outcome.steps] + list(outcome.notes) + [outcome.verdict]
+    assert all(printable(line) for line in shown), shown
+    assert "\\x1b[2Jen" in _step_line(outcome.steps[1])
+    odd, _ = run((401, b"", {"WWW-Authenticate": 'Ne\x1b[31mgotiate\r realm="x"'}))
+    assert not odd.ok and printable(odd.verdict) and "ne\\x1b[31mgotiate" in odd.verdict, odd.verdict

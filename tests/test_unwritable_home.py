@@ -131,3 +131,16 @@ def test_a_new_home_under_a_read_only_mount_is_one_line(tmp_path):
     assert f"cannot create {new_home}: it is on a read-only file system" in lines[0], result
     assert "unexpected error" not in result.stderr
     assert not new_home.exists()
+
+
+def test_cache_clear_on_a_read_only_home_is_one_line_and_fails():
+    registrations()
+    assert run_helper("get", stdin=HOST).code == 0
+    before = (home() / "tokens.bin").read_bytes()
+    for argv in (("cache", "clear"), ("cache", "clear", "static")):
+        result = in_namespace(READ_ONLY, *argv, stdin="")
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and len(lines) == 1 and result.stdout == "", result
+        assert f"cannot write in {home()}: it is on a read-only file system" in lines[0], result
+        assert "remount it read-write" in lines[0] and "without caching" not in lines[0], result
+    assert (home() / "tokens.bin").read_bytes() == before

@@ -50,6 +50,7 @@ def cmd_vault_accept(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> int:
-    dropped = ctx.table.forget_tokens(args.id)
-    ctx.print(f"Dropped {dropped} cached token{'s' if dropped != 1 else ''}")
+    answers, failures = ctx.table.forget_tokens(args.id)
+    held = f" and {failures} held-back failure{'s' if failures != 1 else ''}" if failures else ""
+    ctx.print(f"Dropped {answers} cached token{'s' if answers != 1 else ''}{held}")
     return 0
