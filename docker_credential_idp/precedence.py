@@ -10,6 +10,10 @@ Two rules:
   listed prefix is skipped when adding it would change which registration answers a request a hand-made one
   answers — with a path, host-only (what docker, skopeo, podman and BuildKit send) or through a pattern — or would
   leave that request ambiguous.
+
+`Competition` asks both of a table one new prefix at a time, as a source's list is placed: only the registrations
+that can change the answer — those on the prefix's host and the patterns — so that a list of thousands is placed in
+time linear in its length, with the answers the whole table gives.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ def taking(prefix: str, new_id: str, table: Candidates, hand_made: AbstractSet[s
     hand-made pattern's requests exactly when it can match one of its hosts and has at least as many literal
     characters (matching.select's first rule between patterns). That is asked directly: a host both match may be
     any of infinitely many."""
+    if not any(other_id in hand_made for _, other_id in table):
+        return None  # every request is answered by a registration not made by hand, before as after
     for other_prefix, other_id in table:
         if other_prefix == prefix and other_id in hand_made:
             return Taking(prefix, other_id, other_prefix, new_id)
@@ -139,3 +145,70 @@ def answering(request: str, candidates: Candidates) -> Optional[str]:
         return select(request, candidates).registration_id  # type: ignore[no-any-return]
     except (CredentialsNotFound, AmbiguousRegistry):
         return None
+
+
+Ranked = tuple[int, str, str]  # (position in the table, prefix, id): lists merged back in the table's order
+
+
+class Competition:
+    """`clash` and `taking` for one new prefix at a time over a table that grows, each given only the registrations
+    that can change its answer, in the table's order, so that it answers as over the whole table:
+
+    - a literal prefix clashes only with itself (an equal prefix); a pattern only with patterns of as many literal
+      characters and the same path (an equal prefix among them);
+    - for a literal prefix, every request `taking` asks is on its host, where matching.select consults the prefixes
+      on that host and the patterns matching it, and nothing else; no hand-made registration among them, and no
+      request there is a hand-made registration's to take;
+    - for a pattern, `taking` looks at hand-made patterns only.
+
+    tests/test_precedence.py checks each answer against the whole table's."""
+
+    def __init__(self, candidates: Candidates, hand_made: AbstractSet[str]) -> None:
+        self.hand_made = hand_made
+        self._count = 0
+        self._by_prefix: dict[str, list[tuple[str, str]]] = {}  # literal prefixes
+        self._by_host: dict[str, list[Ranked]] = {}  # literal prefixes
+        self._patterns: list[Ranked] = []
+        self._patterns_by_rank: dict[tuple[int, str], list[tuple[str, str]]] = {}
+        self._hand_made_hosts: set[str] = set()
+        self._hand_made_patterns: list[tuple[str, str]] = []
+        for prefix, registration_id in candidates:
+            self.add(prefix, registration_id)
+
+    def add(self, prefix: str, registration_id: str) -> None:
+        """The table gained (prefix, id), after every one before it."""
+        ranked = (self._count, prefix, registration_id)
+        self._count += 1
+        mine = registration_id in self.hand_made
+        if is_pattern(prefix):
+            self._patterns.append(ranked)
+            self._patterns_by_rank.setdefault(_rank(prefix), []).append((prefix, registration_id))
+            if mine:
+                self._hand_made_patterns.append((prefix, registration_id))
+            return
+        host = host_of(prefix)
+        self._by_prefix.setdefault(prefix, []).append((prefix, registration_id))
+        self._by_host.setdefault(host, []).append(ranked)
+        if mine:
+            self._hand_made_hosts.add(host)
+
+    def clash(self, prefix: str) -> Optional[Clash]:
+        if is_pattern(prefix):
+            return clash(prefix, self._patterns_by_rank.get(_rank(prefix), ()))
+        return clash(prefix, self._by_prefix.get(prefix, ()))
+
+    def taking(self, prefix: str, new_id: str) -> Optional[Taking]:
+        if is_pattern(prefix):
+            return taking(prefix, new_id, self._hand_made_patterns, self.hand_made)
+        host = host_of(prefix)
+        if host not in self._hand_made_hosts and not any(host_matches(host_of(p), host)
+                                                         for p, _ in self._hand_made_patterns):
+            return None
+        matching = [ranked for ranked in self._patterns if host_matches(host_of(ranked[1]), host)]
+        rivals = sorted(self._by_host.get(host, []) + matching)
+        return taking(prefix, new_id, [(p, i) for _, p, i in rivals], self.hand_made)
+
+
+def _rank(pattern: str) -> tuple[int, str]:
+    """What two patterns must share to be equally specific (_equally_specific_patterns): literal characters, path."""
+    return literal_characters(pattern), pattern.partition("/")[2]

@@ -31,7 +31,7 @@ from .httpclient import Transport, check_endpoint, send
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
 from .platform_api import Platform, list_registries
-from .precedence import clash, taking
+from .precedence import Competition
 from .timebox import TimedOut, call_within
 from .token_cache import acquire_fetch_lock
 from .vault import Vault
@@ -215,11 +215,13 @@ def place(source: Source, entries: list[Entry], table: dict[str, Registration]) 
     for registration_id in before:
         del table[registration_id]
     hand_made = {r.id for r in table.values() if is_hand_made(r)}
+    # Each entry is checked against the registrations on its host and the patterns only (precedence.Competition):
+    # against the whole table, a list of 5,000 took 46 s to place.
+    competition = Competition([(r.prefix, r.id) for r in table.values()], hand_made)
     conflicts: list[Conflict] = []
     for entry in sorted(entries, key=lambda e: e.registry_id):
         registration_id = f"{source.id}.{entry.registry_id}"
-        candidates = [(r.prefix, r.id) for r in table.values()]
-        reason = _kept_out(registration_id, entry.prefix, table, candidates, hand_made)
+        reason = _kept_out(registration_id, entry.prefix, table, competition)
         if reason is not None:
             conflicts.append(Conflict(registration_id, entry.registry_id, entry.prefix, *reason))
             report.conflicts.append(conflicts[-1].line())
@@ -228,6 +230,7 @@ def place(source: Source, entries: list[Entry], table: dict[str, Registration]) 
                                     "timeout": source.timeout, **source.settings}
         table[registration_id] = Registration(registration_id, entry.prefix, "platform", settings,
                                               Secrets({"token": source.token}), origin=source.origin)
+        competition.add(entry.prefix, registration_id)
         old = before.get(registration_id)
         if old is None:
             report.added.append(f"{registration_id} ({entry.prefix})")
@@ -242,19 +245,19 @@ def place(source: Source, entries: list[Entry], table: dict[str, Registration]) 
     return report, conflicts
 
 
-def _kept_out(registration_id: str, prefix: str, table: dict[str, Registration], candidates: list[tuple[str, str]],
-              hand_made: set[str]) -> Optional[tuple[str, str]]:
+def _kept_out(registration_id: str, prefix: str, table: dict[str, Registration], competition: Competition
+              ) -> Optional[tuple[str, str]]:
     """(holder, reason) when the entry cannot go in; the reason continues a sentence that starts with its prefix."""
     occupant = table.get(registration_id)
     if occupant is not None:
         return occupant.id, (f"would be registration {registration_id!r}, an id {_made_by(occupant)} took; "
                              "rename that one to take the platform's")
-    found = clash(prefix, candidates)
+    found = competition.clash(prefix)
     if found is not None:
         holder = table[found.registration_id]
         fix = "; remove it to take the platform's" if is_hand_made(holder) else ""
         return holder.id, f"{found.explain()} ({_made_by(holder)}), which wins{fix}"
-    taken = taking(prefix, registration_id, candidates, hand_made)
+    taken = competition.taking(prefix, registration_id)
     if taken is not None:
         return taken.holder, (f"{taken.explain()}; a registration made by hand wins, remove it to take the "
                               "platform's")

@@ -1,6 +1,7 @@
 """precedence.taking and precedence.clash, checked against matching.select over every request of a small world:
 whatever a table holds, a prefix `taking` lets in changes no answer a hand-made registration gave, and a request it
-names as taken really is."""
+names as taken really is. precedence.Competition, which asks them of the registrations that can matter only, answers
+as they do over the whole table."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from docker_credential_idp.matching import host_matches, host_of, is_pattern, literal_characters, patterns_overlap
 from docker_credential_idp.model import Registration
-from docker_credential_idp.precedence import answering, clash, taking
+from docker_credential_idp.precedence import Competition, answering, clash, taking
 from docker_credential_idp.sources import Entry, Source, is_hand_made, place
 
 HOST = "registry.example.com"
@@ -172,3 +173,59 @@ def test_a_whole_list_placed_changes_no_answer_a_hand_made_registration_gave(cas
     # Placing the same list again changes nothing: the table is a function of what people registered and the list.
     again = dict(after_table)
     assert place(SOURCE, entries, again)[1] == conflicts and again == after_table
+
+
+
+# -- the same answers from the registrations that can matter only: precedence.Competition --------------------------
+
+
+@st.composite
+def growing_tables(draw):
+    """A table (prefix, id) in the order it grew, prefixes possibly repeated (Competition keeps the first), the ids
+    of its hand-made registrations, and a new prefix, possibly one the table holds."""
+    prefixes = draw(st.lists(st.sampled_from(PREFIXES), max_size=10))
+    table = [(prefix, f"r{n}") for n, prefix in enumerate(prefixes)]
+    hand_made = {i for _, i in table if draw(st.booleans())}
+    return table, hand_made, draw(st.sampled_from(PREFIXES))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(growing_tables())
+def test_competition_answers_as_clash_and_taking_over_the_whole_table(case):
+    table, hand_made, new = case
+    half = len(table) // 2
+    competition = Competition(table[:half], hand_made)
+    for prefix, registration_id in table[half:]:  # grown as a list is placed
+        competition.add(prefix, registration_id)
+    assert competition.clash(new) == clash(new, table)
+    assert competition.taking(new, "listed") == taking(new, "listed", table, hand_made)
+
+
+class WholeTable(Competition):
+    """The straightforward placement: every entry checked against the whole table, as before Competition."""
+
+    def __init__(self, candidates, hand_made):
+        super().__init__((), hand_made)
+        self.table = list(candidates)
+
+    def add(self, prefix, registration_id):
+        self.table.append((prefix, registration_id))
+
+    def clash(self, prefix):
+        return clash(prefix, self.table)
+
+    def taking(self, prefix, new_id):
+        return taking(prefix, new_id, self.table, self.hand_made)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables_and_lists())
+def test_a_whole_list_placed_gives_the_table_and_report_of_the_straightforward_placement(case):
+    from unittest import mock
+
+    table, entries = case
+    indexed, straightforward = dict(table), dict(table)
+    placed = place(SOURCE, entries, indexed)
+    with mock.patch("docker_credential_idp.sources.Competition", WholeTable):
+        expected = place(SOURCE, entries, straightforward)
+    assert placed == expected and list(indexed.items()) == list(straightforward.items())
