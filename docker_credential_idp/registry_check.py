@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 # Text the registry sends (a realm, a scheme) is escaped before anything prints it. The one helper for that is
-# dockerconfig.shown today; it and doctor.shown are being merged into one: import whichever the merge keeps.
-from .dockerconfig import shown
 from .errors import PROG
 from .httpclient import Transport, is_loopback, network_reason, origin, send
+from .jsontext import shown
 from .model import Credential, Registration
 
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
