@@ -56,6 +56,70 @@ def stale_install() -> Optional[str]:
     return None
 
 
+# -- the spawn count (opt-in): IDP_COUNT_SPAWNS=1 pytest ... reports the tests that start a process -------------
+
+SPAWN_COUNT_VARIABLE = "IDP_COUNT_SPAWNS"
+
+
+class SpawnCount:
+    """Which tests start a process (any subprocess.Popen during setup, call or teardown), and which of them start
+    the helper itself; written at the end of the run, and to $IDP_COUNT_SPAWNS when that names a file."""
+
+    def __init__(self) -> None:
+        self.current: Optional[str] = None
+        self.tests: list[str] = []
+        self.any: set[str] = set()
+        self.helper: set[str] = set()
+
+    def saw(self, args: object) -> None:
+        if self.current is None:
+            return
+        self.any.add(self.current)
+        argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+        if argv and (Path(argv[0]).name.startswith("docker-credential-idp") or "docker_credential_idp" in argv[1:3]):
+            self.helper.add(self.current)
+
+    def summary(self) -> str:
+        return (f"spawn count: {len(self.tests)} tests; {len(self.any)} start a process, "
+                f"{len(self.helper)} of them the helper")
+
+
+SPAWNS = SpawnCount()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(SPAWN_COUNT_VARIABLE):
+        return
+    original = subprocess.Popen.__init__
+
+    def counting_init(self: subprocess.Popen[bytes], args: object, *rest: object, **options: object) -> None:
+        SPAWNS.saw(args)
+        original(self, args, *rest, **options)  # type: ignore[arg-type]
+
+    subprocess.Popen.__init__ = counting_init  # type: ignore[assignment, method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Iterator[object]:
+    SPAWNS.current = item.nodeid
+    SPAWNS.tests.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        SPAWNS.current = None
+
+
+def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    target = os.environ.get(SPAWN_COUNT_VARIABLE)
+    if not target:
+        return
+    terminalreporter.write_line(SPAWNS.summary())  # type: ignore[attr-defined]
+    if target not in ("1", "yes", "true"):
+        lines = [SPAWNS.summary()] + [f"{'helper' if t in SPAWNS.helper else 'process' if t in SPAWNS.any else '-'}"
+                                      f" {t}" for t in SPAWNS.tests]
+        Path(target).write_text("\n".join(lines) + "\n")
+
+
 # -- the leak watch: every secret a test hands the helper is looked for everywhere it must not be -------------------
 
 # Verbs whose stdout is a credential: a secret may appear there, and nowhere else.
