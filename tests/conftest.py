@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -206,6 +207,10 @@ class Result:
         self.out = completed.stdout.decode("utf-8", "replace")
         self.err = completed.stderr.decode("utf-8", "replace")
 
+    @classmethod
+    def of(cls, code: int, out: bytes, err: bytes) -> Result:
+        return cls(subprocess.CompletedProcess([], code, out, err))
+
     def __repr__(self) -> str:
         return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
 
@@ -222,6 +227,58 @@ def run_helper(
     result = Result(completed)
     watch_helper_call(args, data, full_env, result)
     return result
+
+
+def call_main(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """cli.main in this process, its stdin, stdout and stderr files: the whole program but the interpreter start
+    (and what only a process shows: hardening, the standard descriptors, imports, the bundle)."""
+    import tempfile
+
+    from docker_credential_idp import cli, streams
+
+    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        given.write(stdin)
+        given.seek(0)
+        previous = streams.use(given.fileno(), out.fileno(), err.fileno())
+        try:
+            status = cli.main(list(argv))
+        finally:
+            streams.use(*previous)
+        out.seek(0)
+        err.seek(0)
+        return status, out.read(), err.read()
+
+
+def call_helper(*args: str, stdin: bytes | str = b"", env: Optional[Mapping[str, str]] = None) -> Result:
+    """run_helper's call and Result, in this process (call_main), for tests of policy rather than of the process.
+    Against the bundle (make test-binary sets IDP_TEST_HELPER) the bundle is what is tested: it runs there."""
+    if os.environ.get("IDP_TEST_HELPER"):
+        return run_helper(*args, stdin=stdin, env=env)
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    try:
+        full_env = dict(os.environ)
+        result = Result.of(*call_main(*args, stdin=data))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    watch_helper_call(args, data, full_env, result)
+    return result
+
+
+class Clock:
+    """Real time at the start (so that stand-ins, which date their tokens by it, and helper processes the test also
+    runs see the same moment), then moved by hand: a test's time passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def add_basic(registration_id: str, prefix: str, username: str, password: str, *extra: str) -> Result:

@@ -23,7 +23,7 @@ from docker_credential_idp.providers.base import FetchContext
 from docker_credential_idp.token_cache import Entries, FetchFailure, Target
 from docker_credential_idp.vault import Vault
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import Clock, assert_one_line_error, run_helper
 from .servers import LocalServer, platform_creds_api
 from .test_provider_rules import PLATFORM, ScriptedTransport
 
@@ -125,17 +125,6 @@ def test_the_failure_is_kept_per_slot_and_holds_back_only_the_record_it_failed_u
 
 
 # -- get, in process ---------------------------------------------------------------------------------------------
-
-
-class Clock:
-    """Real time at the start (so that the helper processes a test also runs see the same moment), then moved by
-    hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
