@@ -281,6 +281,17 @@ class Clock:
         return self.now
 
 
+def get_at(clock: Clock, server: str, warnings: list[str]) -> str:
+    """One `get` as a new process makes it (a new vault and pipeline), at the clock's time; its secret. The entry
+    point for tests of token life (fresh, stale, expired) without waiting for it."""
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.pipeline import GetPipeline
+    from docker_credential_idp.vault import Vault
+
+    pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, warn=warnings.append, now=clock)
+    return pipeline.get(server).secret
+
+
 def add_basic(registration_id: str, prefix: str, username: str, password: str, *extra: str) -> Result:
     result = run_helper(
         "registry", "add", registration_id, "--prefix", prefix, "--type", "basic", "--username", username,

@@ -24,7 +24,7 @@ import pytest
 import docker_credential_idp
 from docker_credential_idp import crypto
 
-from .conftest import Result, add_basic, assert_one_line_error, helper_path, run_helper
+from .conftest import Result, add_basic, assert_one_line_error, call_helper, helper_path, run_helper
 from .servers import LocalServer, json_answer, platform_creds_api
 from .tls import make_tls
 
@@ -262,8 +262,8 @@ def test_a_fifo_at_the_key_file_does_not_block_get():
     (home() / "vault.key").unlink()
     os.mkfifo(home() / "vault.key", 0o600)
     started = time.monotonic()
-    result = run_helper("get", stdin=HOST, timeout=20)
-    assert time.monotonic() - started < 10
+    result = run_helper("get", stdin=HOST, timeout=60)
+    assert time.monotonic() - started < 30  # an open of the FIFO would block for good
     assert_one_line_error(result, "is a FIFO, not a regular file", stream="out")
 
 
@@ -303,9 +303,10 @@ def test_a_held_token_cache_lock_does_not_hang_get():
     descriptor = hold(home() / "tokens.lock")
     try:
         started = time.monotonic()
-        result = run_helper("get", stdin=HOST, timeout=30)
+        result = run_helper("get", stdin=HOST, timeout=90)
         assert result.code == 0 and "defended-password-1" in result.out, result
-        assert "without caching" in result.err and time.monotonic() - started < 15
+        # one lock wait (the fetch timeout and 2 s), plus the interpreter start on a busy machine
+        assert "without caching" in result.err and time.monotonic() - started < 40
     finally:
         os.close(descriptor)
 
@@ -324,11 +325,11 @@ def test_a_held_vault_lock_fails_a_write_in_one_line():
 @pytest.mark.parametrize("script, stream, limit", [("yes", "stdout", "64 KiB"), ("yes >&2", "stderr", "1024 KiB")])
 def test_a_script_that_prints_without_end_is_stopped(script, stream, limit):
     result = run_helper("registry", "add", "s", "--prefix", HOST, "--type", "script", "--script-stdin",
-                        "--timeout", "20", stdin=script)
+                        "--timeout", "90", stdin=script)
     assert result.code == 0, result
     started = time.monotonic()
-    got = run_helper("get", stdin=HOST, timeout=60)
-    assert time.monotonic() - started < 10
+    got = run_helper("get", stdin=HOST, timeout=120)
+    assert time.monotonic() - started < 40  # stopped by the limit, well before the script's --timeout
     assert_one_line_error(got, f"more than {limit} on {stream}", stream="out")
 
 
@@ -391,7 +392,7 @@ def test_registry_test_honours_its_timeout_in_total(tmp_path):
         assert result.code == 0, result
         started = time.monotonic()
         tested = run_helper("registry", "test", "r", timeout=120)
-        assert time.monotonic() - started < 15  # the answer alone would take over five minutes
+        assert time.monotonic() - started < 2 + 30  # the answer alone would take over five minutes
         assert_one_line_error(tested, "within --timeout 2 s")
     finally:
         server.stop()
@@ -693,7 +694,7 @@ def test_a_tampered_kdf_header_is_named_as_such_and_costs_nothing(monkeypatch):
     data[len(b"IDPVAULT") + 2] = 17  # n = 2^17: 128 MiB and a second per get, within the old bounds
     path.write_bytes(bytes(data))
     started = time.monotonic()
-    result = run_helper("get", stdin=HOST)
+    result = call_helper("get", stdin=HOST)  # in process: the time measured is the work, not an interpreter start
     assert time.monotonic() - started < 5
     line = assert_one_line_error(result, "header", "never writes", stream="out")
     assert "passphrase" not in line.split("header")[0]

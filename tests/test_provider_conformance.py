@@ -82,7 +82,7 @@ class UpstreamConformance(ProviderConformance):
         result = run_helper("get", stdin=self.prefix.split("/")[0])
         elapsed = time.monotonic() - started
         assert_one_line_error(result, "registration 'it'", stream="out")
-        assert elapsed < 15, elapsed
+        assert elapsed < 40, elapsed  # the SDKs' retries are bounded; plus their start on a busy machine
 
 
 class TestBasic(ProviderConformance):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import Clock, assert_one_line_error, get_at, run_helper
 from .servers import platform_creds_api
 from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
@@ -116,9 +116,11 @@ def test_slow_script_is_killed_with_its_children_at_the_time_limit():
     result = get()
     elapsed = time.monotonic() - started
     assert_one_line_error(result, "did not finish within 1 s", "--timeout", stream="out")
-    assert elapsed < 6, elapsed
-    time.sleep(0.2)
-    survivors = subprocess.run(["pgrep", "-f", "sleep 31.[25]"], capture_output=True, text=True).stdout
+    assert elapsed < 1 + 20 < 31, elapsed  # --timeout 1, plus the interpreter start on a busy machine
+    deadline = time.monotonic() + 10  # the kill lands at once; the process table may take a moment to show it
+    while (survivors := subprocess.run(["pgrep", "-f", "sleep 31.[25]"], capture_output=True, text=True).stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert survivors == "", survivors
 
 
@@ -245,16 +247,16 @@ def test_platform_persistent_failure_gives_up_after_bounded_attempts(platform):
     started = time.monotonic()
     result = get()
     assert_one_line_error(result, "HTTP 502", "after 3 attempts", stream="out")
-    assert platform[0].count() == 3 and time.monotonic() - started < 8
+    assert platform[0].count() == 3 and time.monotonic() - started < 30
 
 
 def test_platform_slow_api_stays_within_the_time_limit(platform):
     add_platform(platform, "team", "--timeout", "1")
-    platform[0].delay = 5
+    platform[0].delay = 60  # an answer this late has timed out, however busy the machine
     started = time.monotonic()
     result = get()
     assert_one_line_error(result, "registration 'src' (platform)", stream="out")
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 1 + 30 < platform[0].delay
 
 
 def test_platform_token_must_travel_over_https():
@@ -328,8 +330,8 @@ def test_thirty_two_parallel_jobs_make_one_platform_call(platform):
 def test_parallel_jobs_share_one_fetch_of_a_token_too_short_to_cache_fresh(platform):
     """A 6-second token is never fresh (less than BuildKit's five minutes left), yet callers that waited for the
     one fetch in flight take its answer rather than fetch again each."""
-    add_platform(platform, "short-lived")
-    platform[0].delay = 1.5  # every caller starts while the one fetch is in flight
+    add_platform(platform, "short-lived", "--timeout", "60")
+    platform[0].delay = 20  # every caller starts while the one fetch is in flight, however busy the machine
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda _: get(), range(16)))
     assert all(r.code == 0 and json.loads(r.out)["Secret"] == "short-pw" for r in results), results
@@ -337,11 +339,12 @@ def test_parallel_jobs_share_one_fetch_of_a_token_too_short_to_cache_fresh(platf
 
 
 def test_platform_down_serves_the_still_valid_token_with_a_warning(platform):
+    """In process, on a clock moved by hand (the pipeline a `get` runs, with `now` injected): no waiting."""
     add_platform(platform, "short-lived", "--timeout", "2")  # 6 s of life: refreshed after 3 s
-    assert get().code == 0
-    time.sleep(3.2)
+    clock = Clock()
+    assert get_at(clock, HOST, []) == "short-pw"
+    clock.now += 3.2
     platform[0].fault = "503"
-    result = get()
-    assert result.code == 0, result
-    assert json.loads(result.out)["Secret"] == "short-pw" and platform[0].count() >= 2
-    assert "serving the cached token" in result.err
+    warnings: list[str] = []
+    assert get_at(clock, HOST, warnings) == "short-pw" and platform[0].count() >= 2
+    assert "serving the cached token" in "".join(warnings)
