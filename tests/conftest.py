@@ -293,7 +293,8 @@ def get_at(clock: Clock, server: str, warnings: list[str]) -> str:
 
 
 def add_basic(registration_id: str, prefix: str, username: str, password: str, *extra: str) -> Result:
-    result = run_helper(
+    """A basic registration, made in process: a set-up, not what the test shows."""
+    result = call_helper(
         "registry", "add", registration_id, "--prefix", prefix, "--type", "basic", "--username", username,
         "--password-stdin", *extra, stdin=password,
     )
