@@ -123,6 +123,29 @@ def test_sigkill_at_random_moments_during_200_writes_never_loses_the_vault(tmp_p
     assert sorted(p.name for p in home_dir(os.environ).iterdir() if p.name.endswith(".tmp")) == []
 
 
+KILLED_WRITING_THE_KEY = """
+import os, signal
+from pathlib import Path
+from docker_credential_idp.vault import Vault
+
+def killed(*args, **kwargs):  # the first bytes a new home's first write puts on disk are the key file's
+    os.kill(os.getpid(), signal.SIGKILL)
+
+os.write = os.fdopen = killed
+Vault(Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]), os.environ).update(lambda table: None)
+"""
+
+
+def test_a_first_writer_killed_while_it_writes_the_key_file_leaves_a_home_that_works():
+    """A new home's key file appears whole or not at all: a kill between creating it and writing it must not leave
+    an empty key file that every later call refuses."""
+    writer = subprocess.run([sys.executable, "-c", KILLED_WRITING_THE_KEY], capture_output=True, timeout=60, check=False)
+    assert writer.returncode == -signal.SIGKILL, writer
+    add_basic("after", "after.example.com", "u", "after-kill-password-1")
+    assert table()["after"].secrets["password"] == "after-kill-password-1"
+    assert sorted(p.name for p in home_dir(os.environ).iterdir() if p.name.endswith(".tmp")) == []
+
+
 # -- random input on every verb ----------------------------------------------------------------------------------------
 
 
