@@ -153,12 +153,7 @@ def for_new_vault(home: Home, env: Mapping[str, str]) -> KeySource:
     fsutil.check_home(home)
     fsutil.ensure_private_dir(home)
     key = crypto.random_key()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return KeySource(RAW_KEY, f"key file {path}", raw_key=_read_key_file(path))
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(binascii.b2a_base64(key).decode("ascii"))
-        handle.flush()
-        os.fsync(handle.fileno())
+    # Whole or not at all (the caller holds vault.lock): a writer killed half-way must not leave an empty key file
+    # that every later call refuses.
+    fsutil.atomic_write(path, binascii.b2a_base64(key))
     return KeySource(RAW_KEY, f"key file {path}", raw_key=key)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -54,6 +55,70 @@ def stale_install() -> Optional[str]:
         if not copy.is_file() or copy.read_bytes() != path.read_bytes():
             return f"{relative} changed"
     return None
+
+
+# -- the spawn count (opt-in): IDP_COUNT_SPAWNS=1 pytest ... reports the tests that start a process -------------
+
+SPAWN_COUNT_VARIABLE = "IDP_COUNT_SPAWNS"
+
+
+class SpawnCount:
+    """Which tests start a process (any subprocess.Popen during setup, call or teardown), and which of them start
+    the helper itself; written at the end of the run, and to $IDP_COUNT_SPAWNS when that names a file."""
+
+    def __init__(self) -> None:
+        self.current: Optional[str] = None
+        self.tests: list[str] = []
+        self.any: set[str] = set()
+        self.helper: set[str] = set()
+
+    def saw(self, args: object) -> None:
+        if self.current is None:
+            return
+        self.any.add(self.current)
+        argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+        if argv and (Path(argv[0]).name.startswith("docker-credential-idp") or "docker_credential_idp" in argv[1:3]):
+            self.helper.add(self.current)
+
+    def summary(self) -> str:
+        return (f"spawn count: {len(self.tests)} tests; {len(self.any)} start a process, "
+                f"{len(self.helper)} of them the helper")
+
+
+SPAWNS = SpawnCount()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(SPAWN_COUNT_VARIABLE):
+        return
+    original = subprocess.Popen.__init__
+
+    def counting_init(self: subprocess.Popen[bytes], args: object, *rest: object, **options: object) -> None:
+        SPAWNS.saw(args)
+        original(self, args, *rest, **options)  # type: ignore[arg-type]
+
+    subprocess.Popen.__init__ = counting_init  # type: ignore[assignment, method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Iterator[object]:
+    SPAWNS.current = item.nodeid
+    SPAWNS.tests.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        SPAWNS.current = None
+
+
+def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    target = os.environ.get(SPAWN_COUNT_VARIABLE)
+    if not target:
+        return
+    terminalreporter.write_line(SPAWNS.summary())  # type: ignore[attr-defined]
+    if target not in ("1", "yes", "true"):
+        lines = [SPAWNS.summary()] + [f"{'helper' if t in SPAWNS.helper else 'process' if t in SPAWNS.any else '-'}"
+                                      f" {t}" for t in SPAWNS.tests]
+        Path(target).write_text("\n".join(lines) + "\n")
 
 
 # -- the leak watch: every secret a test hands the helper is looked for everywhere it must not be -------------------
@@ -142,6 +207,10 @@ class Result:
         self.out = completed.stdout.decode("utf-8", "replace")
         self.err = completed.stderr.decode("utf-8", "replace")
 
+    @classmethod
+    def of(cls, code: int, out: bytes, err: bytes) -> Result:
+        return cls(subprocess.CompletedProcess([], code, out, err))
+
     def __repr__(self) -> str:
         return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
 
@@ -160,8 +229,72 @@ def run_helper(
     return result
 
 
+def call_main(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """cli.main in this process, its stdin, stdout and stderr files: the whole program but the interpreter start
+    (and what only a process shows: hardening, the standard descriptors, imports, the bundle)."""
+    import tempfile
+
+    from docker_credential_idp import cli, streams
+
+    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        given.write(stdin)
+        given.seek(0)
+        previous = streams.use(given.fileno(), out.fileno(), err.fileno())
+        try:
+            status = cli.main(list(argv))
+        finally:
+            streams.use(*previous)
+        out.seek(0)
+        err.seek(0)
+        return status, out.read(), err.read()
+
+
+def call_helper(*args: str, stdin: bytes | str = b"", env: Optional[Mapping[str, str]] = None) -> Result:
+    """run_helper's call and Result, in this process (call_main), for tests of policy rather than of the process.
+    Against the bundle (make test-binary sets IDP_TEST_HELPER) the bundle is what is tested: it runs there."""
+    if os.environ.get("IDP_TEST_HELPER"):
+        return run_helper(*args, stdin=stdin, env=env)
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    try:
+        full_env = dict(os.environ)
+        result = Result.of(*call_main(*args, stdin=data))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    watch_helper_call(args, data, full_env, result)
+    return result
+
+
+class Clock:
+    """Real time at the start (so that stand-ins, which date their tokens by it, and helper processes the test also
+    runs see the same moment), then moved by hand: a test's time passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def get_at(clock: Clock, server: str, warnings: list[str]) -> str:
+    """One `get` as a new process makes it (a new vault and pipeline), at the clock's time; its secret. The entry
+    point for tests of token life (fresh, stale, expired) without waiting for it."""
+    from docker_credential_idp.paths import home_dir
+    from docker_credential_idp.pipeline import GetPipeline
+    from docker_credential_idp.vault import Vault
+
+    pipeline = GetPipeline(Vault(home_dir(os.environ), os.environ), os.environ, warn=warnings.append, now=clock)
+    return pipeline.get(server).secret
+
+
 def add_basic(registration_id: str, prefix: str, username: str, password: str, *extra: str) -> Result:
-    result = run_helper(
+    """A basic registration, made in process: a set-up, not what the test shows."""
+    result = call_helper(
         "registry", "add", registration_id, "--prefix", prefix, "--type", "basic", "--username", username,
         "--password-stdin", *extra, stdin=password,
     )

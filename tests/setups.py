@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .conftest import run_helper
+from .conftest import call_helper
 from .servers import (
     LocalServer,
     ecr_api_endpoint,
@@ -44,7 +44,8 @@ class Setup:
         self.username, self.password = username, password
 
     def register(self, registration_id: str, *extra: str) -> None:
-        result = run_helper("registry", "add", registration_id, "--prefix", self.prefix, *self.argv, *extra,
+        """`registry add`, in process: a set-up, not what the test shows."""
+        result = call_helper("registry", "add", registration_id, "--prefix", self.prefix, *self.argv, *extra,
                             stdin=self.stdin)
         assert result.code == 0, (self.type_name, result)
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import assert_one_line_error, call_helper
 from .servers import entra_and_acr_exchange, fake_jwt, managed_identity_endpoint
 from .test_token_cache import imports_of_get
 
@@ -27,7 +27,7 @@ def entra():
 
 
 def add(entra, *identity: str, stdin: str = ""):
-    result = run_helper("registry", "add", "acr", "--prefix", HOST, "--type", "acr", *identity, "--authority-host",
+    result = call_helper("registry", "add", "acr", "--prefix", HOST, "--type", "acr", *identity, "--authority-host",
                         entra.url, "--exchange-url", f"{entra.url}/oauth2/exchange", "--ca-file", str(entra.ca),
                         stdin=stdin)
     assert result.code == 0, result
@@ -35,7 +35,7 @@ def add(entra, *identity: str, stdin: str = ""):
 
 
 def get(env=None) -> dict:
-    result = run_helper("get", stdin=HOST, env=env)
+    result = call_helper("get", stdin=HOST, env=env)
     assert result.code == 0, result
     return json.loads(result.out)
 
@@ -44,7 +44,7 @@ def test_service_principal(entra):
     add(entra, "--tenant", "t1", "--client-id", "c1", "--client-secret-stdin", stdin="sp-secret-1")
     assert get() == {"ServerURL": HOST, "Username": USERNAME, "Secret": REFRESH}
     assert entra.count("/oauth2/exchange") == 1
-    show = json.loads(run_helper("registry", "show", "acr", "--json").out)
+    show = json.loads(call_helper("registry", "show", "acr", "--json").out)
     assert show["identity"] == "service principal c1 in tenant t1" and "sp-secret-1" not in json.dumps(show)
 
 
@@ -63,8 +63,8 @@ def test_managed_identity_through_the_app_service_endpoint(entra):
     try:
         assert get(env)["Secret"] == REFRESH
         assert endpoint.count("/msi/token") == 1
-        run_helper("cache", "clear")
-        wrong = run_helper("get", stdin=HOST, env={**env, "IDENTITY_HEADER": "not-the-header"})
+        call_helper("cache", "clear")
+        wrong = call_helper("get", stdin=HOST, env={**env, "IDENTITY_HEADER": "not-the-header"})
         assert_one_line_error(wrong, "registration 'acr' (acr)", "managed identity mi-client-1", stream="out")
     finally:
         endpoint.stop()
@@ -75,20 +75,20 @@ def test_default_chain_from_the_environment(entra):
     env = {"AZURE_TENANT_ID": "t1", "AZURE_CLIENT_ID": "c1", "AZURE_CLIENT_SECRET": "sp-secret-1",
            "AZURE_AUTHORITY_HOST": entra.url}
     assert get(env)["Secret"] == REFRESH
-    assert "default chain" in json.loads(run_helper("registry", "show", "acr", "--json").out)["identity"]
+    assert "default chain" in json.loads(call_helper("registry", "show", "acr", "--json").out)["identity"]
 
 
 def test_a_wrong_secret_names_the_identity_and_the_entra_error_never_the_secret(entra):
     add(entra, "--tenant", "t1", "--client-id", "c1", "--client-secret-stdin", stdin="wrong-secret-1")
-    line = assert_one_line_error(run_helper("get", stdin=HOST), "service principal c1 in tenant t1",
+    line = assert_one_line_error(call_helper("get", stdin=HOST), "service principal c1 in tenant t1",
                                  "AADSTS7000215", stream="out")
     assert "wrong-secret-1" not in line
 
 
 def test_no_identity_in_the_default_chain_is_one_line():
-    assert run_helper("registry", "add", "acr", "--prefix", HOST, "--type", "acr", "--timeout", "5").code == 0
+    assert call_helper("registry", "add", "acr", "--prefix", HOST, "--type", "acr", "--timeout", "5").code == 0
     env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi/token", "IDENTITY_HEADER": "h", "PATH": "/nonexistent"}
-    assert_one_line_error(run_helper("get", stdin=HOST, env=env), "registration 'acr' (acr)", "default chain",
+    assert_one_line_error(call_helper("get", stdin=HOST, env=env), "registration 'acr' (acr)", "default chain",
                           stream="out")
 
 
@@ -100,7 +100,7 @@ def test_no_identity_in_the_default_chain_is_one_line():
     (("--managed-identity", "--authority-host", "http://login.example.com"), "must be https"),
 ])
 def test_identity_options_are_checked_at_registry_add(argv, fragment):
-    result = run_helper("registry", "add", "a", "--prefix", HOST, "--type", "acr", *argv, stdin="s")
+    result = call_helper("registry", "add", "a", "--prefix", HOST, "--type", "acr", *argv, stdin="s")
     assert_one_line_error(result, fragment)
 
 

@@ -23,7 +23,7 @@ from docker_credential_idp.providers.base import FetchContext
 from docker_credential_idp.token_cache import Entries, FetchFailure, Target
 from docker_credential_idp.vault import Vault
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import Clock, assert_one_line_error, call_helper, run_helper
 from .servers import LocalServer, platform_creds_api
 from .test_provider_rules import PLATFORM, ScriptedTransport
 
@@ -127,17 +127,6 @@ def test_the_failure_is_kept_per_slot_and_holds_back_only_the_record_it_failed_u
 # -- get, in process ---------------------------------------------------------------------------------------------
 
 
-class Clock:
-    """Real time at the start (so that the helper processes a test also runs see the same moment), then moved by
-    hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def platform():
     server = platform_creds_api(token=TOKEN, org="acme", registries={"team": {"username": "robot", "password": PASSWORD,
@@ -147,7 +136,7 @@ def platform():
 
 
 def add_platform(server: LocalServer, *extra: str) -> None:
-    result = run_helper("registry", "add", "team", "--prefix", PREFIX, "--type", "platform", "--url", server.url,
+    result = call_helper("registry", "add", "team", "--prefix", PREFIX, "--type", "platform", "--url", server.url,
                         "--org", "acme", "--registry-id", "team", "--token-stdin", "--timeout", "1", *extra, stdin=TOKEN)
     assert result.code == 0, result
 
@@ -222,7 +211,7 @@ def test_cache_clear_lets_the_next_get_try_at_once(platform, command):
     platform.delay = 3.0
     with pytest.raises(ProviderError):
         get(clock)
-    assert run_helper(*command).code == 0
+    assert call_helper(*command).code == 0
     platform.delay = 0.0
     assert get(clock) == PASSWORD and platform.count() == 2
 
@@ -236,7 +225,7 @@ def test_a_replaced_or_changed_registration_is_not_held_back_by_its_old_failure(
     platform.delay = 0.0
     add_platform(platform, "--replace")  # the same record again: how a fix is applied
     assert get(clock) == PASSWORD and platform.count() == 2
-    run_helper("cache", "clear")
+    call_helper("cache", "clear")
     platform.delay = 3.0
     with pytest.raises(ProviderError):
         get(clock)
@@ -252,7 +241,7 @@ def test_registry_remove_forgets_the_failure(platform):
     with pytest.raises(ProviderError):
         get(clock)
     assert list(failures()) == ["team"]
-    assert run_helper("registry", "remove", "team").code == 0
+    assert call_helper("registry", "remove", "team").code == 0
     assert failures() == {}
 
 

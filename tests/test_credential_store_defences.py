@@ -24,7 +24,7 @@ import pytest
 import docker_credential_idp
 from docker_credential_idp import crypto
 
-from .conftest import Result, add_basic, assert_one_line_error, helper_path, run_helper
+from .conftest import Result, add_basic, assert_one_line_error, call_helper, helper_path, run_helper
 from .servers import LocalServer, json_answer, platform_creds_api
 from .tls import make_tls
 
@@ -262,8 +262,8 @@ def test_a_fifo_at_the_key_file_does_not_block_get():
     (home() / "vault.key").unlink()
     os.mkfifo(home() / "vault.key", 0o600)
     started = time.monotonic()
-    result = run_helper("get", stdin=HOST, timeout=20)
-    assert time.monotonic() - started < 10
+    result = run_helper("get", stdin=HOST, timeout=60)
+    assert time.monotonic() - started < 30  # an open of the FIFO would block for good
     assert_one_line_error(result, "is a FIFO, not a regular file", stream="out")
 
 
@@ -303,9 +303,10 @@ def test_a_held_token_cache_lock_does_not_hang_get():
     descriptor = hold(home() / "tokens.lock")
     try:
         started = time.monotonic()
-        result = run_helper("get", stdin=HOST, timeout=30)
+        result = run_helper("get", stdin=HOST, timeout=90)
         assert result.code == 0 and "defended-password-1" in result.out, result
-        assert "without caching" in result.err and time.monotonic() - started < 15
+        # one lock wait (the fetch timeout and 2 s), plus the interpreter start on a busy machine
+        assert "without caching" in result.err and time.monotonic() - started < 40
     finally:
         os.close(descriptor)
 
@@ -324,11 +325,11 @@ def test_a_held_vault_lock_fails_a_write_in_one_line():
 @pytest.mark.parametrize("script, stream, limit", [("yes", "stdout", "64 KiB"), ("yes >&2", "stderr", "1024 KiB")])
 def test_a_script_that_prints_without_end_is_stopped(script, stream, limit):
     result = run_helper("registry", "add", "s", "--prefix", HOST, "--type", "script", "--script-stdin",
-                        "--timeout", "20", stdin=script)
+                        "--timeout", "90", stdin=script)
     assert result.code == 0, result
     started = time.monotonic()
-    got = run_helper("get", stdin=HOST, timeout=60)
-    assert time.monotonic() - started < 10
+    got = run_helper("get", stdin=HOST, timeout=120)
+    assert time.monotonic() - started < 40  # stopped by the limit, well before the script's --timeout
     assert_one_line_error(got, f"more than {limit} on {stream}", stream="out")
 
 
@@ -391,7 +392,7 @@ def test_registry_test_honours_its_timeout_in_total(tmp_path):
         assert result.code == 0, result
         started = time.monotonic()
         tested = run_helper("registry", "test", "r", timeout=120)
-        assert time.monotonic() - started < 15  # the answer alone would take over five minutes
+        assert time.monotonic() - started < 2 + 30  # the answer alone would take over five minutes
         assert_one_line_error(tested, "within --timeout 2 s")
     finally:
         server.stop()
@@ -408,7 +409,7 @@ def test_registry_test_with_a_token_holding_a_line_break_is_one_line(tmp_path):
     server, ca = registry_stand_in(tmp_path, route)
     try:
         add_for(server, ca)
-        result = run_helper("registry", "test", "r", env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+        result = call_helper("registry", "test", "r", env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
         assert_one_line_error(result, "not a valid HTTP header value")
         assert "header-in-token-7" not in result.out + result.err
     finally:
@@ -427,23 +428,23 @@ def test_registry_test_with_a_token_holding_a_line_break_is_one_line(tmp_path):
 ])
 def test_endpoints_that_receive_secrets_must_be_https_off_loopback(argv):
     prefix = "123456789012.dkr.ecr.eu-west-1.amazonaws.com" if "ecr" in argv else HOST
-    result = run_helper("registry", "add", "x", "--prefix", prefix, *argv, stdin="secret-over-http-1")
+    result = call_helper("registry", "add", "x", "--prefix", prefix, *argv, stdin="secret-over-http-1")
     assert_one_line_error(result, "must be https", "loopback")
     loopback = [a.replace("login.example.com", "127.0.0.1:9").replace("registry.example.com", "127.0.0.1:9")
                 .replace("ecr.example.com", "127.0.0.1:9").replace("api.example.com", "127.0.0.1:9") for a in argv]
-    assert run_helper("registry", "add", "x", "--prefix", prefix, *loopback, stdin="secret-over-http-1").code == 0
+    assert call_helper("registry", "add", "x", "--prefix", prefix, *loopback, stdin="secret-over-http-1").code == 0
 
 
 def test_urls_with_credentials_in_them_are_refused_unquoted():
-    result = run_helper("registry", "add", "x", "--prefix", HOST, "--type", "platform", "--url",
+    result = call_helper("registry", "add", "x", "--prefix", HOST, "--type", "platform", "--url",
                         "https://user:platform-token-in-url@api.example.com", "--org", "o", "--registry-id", "r",
                         "--token-stdin", stdin="platform-token-1")
     line = assert_one_line_error(result, "must not carry a user name or password")
     assert "platform-token-in-url" not in line
-    got = run_helper("get", stdin="https://user:pass-in-server-url@registry.example.com")
+    got = call_helper("get", stdin="https://user:pass-in-server-url@registry.example.com")
     line = assert_one_line_error(got, "user name or password", stream="out")
     assert "pass-in-server-url" not in got.out + got.err
-    resolved = run_helper("resolve", "user:pass-in-reference@registry.example.com/app")
+    resolved = call_helper("resolve", "user:pass-in-reference@registry.example.com/app")
     assert resolved.code == 1 and "pass-in-reference" not in resolved.out + resolved.err
 
 
@@ -457,11 +458,11 @@ def test_the_platform_client_never_follows_a_redirect_off_its_origin(tmp_path):
 
     origin = LocalServer(redirect, (cert, key))
     try:
-        result = run_helper("registry", "add", "p", "--prefix", HOST, "--type", "platform", "--url", origin.url,
+        result = call_helper("registry", "add", "p", "--prefix", HOST, "--type", "platform", "--url", origin.url,
                             "--org", "acme", "--registry-id", "team", "--token-stdin", "--ca-file", str(ca),
                             stdin="platform-token-9")
         assert result.code == 0, result
-        got = run_helper("get", stdin=HOST)
+        got = call_helper("get", stdin=HOST)
         assert_one_line_error(got, "another origin", "not followed", stream="out")
         assert elsewhere.count() == 0 and "served-elsewhere-1" not in got.out
     finally:
@@ -476,7 +477,7 @@ def test_registry_test_never_sends_the_credential_to_a_plain_http_realm_off_loop
     server, ca = registry_stand_in(tmp_path, route)
     try:
         add_for(server, ca)
-        assert_one_line_error(run_helper("registry", "test", "r"), "plain-http token service", "was not sent")
+        assert_one_line_error(call_helper("registry", "test", "r"), "plain-http token service", "was not sent")
     finally:
         server.stop()
 
@@ -493,7 +494,7 @@ def test_registry_test_says_when_the_realm_is_on_another_host(tmp_path):
     server, ca = registry_stand_in(tmp_path, route)
     try:
         add_for(server, ca)
-        result = run_helper("registry", "test", "r")
+        result = call_helper("registry", "test", "r")
         assert result.code == 0, result
         assert "note: the token service https://localhost:" in result.out and "is not on 127.0.0.1" in result.out
     finally:
@@ -557,7 +558,7 @@ def test_a_helper_killed_while_its_script_runs_takes_the_script_with_it(tmp_path
     started = [int(pid) for pid in pids.read_text().split()]
     helper.kill()  # SIGKILL: no handler of ours runs
     helper.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # the kill lands at once; a busy machine may take a moment to show it
     while any(alive(pid) for pid in started) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in started), started
@@ -575,7 +576,7 @@ def alive(pid: int) -> bool:
 
 
 def test_a_value_given_where_a_variable_name_belongs_is_never_echoed():
-    result = run_helper("registry", "add", "x", "--prefix", HOST, "--type", "basic", "--username", "u",
+    result = call_helper("registry", "add", "x", "--prefix", HOST, "--type", "basic", "--username", "u",
                         "--password-env", "hunter2-the-real-password")
     line = assert_one_line_error(result, "--password-env")
     assert "hunter2-the-real-password" not in line
@@ -619,13 +620,13 @@ def forge_crc(data: bytes, position: int, target: int) -> bytes:
 
 def test_an_edit_that_keeps_the_crc_is_not_served_from_the_cache():
     ready_vault()
-    assert run_helper("get", stdin=HOST).code == 0  # the answer is cached
+    assert call_helper("get", stdin=HOST).code == 0  # the answer is cached
     path = home() / "vault.bin"
     data = path.read_bytes()
     edited = bytearray(data)
     edited[-60] ^= 0xFF  # inside the registrations
     path.write_bytes(forge_crc(bytes(edited), len(data) - 40, zlib.crc32(data)))
-    assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
+    assert_one_line_error(call_helper("get", stdin=HOST), "integrity check", stream="out")
 
 
 def test_a_restored_older_vault_is_refused_until_accepted(tmp_path):
@@ -636,26 +637,26 @@ def test_a_restored_older_vault_is_refused_until_accepted(tmp_path):
     add_basic("newer", "newer.example.com", "robot", "newer-password-1")  # in the vault that is replaced
     shutil.copy(backup, home() / "vault.bin")
     os.chmod(home() / "vault.bin", 0o600)
-    refused = run_helper("get", stdin=HOST)
+    refused = call_helper("get", stdin=HOST)
     assert refused.code == 1 and "went back from serial 3 to 1" in refused.out and "vault accept" in refused.out
     assert "old-password-1" not in refused.out
     # What the older vault holds is shown, so that a person can decide; get still refuses it.
     for argv, code in ((("registry", "list"), 0), (("registry", "list", "--json"), 0), (("vault", "status"), 1),
                        (("vault", "status", "--json"), 1)):
-        shown = run_helper(*argv)
+        shown = call_helper(*argv)
         assert shown.code == code, (argv, shown)
         warnings = [line for line in shown.err.splitlines() if line.strip()]
         assert len(warnings) == 1 and "went back from serial 3 to 1" in warnings[0], shown
         assert "warning" in warnings[0] and "vault accept" in warnings[0], shown
         assert "old-password-1" not in shown.out + shown.err and "Traceback" not in shown.err
-    listed = run_helper("registry", "list").out
+    listed = call_helper("registry", "list").out
     assert "corp" in listed and "newer" not in listed
-    assert json.loads(run_helper("vault", "status", "--json").out)["serial"] == 1
-    assert "serial 1; get refuses it" in run_helper("vault", "status").out
-    assert run_helper("get", stdin=HOST).code == 1  # looking at it accepted nothing
-    accepted = run_helper("vault", "accept")
+    assert json.loads(call_helper("vault", "status", "--json").out)["serial"] == 1
+    assert "serial 1; get refuses it" in call_helper("vault", "status").out
+    assert call_helper("get", stdin=HOST).code == 1  # looking at it accepted nothing
+    accepted = call_helper("vault", "accept")
     assert accepted.code == 0, accepted
-    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "old-password-1"
+    assert json.loads(call_helper("get", stdin=HOST).out)["Secret"] == "old-password-1"
 
 
 def test_readers_beside_writers_never_see_a_rollback():
@@ -693,7 +694,7 @@ def test_a_tampered_kdf_header_is_named_as_such_and_costs_nothing(monkeypatch):
     data[len(b"IDPVAULT") + 2] = 17  # n = 2^17: 128 MiB and a second per get, within the old bounds
     path.write_bytes(bytes(data))
     started = time.monotonic()
-    result = run_helper("get", stdin=HOST)
+    result = call_helper("get", stdin=HOST)  # in process: the time measured is the work, not an interpreter start
     assert time.monotonic() - started < 5
     line = assert_one_line_error(result, "header", "never writes", stream="out")
     assert "passphrase" not in line.split("header")[0]

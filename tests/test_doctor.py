@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import add_basic, helper_path, run_helper
+from .conftest import add_basic, call_helper, helper_path, run_helper
 
 HOST = "registry.example.com"
 
@@ -19,8 +19,9 @@ def on_path() -> dict[str, str]:
     return {"PATH": str(Path(helper_path()).parent) + os.pathsep + os.environ["PATH"]}
 
 
-def doctor(*extra: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
-    result = run_helper("doctor", "--json", *extra, env={**on_path(), **(env or {})})
+def doctor(*extra: str, env: dict[str, str] | None = None, process: bool = False) -> tuple[int, list[dict]]:
+    """doctor --json in this process, or as a process (a home's permissions are checked once per process)."""
+    result = (run_helper if process else call_helper)("doctor", "--json", *extra, env={**on_path(), **(env or {})})
     assert result.code in (0, 1) and "Traceback" not in result.err, result
     problems = json.loads(result.out)
     assert (result.code == 1) is bool(problems)
@@ -33,13 +34,13 @@ def docker_config(content: dict) -> None:
 
 def healthy() -> None:
     add_basic("r", HOST, "robot", "doctor-pw-1")
-    assert run_helper("configure-docker").code == 0
+    assert call_helper("configure-docker").code == 0
 
 
 def test_a_healthy_set_up_reports_nothing():
     healthy()
     assert doctor() == (0, [])
-    result = run_helper("doctor", env=on_path())
+    result = call_helper("doctor", env=on_path())
     assert result.code == 0 and result.out.startswith("No problems found")
 
 
@@ -94,7 +95,7 @@ def test_a_registered_host_not_routed_here(config, fragment):
 def test_an_ambiguous_host_names_the_scope_variable():
     add_basic("a", f"{HOST}/team-a", "robot", "pw")
     add_basic("b", f"{HOST}/team-b", "robot", "pw")
-    assert run_helper("configure-docker").code == 0
+    assert call_helper("configure-docker").code == 0
     problem = only(doctor()[1], "ambiguity")
     assert problem["subject"] == HOST and "DOCKER_CREDENTIAL_IDP_SCOPE" in problem["fix"]
     assert doctor(env={"DOCKER_CREDENTIAL_IDP_SCOPE": "a"}) == (0, [])
@@ -118,7 +119,7 @@ def test_a_vault_home_others_can_write():
     home = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"])
     home.chmod(0o777)
     try:
-        problem = only(doctor()[1], "vault")
+        problem = only(doctor(process=True)[1], "vault")
         assert "writable by group or others" in problem["problem"] and f"chmod 700 {home}" in problem["problem"]
     finally:
         home.chmod(0o700)
@@ -126,15 +127,15 @@ def test_a_vault_home_others_can_write():
 
 def test_registrations_whose_identity_cannot_be_found(tmp_path):
     healthy()
-    assert run_helper("registry", "add", "ecr", "--prefix", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type",
+    assert call_helper("registry", "add", "ecr", "--prefix", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type",
                       "ecr", "--profile", "ghost").code == 0
     token_file = tmp_path / "federated"
     token_file.write_text("t")
-    assert run_helper("registry", "add", "acr", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant", "t",
+    assert call_helper("registry", "add", "acr", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant", "t",
                       "--client-id", "c", "--federated-token-file", str(token_file)).code == 0
     token_file.unlink()
-    assert run_helper("registry", "add", "gcr", "--prefix", "gcr.io/p", "--type", "gcr").code == 0
-    assert run_helper("configure-docker").code == 0
+    assert call_helper("registry", "add", "gcr", "--prefix", "gcr.io/p", "--type", "gcr").code == 0
+    assert call_helper("configure-docker").code == 0
     env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
            "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
     problems = {p["subject"]: p for p in doctor(env=env)[1] if p["check"] == "identity"}
@@ -158,7 +159,7 @@ def test_running_under_sudo():
 def test_problems_are_one_line_each_in_text():
     add_basic("r", HOST, "robot", "doctor-pw-1")
     docker_config({"credHelpers": {"ghost.example.com": "idp"}})
-    result = run_helper("doctor", env=on_path())
+    result = call_helper("doctor", env=on_path())
     assert result.code == 1 and len(result.out.splitlines()) == 2, result
     assert all("; fix: " in line for line in result.out.splitlines())
     assert "doctor-pw-1" not in result.out + result.err
@@ -177,7 +178,7 @@ def test_a_refused_home_is_reported_and_routing_is_still_checked_from_the_file()
     home = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"])
     home.chmod(0o777)
     try:
-        code, problems = doctor()
+        code, problems = doctor(process=True)
     finally:
         home.chmod(0o700)
     assert "writable by group or others" in vault_problem(problems)["problem"]
@@ -256,7 +257,7 @@ def test_an_auths_entry_holding_a_password_for_a_host_served_here(field):
     value = "cm9ib3Q6YXV0aHMtcHctMQ==" if field == "auth" else "auths-pw-1-secret"
     docker_config({"credHelpers": {HOST: "idp"},
                    "auths": {f"https://{HOST}": {field: value}, "quay.io": {field: value}, HOST: {}}})
-    result = run_helper("doctor", env=on_path())
+    result = call_helper("doctor", env=on_path())
     assert value not in result.out + result.err
     problem = only(doctor()[1], "docker-config")
     assert problem["subject"] == f"{os.environ['DOCKER_CONFIG']}/config.json auths[https://{HOST}]", problem
@@ -266,7 +267,7 @@ def test_an_auths_entry_holding_a_password_for_a_host_served_here(field):
 def test_text_from_the_config_is_shown_escaped():
     healthy()
     docker_config({"credHelpers": {HOST: "idp", "evil\x1b[2J.example.com": "idp"}})
-    result = run_helper("doctor", env=on_path())
+    result = call_helper("doctor", env=on_path())
     assert result.code == 1 and "\x1b" not in result.out and "\\x1b[2J" in result.out, result
 
 
@@ -382,7 +383,7 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
 
     for name in ("a", "b", "c"):
         add_basic(name, f"{name}.example.com", "robot", "doctor-pw-1")
-    assert run_helper("configure-docker").code == 0
+    assert call_helper("configure-docker").code == 0
     clock = [1000.0]
     timers: list = []
     monkeypatch.setattr(checks, "_daemon_timer", lambda seconds, callback: timers.append(callback) or (lambda: None))

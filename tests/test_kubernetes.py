@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from .conftest import add_basic, assert_one_line_error, run_helper
+from .conftest import add_basic, assert_one_line_error, call_helper
 from .kubelet import API_VERSION, Rejected, exec_plugin, urls_match
 from .servers import ecr_api_endpoint
 
@@ -55,7 +55,7 @@ def test_whole_registry_registration_is_cached_per_registry_unless_it_shares_its
 def test_token_cache_duration_is_its_life_less_the_refresh_margin():
     api = ecr_api_endpoint("kubelet-ecr-password", lifetime=3600)
     try:
-        result = run_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", api.url,
+        result = call_helper("registry", "add", "ecr", "--prefix", ECR_HOST, "--type", "ecr", "--endpoint-url", api.url,
                             "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin",
                             "--refresh-margin", "600", stdin="kubelet-aws-secret")
         assert result.code == 0, result
@@ -88,17 +88,17 @@ def test_v1beta1_requests_get_v1beta1_answers():
     ('{"kind": "CredentialProviderRequest", "apiVersion": "' + API_VERSION + '"}', "no image"),
 ])
 def test_bad_requests_are_one_line_on_stderr(stdin, fragment):
-    result = run_helper("kubelet", stdin=stdin)
+    result = call_helper("kubelet", stdin=stdin)
     assert_one_line_error(result, fragment)
     assert result.out == ""
 
 
 def test_source_failure_is_one_line_on_stderr_for_kubelet_to_log():
-    result = run_helper("registry", "add", "broken", "--prefix", "registry.example.com", "--type", "script",
+    result = call_helper("registry", "add", "broken", "--prefix", "registry.example.com", "--type", "script",
                         "--script-stdin", stdin="echo 'vault sealed' >&2; exit 3\n")
     assert result.code == 0
     request = json.dumps({"apiVersion": API_VERSION, "kind": "CredentialProviderRequest", "image": "registry.example.com/a"})
-    failed = run_helper("kubelet", stdin=request)
+    failed = call_helper("kubelet", stdin=request)
     assert_one_line_error(failed, "registration 'broken'", "vault sealed")
     with pytest.raises(Rejected):
         exec_plugin("registry.example.com/a")
@@ -108,7 +108,7 @@ def test_kubelet_config_matches_every_registration_and_installs_the_plugin():
     add_basic("team", "registry.example.com/team", "robot", "kubelet-secret-1")
     add_basic("hub", "docker.io/acme", "robot", "kubelet-secret-2")
     add_basic("local", "127.0.0.1:5000", "robot", "kubelet-secret-3")
-    result = run_helper("kubelet-config", "--default-cache-duration", "30m")
+    result = call_helper("kubelet-config", "--default-cache-duration", "30m")
     assert result.code == 0, result
     text = result.out
     assert text.startswith("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\n")
@@ -123,13 +123,13 @@ def test_kubelet_config_matches_every_registration_and_installs_the_plugin():
 
 
 def test_kubelet_config_without_registrations_says_what_to_do():
-    assert_one_line_error(run_helper("kubelet-config"), "no registrations yet", "registry add")
+    assert_one_line_error(call_helper("kubelet-config"), "no registrations yet", "registry add")
 
 
 def test_pull_secret_yaml_and_json_hold_the_credentials():
     add_basic("team", "registry.example.com/team", "robot", "pull-secret-pw-1")
     add_basic("hub", "docker.io", "hubber", "pull-secret-pw-2")
-    result = run_helper("pull-secret", "registry.example.com/team/app:1", "nginx", "--namespace", "ci", "--format", "json")
+    result = call_helper("pull-secret", "registry.example.com/team/app:1", "nginx", "--namespace", "ci", "--format", "json")
     assert result.code == 0 and result.err == "", result
     secret = json.loads(result.out)
     assert secret["type"] == "kubernetes.io/dockerconfigjson" and secret["metadata"] == {
@@ -138,17 +138,17 @@ def test_pull_secret_yaml_and_json_hold_the_credentials():
     assert config["auths"]["registry.example.com/team"]["password"] == "pull-secret-pw-1"
     hub = config["auths"]["https://index.docker.io/v1/"]
     assert base64.b64decode(hub["auth"]).decode() == "hubber:pull-secret-pw-2"
-    yaml = run_helper("pull-secret", "registry.example.com/team/app", "--name", "regcred")
+    yaml = call_helper("pull-secret", "registry.example.com/team/app", "--name", "regcred")
     assert 'name: "regcred"' in yaml.out and "type: kubernetes.io/dockerconfigjson" in yaml.out
     encoded = yaml.out.split(".dockerconfigjson: ", 1)[1].strip()
     assert json.loads(base64.b64decode(encoded))["auths"]["registry.example.com/team"]["username"] == "robot"
 
 
 def test_pull_secret_warns_when_its_credential_expires():
-    result = run_helper("registry", "add", "s", "--prefix", "registry.example.com", "--type", "script", "--expire", "2h",
+    result = call_helper("registry", "add", "s", "--prefix", "registry.example.com", "--type", "script", "--expire", "2h",
                         "--script-stdin", stdin="echo robot:expiring-pw-1\n")
     assert result.code == 0
-    secret = run_helper("pull-secret", "registry.example.com/app")
+    secret = call_helper("pull-secret", "registry.example.com/app")
     assert secret.code == 0
     warning = [line for line in secret.err.splitlines() if line]
     assert len(warning) == 1 and "expires at" in warning[0] and "does not refresh itself" in warning[0]
@@ -157,7 +157,7 @@ def test_pull_secret_warns_when_its_credential_expires():
 
 def test_pull_secret_for_an_unregistered_image_fails_clearly():
     add_basic("r", "registry.example.com", "robot", "pull-secret-pw-3")
-    assert_one_line_error(run_helper("pull-secret", "quay.io/x/y"), "quay.io")
+    assert_one_line_error(call_helper("pull-secret", "quay.io/x/y"), "quay.io")
 
 
 def test_every_kind_of_registration_gets_an_answer_kubelet_accepts(tmp_path, service_account_key, moto_url):

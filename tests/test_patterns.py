@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from docker_credential_idp.errors import AmbiguousRegistry, CredentialsNotFound, InvalidInput
 from docker_credential_idp.matching import host_matches, parse_prefix, patterns_overlap, select
 
-from .conftest import add_basic, assert_one_line_error, run_helper
+from .conftest import add_basic, assert_one_line_error, call_helper
 from .servers import LocalServer, json_answer
 
 ECR_PATTERN = "*.dkr.ecr.*.amazonaws.com"
@@ -73,7 +73,7 @@ def test_a_single_label_pattern_is_refused(text):
 
 
 def test_registry_add_and_a_listed_pattern_go_through_the_same_rule():
-    result = run_helper("registry", "add", "uk", "--prefix", "*.co.uk", "--type", "basic", "--username", "robot",
+    result = call_helper("registry", "add", "uk", "--prefix", "*.co.uk", "--type", "basic", "--username", "robot",
                         "--password-stdin", stdin="static-pw-for-uk")
     assert_one_line_error(result, "below the public suffix co.uk", "*.yourdomain.co.uk")
 
@@ -167,7 +167,7 @@ def test_precedence_literal_prefix_then_more_literal_pattern_then_longer_path():
 
 def test_an_equally_specific_overlapping_pattern_is_refused_naming_the_other():
     add_basic("team-star", "team*.example.com", "robot", "pw")
-    result = run_helper("registry", "add", "star-team", "--prefix", "*team.example.com", "--type", "basic",
+    result = call_helper("registry", "add", "star-team", "--prefix", "*team.example.com", "--type", "basic",
                         "--username", "robot", "--password-stdin", stdin="pw")
     assert_one_line_error(result, "*team.example.com can match the same hosts as team*.example.com",
                           "registration 'team-star'")
@@ -179,14 +179,14 @@ def test_an_equally_specific_overlapping_pattern_is_refused_naming_the_other():
 def test_list_leaves_patterns_out_and_resolve_names_the_pattern():
     add_basic("any-acr", "*.azurecr.io", "robot", "pattern-pw-1")
     add_basic("plain", "registry.example.com", "robot", "plain-pw-1")
-    assert json.loads(run_helper("list").out) == {"registry.example.com": "robot"}
-    resolved = json.loads(run_helper("resolve", "myreg.azurecr.io/team/app:1", "--json").out)
+    assert json.loads(call_helper("list").out) == {"registry.example.com": "robot"}
+    resolved = json.loads(call_helper("resolve", "myreg.azurecr.io/team/app:1", "--json").out)
     assert resolved["id"] == "any-acr" and resolved["prefix"] == "*.azurecr.io"
     assert "pattern *.azurecr.io matches myreg.azurecr.io" in resolved["reason"]
-    got = json.loads(run_helper("get", stdin="myreg.azurecr.io").out)
+    got = json.loads(call_helper("get", stdin="myreg.azurecr.io").out)
     assert got == {"ServerURL": "myreg.azurecr.io", "Username": "robot", "Secret": "pattern-pw-1"}
-    assert "*.azurecr.io" in run_helper("kubelet-config").out
-    configured = run_helper("configure-docker")
+    assert "*.azurecr.io" in call_helper("kubelet-config").out
+    configured = call_helper("configure-docker")
     assert configured.code == 0 and "*.azurecr.io cannot go into credHelpers" in configured.err
 
 
@@ -207,21 +207,21 @@ def per_account_ecr() -> LocalServer:
 def test_one_ecr_pattern_serves_every_account_with_its_own_token():
     api = per_account_ecr()
     try:
-        result = run_helper("registry", "add", "all-ecr", "--prefix", ECR_PATTERN, "--type", "ecr", "--endpoint-url",
+        result = call_helper("registry", "add", "all-ecr", "--prefix", ECR_PATTERN, "--type", "ecr", "--endpoint-url",
                             api.url, "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--secret-access-key-stdin", stdin="s")
         assert result.code == 0, result
         hosts = {"111111111111.dkr.ecr.eu-west-1.amazonaws.com": "pw-111111111111",
                  "222222222222.dkr.ecr.us-east-2.amazonaws.com": "pw-222222222222"}
         for _ in range(2):
             for host, password in hosts.items():
-                answer = json.loads(run_helper("get", stdin=host).out)
+                answer = json.loads(call_helper("get", stdin=host).out)
                 assert answer["Username"] == "AWS" and answer["Secret"].startswith(password), answer
         assert api.count() == 2  # one fetch per account, then each from the cache
-        creds = json.loads(run_helper("creds", "222222222222.dkr.ecr.us-east-2.amazonaws.com/app").out)
+        creds = json.loads(call_helper("creds", "222222222222.dkr.ecr.us-east-2.amazonaws.com/app").out)
         assert creds["registry"] == "222222222222.dkr.ecr.us-east-2.amazonaws.com"
         assert creds["password"].startswith("pw-222222222222")
         assert api.count() == 2
-        assert_one_line_error(run_helper("get", stdin="123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example"),
+        assert_one_line_error(call_helper("get", stdin="123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example"),
                               "credentials not found", stream="out")
     finally:
         api.stop()
@@ -232,23 +232,23 @@ def test_one_ecr_pattern_serves_every_account_with_its_own_token():
     (("--registry-id", "123456789012"), "drop --registry-id and --region"),
 ])
 def test_an_ecr_pattern_takes_account_and_region_from_the_host(extra, fragment):
-    result = run_helper("registry", "add", "p", "--prefix", ECR_PATTERN, "--type", "ecr", *extra)
+    result = call_helper("registry", "add", "p", "--prefix", ECR_PATTERN, "--type", "ecr", *extra)
     assert_one_line_error(result, fragment)
-    result = run_helper("registry", "add", "p", "--prefix", "*.example.com", "--type", "ecr")
+    result = call_helper("registry", "add", "p", "--prefix", "*.example.com", "--type", "ecr")
     assert_one_line_error(result, "does not match ECR hosts")
 
 
 @pytest.mark.parametrize("pattern", ["123*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.eu-*.amazonaws.com",
                                      "1*2.dkr.ecr*.*.amazonaws.com.cn"])
 def test_a_narrowed_ecr_pattern_is_accepted(pattern):
-    result = run_helper("registry", "add", "some-ecr", "--prefix", pattern, "--type", "ecr")
+    result = call_helper("registry", "add", "some-ecr", "--prefix", pattern, "--type", "ecr")
     assert result.code == 0, result
 
 
 @pytest.mark.parametrize("pattern", ["1234567890123*.dkr.ecr.*.amazonaws.com", "*.dkr.gcr.*.amazonaws.com",
                                      "x*.dkr.ecr.*.amazonaws.com"])
 def test_an_ecr_pattern_that_matches_no_ecr_host_is_refused(pattern):
-    assert_one_line_error(run_helper("registry", "add", "p", "--prefix", pattern, "--type", "ecr"),
+    assert_one_line_error(call_helper("registry", "add", "p", "--prefix", pattern, "--type", "ecr"),
                           "does not match ECR hosts")
 
 

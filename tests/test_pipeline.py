@@ -18,7 +18,7 @@ from docker_credential_idp.token_cache import CachedToken
 from docker_credential_idp.vault import Vault
 from docker_credential_idp.vault_table import PAYLOAD_HEADER
 
-from .conftest import add_basic, assert_one_line_error, run_helper
+from .conftest import add_basic, assert_one_line_error, call_helper, run_helper
 from .servers import ecr_api_endpoint
 from .test_token_cache import HEAVY_MODULES, imports_of_get
 
@@ -68,10 +68,10 @@ def test_static_and_cached_ecr_hits_load_nothing_heavy():
 
 
 def test_no_vault_and_an_ambiguous_host_are_one_line_each():
-    assert_one_line_error(run_helper("get", stdin=HOST), "credentials not found", stream="out")
+    assert_one_line_error(call_helper("get", stdin=HOST), "credentials not found", stream="out")
     add_basic("a", f"{HOST}/team-a", "robot", "pw")
     add_basic("b", f"{HOST}/team-b", "robot", "pw")
-    assert_one_line_error(run_helper("get", stdin=HOST), "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
+    assert_one_line_error(call_helper("get", stdin=HOST), "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
 
 
 def test_a_cache_hit_decrypts_no_registration():
@@ -91,7 +91,7 @@ def test_a_changed_registration_is_not_answered_from_its_old_entry():
     assert steps_of_get()[0] == "old-password"
     secret, lines = steps_of_get()
     assert secret == "old-password" and from_cache(lines)
-    result = run_helper("registry", "add", "r", "--prefix", HOST, "--type", "basic", "--username", "robot",
+    result = call_helper("registry", "add", "r", "--prefix", HOST, "--type", "basic", "--username", "robot",
                         "--password-stdin", "--replace", stdin="new-password")
     assert result.code == 0, result
     secret, lines = steps_of_get()
@@ -101,7 +101,7 @@ def test_a_changed_registration_is_not_answered_from_its_old_entry():
 
 def test_a_broken_answer_cache_is_ignored_not_fatal():
     add_basic("r", HOST, "robot", "pw")
-    assert run_helper("get", stdin=HOST).code == 0
+    assert call_helper("get", stdin=HOST).code == 0
     tokens = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "tokens.bin"
     tokens.write_bytes(tokens.read_bytes()[:-3] + b"xyz")
     secret, lines = steps_of_get()
@@ -110,12 +110,12 @@ def test_a_broken_answer_cache_is_ignored_not_fatal():
 
 def test_a_vault_changed_on_disk_fails_its_integrity_check_even_with_a_cached_answer():
     add_basic("r", HOST, "robot", "pw")
-    assert run_helper("get", stdin=HOST).code == 0
+    assert call_helper("get", stdin=HOST).code == 0
     path = Path(os.environ["DOCKER_CREDENTIAL_IDP_HOME"]) / "vault.bin"
     data = bytearray(path.read_bytes())
     data[-40] ^= 0x01  # inside the registrations, far from the header
     path.write_bytes(bytes(data))
-    assert_one_line_error(run_helper("get", stdin=HOST), "integrity check", stream="out")
+    assert_one_line_error(call_helper("get", stdin=HOST), "integrity check", stream="out")
 
 
 def test_parallel_cold_callers_wait_for_one_fetch_without_loading_the_providers():
@@ -140,7 +140,7 @@ def test_the_fetch_timeout_is_a_vault_column_with_one_rule():
     --timeout when given, else the type's default (script 30 s, others 10 s), on every path."""
     add_basic("plain", f"{HOST}/plain", "robot", "pw")
     add_basic("quick", f"{HOST}/quick", "robot", "pw", "--timeout", "4.5")
-    result = run_helper("registry", "add", "slow", "--prefix", f"{HOST}/slow", "--type", "script",
+    result = call_helper("registry", "add", "slow", "--prefix", f"{HOST}/slow", "--type", "script",
                         "--script-stdin", stdin="echo user:pw")
     assert result.code == 0, result
     vault = Vault(home_dir(os.environ), os.environ)
@@ -185,23 +185,23 @@ def test_a_format_2_vault_is_read_and_written_back_as_format_3():
     rewrite_as_format_2(home)
     opened = Vault(home, os.environ).open()
     assert opened is not None and opened.text.startswith("docker-credential-idp registrations 2\n")
-    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
+    assert json.loads(call_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
     assert [line.fetch_timeout for line in Vault(home, os.environ).lines_on_host(HOST)] == [7.0]
     add_basic("other", "other.example.com", "robot", "pw")
     opened = Vault(home, os.environ).open()
     assert opened is not None and opened.text.startswith(PAYLOAD_HEADER)
-    assert json.loads(run_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
+    assert json.loads(call_helper("get", stdin=HOST).out)["Secret"] == "format-2-pw"
 
 
 def test_with_debug_get_says_which_step_answered_and_never_a_secret():
     add_basic("r", HOST, "robot", "debug-pw-1")
-    quiet = run_helper("get", stdin=HOST)
+    quiet = call_helper("get", stdin=HOST)
     assert quiet.code == 0 and "debug:" not in quiet.err
-    cold = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
-    warm = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    cold = call_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    warm = call_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
     assert "answered from the answer cache" in cold.err and "fetching" not in cold.err  # the quiet get cached it
-    run_helper("cache", "clear")
-    fetched = run_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
+    call_helper("cache", "clear")
+    fetched = call_helper("get", stdin=HOST, env={"DOCKER_CREDENTIAL_IDP_DEBUG": "1"})
     assert "from the vault's lines" in fetched.err and "fetching from the source of registration 'r'" in fetched.err
     assert "answered from the answer cache" in warm.err
     assert "debug-pw" not in cold.err + warm.err + fetched.err
@@ -211,7 +211,7 @@ def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
     """A cold get reads and opens the vault once, to resolve and to fetch: scrypt (about 100 ms) runs once."""
     import hashlib
 
-    from .test_breaking import call
+    from .conftest import call_main
 
     monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_PASSPHRASE", "correct horse battery staple")
     add_basic("r", HOST, "robot", "passphrase-pw-1")
@@ -223,6 +223,6 @@ def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
     real_scrypt, real_open = hashlib.scrypt, vault_module.open_payload
     monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: derivations.append(1) or real_scrypt(*a, **k))
     monkeypatch.setattr(vault_module, "open_payload", lambda *a, **k: reads.append(1) or real_open(*a, **k))
-    status, out, _ = call("get", stdin=HOST.encode())
+    status, out, _ = call_main("get", stdin=HOST.encode())
     assert status == 0 and json.loads(out)["Secret"] == "passphrase-pw-1"
     assert len(derivations) == 1 and len(reads) == 1

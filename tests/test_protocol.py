@@ -1,4 +1,5 @@
-"""The protocol: the pure handler against an in-memory service, then the installed program end to end."""
+"""The protocol: the pure handler against an in-memory service, then the program in this process (call_helper: cli.main
+with its streams), and the installed program end to end for what only a process shows (usage, streams)."""
 
 import json
 import os
@@ -10,7 +11,7 @@ from docker_credential_idp import protocol
 from docker_credential_idp.errors import CredentialsNotFound
 from docker_credential_idp.model import Credential
 
-from .conftest import add_basic, assert_one_line_error, run_helper
+from .conftest import add_basic, assert_one_line_error, call_helper, run_helper
 
 
 class MemoryService:
@@ -125,32 +126,32 @@ def test_program_get_serves_registration_and_stdout_is_only_protocol():
 def test_program_ambiguous_host_is_one_line_on_stdout():
     add_basic("team-a", "registry.example.com/team", "alice", "a-secret")
     add_basic("team-b", "registry.example.com/teammates", "bob", "b-secret")
-    result = run_helper("get", stdin="registry.example.com")
+    result = call_helper("get", stdin="registry.example.com")
     line = assert_one_line_error(result, "team-a", "team-b", "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
     assert "a-secret" not in line and "b-secret" not in line
-    scoped = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-b"})
+    scoped = call_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-b"})
     assert json.loads(scoped.out)["Username"] == "bob"
 
 
 def test_program_store_creates_then_erase_removes():
-    result = run_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u1","Secret":"first-secret"}')
+    result = call_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u1","Secret":"first-secret"}')
     assert result.code == 0 and result.out == "", result
-    assert json.loads(run_helper("list", stdin="unused").out) == {"127.0.0.1:5000": "u1"}
-    run_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u2","Secret":"second-secret"}')
-    got = json.loads(run_helper("get", stdin="127.0.0.1:5000").out)
+    assert json.loads(call_helper("list", stdin="unused").out) == {"127.0.0.1:5000": "u1"}
+    call_helper("store", stdin='{"ServerURL":"127.0.0.1:5000","Username":"u2","Secret":"second-secret"}')
+    got = json.loads(call_helper("get", stdin="127.0.0.1:5000").out)
     assert (got["Username"], got["Secret"]) == ("u2", "second-secret")
-    assert run_helper("erase", stdin="127.0.0.1:5000").code == 0
-    assert run_helper("get", stdin="127.0.0.1:5000").out == "credentials not found in native keychain\n"
-    assert run_helper("vault", "status", "--json").out.count('"cached_tokens": 0') == 1  # nothing lingers
-    erase_again = run_helper("erase", stdin="127.0.0.1:5000")
+    assert call_helper("erase", stdin="127.0.0.1:5000").code == 0
+    assert call_helper("get", stdin="127.0.0.1:5000").out == "credentials not found in native keychain\n"
+    assert call_helper("vault", "status", "--json").out.count('"cached_tokens": 0') == 1  # nothing lingers
+    erase_again = call_helper("erase", stdin="127.0.0.1:5000")
     assert (erase_again.code, erase_again.out) == (1, "credentials not found in native keychain\n")
 
 
 def test_program_store_for_docker_hub_and_list_key():
-    run_helper("store", stdin='{"ServerURL":"https://index.docker.io/v1/","Username":"hubuser","Secret":"hub-token"}')
-    assert json.loads(run_helper("list").out) == {"https://index.docker.io/v1/": "hubuser"}
+    call_helper("store", stdin='{"ServerURL":"https://index.docker.io/v1/","Username":"hubuser","Secret":"hub-token"}')
+    assert json.loads(call_helper("list").out) == {"https://index.docker.io/v1/": "hubuser"}
     for name in ("docker.io", "https://index.docker.io/v1/", "registry-1.docker.io"):
-        assert json.loads(run_helper("get", stdin=name).out)["Secret"] == "hub-token"
+        assert json.loads(call_helper("get", stdin=name).out)["Secret"] == "hub-token"
 
 
 def test_program_erase_keeps_registrations_added_by_hand_succeeds_and_says_so_once():
@@ -159,33 +160,33 @@ def test_program_erase_keeps_registrations_added_by_hand_succeeds_and_says_so_on
     add_basic("corp", "registry.example.com", "alice", "hand-added")
     notes = []
     for _ in range(4):  # docker logout with credsStore erases up to four times per host
-        result = run_helper("erase", stdin="registry.example.com")
+        result = call_helper("erase", stdin="registry.example.com")
         assert (result.code, result.out) == (0, ""), result
         notes += [line for line in result.err.splitlines() if "registry remove corp" in line]
     assert len(notes) == 1, notes
-    assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "hand-added"
+    assert json.loads(call_helper("get", stdin="registry.example.com").out)["Secret"] == "hand-added"
 
 
 def test_program_erase_of_a_host_a_path_scoped_or_pattern_registration_serves_succeeds():
     add_basic("team-a", "registry.example.com/team-a", "alice", "team-a-password")
     add_basic("any-local", "local*.example.com", "dev", "pattern-password")
     for host, served_by in (("registry.example.com", "team-a"), ("local1.example.com", "any-local")):
-        result = run_helper("erase", stdin=host)
+        result = call_helper("erase", stdin=host)
         assert (result.code, result.out) == (0, ""), result
         assert [line for line in result.err.splitlines() if line] == [
             line for line in result.err.splitlines() if f"registry remove {served_by}" in line] != [], result
     add_basic("team-b", "registry.example.com/team-b", "bob", "team-b-password")  # now ambiguous for the host alone
-    result = run_helper("erase", stdin="https://registry.example.com")
+    result = call_helper("erase", stdin="https://registry.example.com")
     assert (result.code, result.out) == (0, ""), result
     assert "team-a" in result.err and "team-b" in result.err
-    assert [json.loads(run_helper("get", stdin=f"registry.example.com/{team}/app").out)["Username"]
+    assert [json.loads(call_helper("get", stdin=f"registry.example.com/{team}/app").out)["Username"]
             for team in ("team-a", "team-b")] == ["alice", "bob"]
 
 
 def test_program_erase_of_a_host_nobody_serves_is_not_found():
     add_basic("corp", "registry.example.com/team", "alice", "hand-added")
     for host in ("other.example.com", "registry.example.com:5000", "https://index.docker.io/v1/"):
-        result = run_helper("erase", stdin=host)
+        result = call_helper("erase", stdin=host)
         assert (result.code, result.out, result.err) == (1, "credentials not found in native keychain\n", ""), result
 
 
@@ -193,12 +194,12 @@ def test_program_scope_naming_two_teams_of_the_host_is_one_line_naming_both():
     add_basic("team-a", "registry.example.com/team-a", "alice", "secret-a")
     add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
     for scope in ("team-a,team-b", "team-b,team-a"):
-        result = run_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": scope})
+        result = call_helper("get", stdin="registry.example.com", env={"DOCKER_CREDENTIAL_IDP_SCOPE": scope})
         line = assert_one_line_error(result, "team-a (registry.example.com/team-a)",
                                      "team-b (registry.example.com/team-b)", "DOCKER_CREDENTIAL_IDP_SCOPE", stream="out")
         assert "secret-" not in line
     # a path still takes its own team's registration, whatever the scope says
-    answer = run_helper("get", stdin="registry.example.com/team-b/app", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-a,team-b"})
+    answer = call_helper("get", stdin="registry.example.com/team-b/app", env={"DOCKER_CREDENTIAL_IDP_SCOPE": "team-a,team-b"})
     assert json.loads(answer.out)["Username"] == "bob"
 
 
@@ -212,27 +213,27 @@ def registrations_as_stored() -> list[dict]:
 def test_login_over_a_hand_added_registration_is_served_until_logout_restores_it():
     add_basic("corp", "registry.example.com", "admin", "admin-password")
     before = registrations_as_stored()
-    login = run_helper("store", stdin=json.dumps({"ServerURL": "registry.example.com", "Username": "bob",
+    login = call_helper("store", stdin=json.dumps({"ServerURL": "registry.example.com", "Username": "bob",
                                                   "Secret": "bobs-own-password"}))
     assert login.code == 0, login
-    got = json.loads(run_helper("get", stdin="registry.example.com").out)
+    got = json.loads(call_helper("get", stdin="registry.example.com").out)
     assert (got["Username"], got["Secret"]) == ("bob", "bobs-own-password")
-    assert json.loads(run_helper("list").out) == {"registry.example.com": "bob"}
-    shown = run_helper("registry", "show", "corp")
+    assert json.loads(call_helper("list").out) == {"registry.example.com": "bob"}
+    shown = call_helper("registry", "show", "corp")
     assert "login: bob" in shown.out and "username: admin" in shown.out
     for server in ("registry.example.com", "registry.example.com", "http://registry.example.com",
                    "https://registry.example.com"):  # what docker logout sends with credsStore
-        run_helper("erase", stdin=server)
+        call_helper("erase", stdin=server)
     assert registrations_as_stored() == before
-    got = json.loads(run_helper("get", stdin="registry.example.com").out)
+    got = json.loads(call_helper("get", stdin="registry.example.com").out)
     assert (got["Username"], got["Secret"]) == ("admin", "admin-password")
 
 
 def test_program_store_updates_its_own_login():
-    run_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"old-password"}')
-    run_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"new-password"}')
-    assert json.loads(run_helper("get", stdin="registry.example.com").out)["Secret"] == "new-password"
-    assert json.loads(run_helper("list").out) == {"registry.example.com": "alice"}
+    call_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"old-password"}')
+    call_helper("store", stdin='{"ServerURL":"registry.example.com","Username":"alice","Secret":"new-password"}')
+    assert json.loads(call_helper("get", stdin="registry.example.com").out)["Secret"] == "new-password"
+    assert json.loads(call_helper("list").out) == {"registry.example.com": "alice"}
     assert len(registrations_as_stored()) == 1
 
 
@@ -241,27 +242,27 @@ def test_list_keys_are_what_the_daemon_looks_up_and_get_answers_them_as_a_host()
     add_basic("team-b", "registry.example.com/team-b", "bob", "secret-b")
     add_basic("acme", "docker.io/acme", "hubuser", "hub-secret")
     add_basic("plain", "other.example.com:5000", "carol", "secret-c")
-    listed = run_helper("list")
+    listed = call_helper("list")
     # the daemon strips keys to hosts and takes the first match: a path-keyed list hands team-a's password to team-b
     assert json.loads(listed.out) == {"https://index.docker.io/v1/": "hubuser", "other.example.com:5000": "carol"}
     assert [line for line in listed.err.splitlines() if "registry.example.com" in line] == [
         line for line in listed.err.splitlines() if line.strip()] and len(listed.err.splitlines()) == 1
     scoped = {"DOCKER_CREDENTIAL_IDP_SCOPE": "team-b"}
-    keys = json.loads(run_helper("list", env=scoped).out)
+    keys = json.loads(call_helper("list", env=scoped).out)
     assert keys == {"https://index.docker.io/v1/": "hubuser", "other.example.com:5000": "carol",
                     "registry.example.com": "bob"}
     for key, username in keys.items():
-        host_only = json.loads(run_helper("get", stdin=key, env=scoped).out)
+        host_only = json.loads(call_helper("get", stdin=key, env=scoped).out)
         assert host_only["Username"] == username
 
 
 def test_list_fetches_nothing():
     script = "echo called >> \"$MARK\"; echo u:p"
-    result = run_helper("registry", "add", "s", "--prefix", "script.example.com", "--type", "script", "--script-stdin",
+    result = call_helper("registry", "add", "s", "--prefix", "script.example.com", "--type", "script", "--script-stdin",
                         stdin=script)
     assert result.code == 0, result
     mark = Path(os.environ["HOME"]) / "mark"
-    assert json.loads(run_helper("list", env={"MARK": str(mark)}).out) == {"script.example.com": ""}
+    assert json.loads(call_helper("list", env={"MARK": str(mark)}).out) == {"script.example.com": ""}
     assert not mark.exists()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import assert_one_line_error, call_helper, run_helper
 from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api, write_key
 from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
@@ -24,7 +24,7 @@ ACR_REFRESH = fake_jwt({"exp": 4102444800})
 
 
 def add(*args: str, stdin: str = "", env=None):
-    result = run_helper("registry", "add", *args, stdin=stdin, env=env)
+    result = call_helper("registry", "add", *args, stdin=stdin, env=env)
     assert result.code == 0, result
     return result
 
@@ -44,16 +44,16 @@ class ProviderConformance:
 
     def test_get_returns_the_credential(self, tmp_path, upstream):
         self.register(self.prefix, tmp_path, upstream)
-        result = run_helper("get", stdin=self.prefix.split("/")[0])
+        result = call_helper("get", stdin=self.prefix.split("/")[0])
         assert result.code == 0, result
         answer = json.loads(result.out)
         assert answer["Username"] == self.expected_username and answer["Secret"]
 
     def test_secrets_appear_only_in_the_answer(self, tmp_path, upstream, isolated_env):
         used = self.register(self.prefix, tmp_path, upstream)
-        got = run_helper("get", stdin=self.prefix.split("/")[0])
+        got = call_helper("get", stdin=self.prefix.split("/")[0])
         assert got.code == 0, got
-        outputs = [run_helper(*argv) for argv in (("registry", "list"), ("registry", "list", "--json"),
+        outputs = [call_helper(*argv) for argv in (("registry", "list"), ("registry", "list", "--json"),
                                                   ("registry", "show", "it"), ("registry", "show", "it", "--json"),
                                                   ("vault", "status"), ("resolve", self.prefix), ("list",))]
         files = [p for p in Path(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"]).rglob("*") if p.is_file()]
@@ -82,7 +82,7 @@ class UpstreamConformance(ProviderConformance):
         result = run_helper("get", stdin=self.prefix.split("/")[0])
         elapsed = time.monotonic() - started
         assert_one_line_error(result, "registration 'it'", stream="out")
-        assert elapsed < 15, elapsed
+        assert elapsed < 40, elapsed  # the SDKs' retries are bounded; plus their start on a busy machine
 
 
 class TestBasic(ProviderConformance):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import assert_one_line_error, run_helper
+from .conftest import Clock, assert_one_line_error, call_helper, get_at, run_helper
 from .servers import platform_creds_api
 from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
@@ -21,17 +21,22 @@ HOST = "registry.example.com"
 
 
 def add(*args: str, stdin: str = "", env=None) -> None:
-    result = run_helper("registry", "add", "src", "--prefix", HOST, *args, stdin=stdin, env=env)
+    result = call_helper("registry", "add", "src", "--prefix", HOST, *args, stdin=stdin, env=env)
     assert result.code == 0, result
 
 
 def get(env=None):
+    return call_helper("get", stdin=HOST, env=env)
+
+
+def get_process(env=None):
+    """`get` as a process: for what only processes show (parallel callers, children killed, a timeout's bound)."""
     return run_helper("get", stdin=HOST, env=env)
 
 
 def creds(env=None) -> dict:
     """`creds --format json`, with expires_at turned from ISO 8601 into epoch seconds."""
-    result = run_helper("creds", HOST, "--format", "json", env=env)
+    result = call_helper("creds", HOST, "--format", "json", env=env)
     assert result.code == 0, result
     answer = json.loads(result.out)
     if answer.get("expires_at"):
@@ -60,7 +65,7 @@ def test_script_expire_option_sets_how_long_the_answer_holds():
 
 @pytest.mark.parametrize("bad", ["90x", "0m", "-1h", "45d", "h"])
 def test_script_expire_must_be_a_duration(bad):
-    result = run_helper("registry", "add", "src", "--prefix", HOST, "--type", "script", "--script-stdin",
+    result = call_helper("registry", "add", "src", "--prefix", HOST, "--type", "script", "--script-stdin",
                         f"--expire={bad}", stdin="echo a:b\n")
     assert_one_line_error(result, "duration")
 
@@ -71,7 +76,7 @@ def test_script_runs_with_the_user_environment_and_the_prefix_but_not_the_vault_
                         stdin='[ -n "$DOCKER_CREDENTIAL_IDP_KEY" ] && exit 9\n'
                               'echo "$MY_REGISTRY_USER:$DOCKER_CREDENTIAL_IDP_PREFIX"\n')
     assert result.code == 0, result
-    result = get({"MY_REGISTRY_USER": "from-env", **key})
+    result = get_process({"MY_REGISTRY_USER": "from-env", **key})
     assert result.code == 0, result
     assert json.loads(result.out) == {"ServerURL": HOST, "Username": "from-env", "Secret": HOST}
 
@@ -113,12 +118,14 @@ def test_script_failure_reports_its_status_and_stderr():
 def test_slow_script_is_killed_with_its_children_at_the_time_limit():
     add_script("sleep 31.25 &\nsleep 31.5\necho robot:pw\n", "--timeout", "1")
     started = time.monotonic()
-    result = get()
+    result = get_process()
     elapsed = time.monotonic() - started
     assert_one_line_error(result, "did not finish within 1 s", "--timeout", stream="out")
-    assert elapsed < 6, elapsed
-    time.sleep(0.2)
-    survivors = subprocess.run(["pgrep", "-f", "sleep 31.[25]"], capture_output=True, text=True).stdout
+    assert elapsed < 1 + 20 < 31, elapsed  # --timeout 1, plus the interpreter start on a busy machine
+    deadline = time.monotonic() + 10  # the kill lands at once; the process table may take a moment to show it
+    while (survivors := subprocess.run(["pgrep", "-f", "sleep 31.[25]"], capture_output=True, text=True).stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert survivors == "", survivors
 
 
@@ -197,12 +204,12 @@ def test_an_unbelievable_expiry_gives_way_to_expire(platform, registry_id):
     the kubelet a 300-digit cacheDuration: an expiry must be a time at most 30 days ahead, else --expire holds."""
     add_platform(platform, registry_id, "--expire", "20m")
     assert abs(creds()["expires_at"] - (time.time() + 1200)) < 60
-    kubelet = run_helper("kubelet", stdin=json.dumps({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+    kubelet = call_helper("kubelet", stdin=json.dumps({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
                                                       "kind": "CredentialProviderRequest", "image": f"{HOST}/app:1"}))
     assert kubelet.code == 0, kubelet
     assert 800 <= int(json.loads(kubelet.out)["cacheDuration"].removesuffix("s")) <= 900  # 20 min less the 5 left
     for argv in (("pull-secret", HOST), ("resolve", HOST), ("resolve", HOST, "--json")):
-        result = run_helper(*argv)
+        result = call_helper(*argv)
         assert result.code == 0 and "Traceback" not in result.err, result
 
 
@@ -243,22 +250,22 @@ def test_platform_persistent_failure_gives_up_after_bounded_attempts(platform):
     add_platform(platform)
     platform[0].fault = "502"
     started = time.monotonic()
-    result = get()
+    result = get_process()
     assert_one_line_error(result, "HTTP 502", "after 3 attempts", stream="out")
-    assert platform[0].count() == 3 and time.monotonic() - started < 8
+    assert platform[0].count() == 3 and time.monotonic() - started < 30
 
 
 def test_platform_slow_api_stays_within_the_time_limit(platform):
     add_platform(platform, "team", "--timeout", "1")
-    platform[0].delay = 5
+    platform[0].delay = 60  # an answer this late has timed out, however busy the machine
     started = time.monotonic()
-    result = get()
+    result = get_process()
     assert_one_line_error(result, "registration 'src' (platform)", stream="out")
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 1 + 30 < platform[0].delay
 
 
 def test_platform_token_must_travel_over_https():
-    result = run_helper("registry", "add", "src", "--prefix", HOST, "--type", "platform", "--url",
+    result = call_helper("registry", "add", "src", "--prefix", HOST, "--type", "platform", "--url",
                         "http://platform.example.com", "--org", "a", "--registry-id", "r", "--token-stdin", stdin=TOKEN)
     assert_one_line_error(result, "must be https")
 
@@ -320,7 +327,7 @@ def test_thirty_two_parallel_jobs_make_one_platform_call(platform):
     add_platform(platform)
     platform[0].delay = 0.3  # a slow API: every job arrives while the first fetch is in flight
     with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(lambda _: get(), range(32)))
+        results = list(pool.map(lambda _: get_process(), range(32)))
     assert all(r.code == 0 and json.loads(r.out)["Secret"] == "platform-pw" for r in results), results
     assert platform[0].count("/creds") == 1
 
@@ -328,20 +335,21 @@ def test_thirty_two_parallel_jobs_make_one_platform_call(platform):
 def test_parallel_jobs_share_one_fetch_of_a_token_too_short_to_cache_fresh(platform):
     """A 6-second token is never fresh (less than BuildKit's five minutes left), yet callers that waited for the
     one fetch in flight take its answer rather than fetch again each."""
-    add_platform(platform, "short-lived")
-    platform[0].delay = 1.5  # every caller starts while the one fetch is in flight
+    add_platform(platform, "short-lived", "--timeout", "60")
+    platform[0].delay = 20  # every caller starts while the one fetch is in flight, however busy the machine
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(lambda _: get(), range(16)))
+        results = list(pool.map(lambda _: get_process(), range(16)))
     assert all(r.code == 0 and json.loads(r.out)["Secret"] == "short-pw" for r in results), results
     assert platform[0].count("/creds") == 1
 
 
 def test_platform_down_serves_the_still_valid_token_with_a_warning(platform):
+    """In process, on a clock moved by hand (the pipeline a `get` runs, with `now` injected): no waiting."""
     add_platform(platform, "short-lived", "--timeout", "2")  # 6 s of life: refreshed after 3 s
-    assert get().code == 0
-    time.sleep(3.2)
+    clock = Clock()
+    assert get_at(clock, HOST, []) == "short-pw"
+    clock.now += 3.2
     platform[0].fault = "503"
-    result = get()
-    assert result.code == 0, result
-    assert json.loads(result.out)["Secret"] == "short-pw" and platform[0].count() >= 2
-    assert "serving the cached token" in result.err
+    warnings: list[str] = []
+    assert get_at(clock, HOST, warnings) == "short-pw" and platform[0].count() >= 2
+    assert "serving the cached token" in "".join(warnings)

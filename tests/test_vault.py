@@ -12,7 +12,7 @@ from docker_credential_idp.errors import VaultError
 from docker_credential_idp.model import Registration, Secrets
 from docker_credential_idp.vault import Vault
 
-from .conftest import add_basic, assert_one_line_error, run_helper
+from .conftest import add_basic, assert_one_line_error, call_helper
 
 SECRET = "vault-test-secret-9f3b"
 
@@ -147,11 +147,11 @@ def test_damaged_vault_is_one_clear_error_and_left_untouched(home, how, message)
     damaged = path.read_bytes()
     for args, stdin in ((("get",), "registry.example.com"), (("registry", "list"), ""),
                         (("store",), '{"ServerURL":"x.io","Username":"u","Secret":"s"}')):
-        result = run_helper(*args, stdin=stdin)
+        result = call_helper(*args, stdin=stdin)
         stream = "out" if args[0] in ("get", "store") else "err"
         assert_one_line_error(result, message, stream=stream)
         assert SECRET not in result.out + result.err
-    result = run_helper("registry", "add", "x", "--prefix", "x.io", "--type", "basic", "--username", "u",
+    result = call_helper("registry", "add", "x", "--prefix", "x.io", "--type", "basic", "--username", "u",
                         "--password-stdin", stdin="p")
     assert_one_line_error(result, message)
     assert path.read_bytes() == damaged
@@ -160,12 +160,12 @@ def test_damaged_vault_is_one_clear_error_and_left_untouched(home, how, message)
 def test_wrong_key_file_is_one_clear_error(home):
     add_basic("team-a", "registry.example.com/team", "alice", SECRET)
     (home / "vault.key").write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
-    assert_one_line_error(run_helper("get", stdin="registry.example.com"), "does not open", stream="out")
+    assert_one_line_error(call_helper("get", stdin="registry.example.com"), "does not open", stream="out")
 
 
 def test_reading_never_creates_files(home):
-    assert run_helper("get", stdin="registry.example.com").code == 1
-    assert run_helper("list").out == "{}\n"
+    assert call_helper("get", stdin="registry.example.com").code == 1
+    assert call_helper("list").out == "{}\n"
     assert not home.exists()
 
 
