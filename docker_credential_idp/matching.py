@@ -18,8 +18,6 @@ TYPE_CHECKING = False  # typing itself is not imported: it costs a cache hit sev
 if TYPE_CHECKING:
     from typing import Iterable, Optional, Sequence
 
-    from publicsuffixlist import PublicSuffixList
-
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 # The key docker CLI uses for Docker Hub, in requests to helpers and in config.json.
@@ -248,31 +246,11 @@ def _check_label_lengths(name: str) -> None:
                            "allows between two dots; shorten it")
 
 
-_public_suffixes: Optional[PublicSuffixList] = None  # the Public Suffix List, parsed once per process on first use (~0.1 s)
-
-
-def _is_public_suffix(domain: str) -> bool:
-    """Whether anybody can hold a domain right under `domain`, per the Public Suffix List (ICANN and private
-    sections: co.uk, github.io, s3.amazonaws.com; an unknown top-level label counts as public). Imported here
-    only: a prefix is parsed at `registry add` and when a source syncs, never on a cache hit."""
-    global _public_suffixes
-    if _public_suffixes is None:
-        from publicsuffixlist import PublicSuffixList
-
-        _public_suffixes = PublicSuffixList()
-    return bool(_public_suffixes.is_public(domain))
-
-
-def _listed_suffix(domain: str) -> bool:
-    """Whether the Public Suffix List itself holds `domain` (a rule or a wildcard rule's match), rather than counting
-    an unknown top-level label as public: only the former is public data that a message may name."""
-    return _public_suffixes is not None and _public_suffixes.publicsuffix(domain, accept_unknown=False) == domain
-
-
 def _parse_pattern(host: str, segments: Sequence[str]) -> str:
-    """A pattern prefix: `*` in the host's labels only, each matching one or more characters inside one label, and
-    the labels after the last `*` a domain somebody holds — at least one literal label below its public suffix —
-    so that no pattern reaches into anybody's domain (`*.co.uk`, `*.github.io` and `r*` are refused)."""
+    """A pattern prefix: `*` in the host's labels only, each matching one or more characters inside one label, a
+    literal domain after the last `*`, and no `*` standing for the label right below a public suffix in any host it
+    matches (public_suffix.check_pattern), so that no pattern reaches into anybody's domain (`*.co.uk`,
+    `*.github.io`, `*.*.amazonaws.com`, `x.*.github.io` and `r*` are refused)."""
     if any("*" in segment for segment in segments):
         raise InvalidInput("the prefix has '*' in its path; only the host's labels may hold a '*'")
     if host.startswith("["):
@@ -301,14 +279,9 @@ def _parse_pattern(host: str, segments: Sequence[str]) -> str:
                            "*.* or r*): it would otherwise match hosts of anybody's")
     _normalise_host(name.replace("*", "x") + (sep + port), "the prefix")  # the port, and the characters otherwise
     _check_label_lengths(name.replace("*", "x"))  # a `*` stands for one character at least
-    if _is_public_suffix(literal_tail):
-        if not _listed_suffix(literal_tail):
-            raise InvalidInput("the pattern ends in a top-level domain the Public Suffix List does not know, which "
-                               "counts as public (anybody could hold a domain under it); keep a literal label below a "
-                               "known suffix, e.g. *.yourdomain.com")
-        raise InvalidInput(f"the pattern must end in a literal domain below the public suffix {literal_tail} "
-                           f"(Public Suffix List), under which anybody can hold a domain; keep a literal label "
-                           f"below it, e.g. *.yourdomain.{literal_tail}")
+    from .public_suffix import check_pattern  # the list is loaded here only: never on a cache hit
+
+    check_pattern(labels)
     _check_prefix_path(segments, name + sep + port)
     return "/".join([name + sep + port, *segments])
 
@@ -329,7 +302,7 @@ def is_pattern(prefix: str) -> bool:
     return "*" in host_of(prefix)
 
 
-def _label_matches(pattern: str, label: str) -> bool:
+def label_matches(pattern: str, label: str) -> bool:
     """`*` is one or more characters; the label has no `.`, `:` or `/` (hosts are split on them first)."""
     parts = pattern.split("*")
     if len(parts) == 1:
@@ -355,7 +328,7 @@ def host_matches(pattern_host: str, host: str) -> bool:
     if port != pattern_port or name.startswith("["):
         return False
     pattern_labels, labels = pattern_name.split("."), name.split(".")
-    return len(pattern_labels) == len(labels) and all(map(_label_matches, pattern_labels, labels))
+    return len(pattern_labels) == len(labels) and all(map(label_matches, pattern_labels, labels))
 
 
 def literal_characters(prefix: str) -> int:

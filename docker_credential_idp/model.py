@@ -17,16 +17,18 @@ ID_MAX_LENGTH = 253
 
 
 def validate_id(registration_id: str) -> str:
-    """Ids follow the Kubernetes/IBM Code Engine naming rule: lowercase alphanumerics, '-' and '.', at most 253
-    characters, starting and ending with a letter or digit."""
+    """Ids follow the Kubernetes/IBM Code Engine naming rule (a DNS subdomain): lowercase alphanumerics, '-' and '.',
+    at most 253 characters, each '.'-separated part starting and ending with a letter or digit — so no '..', and a
+    platform's listed id `.dot` or `-dash` does not become `idp..dot` or `idp.-dash`."""
     import re
 
     from .errors import InvalidInput
 
-    if len(registration_id) > ID_MAX_LENGTH or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", registration_id):
+    part = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+    if len(registration_id) > ID_MAX_LENGTH or not re.fullmatch(rf"{part}(\.{part})*", registration_id):
         raise InvalidInput(
-            f"invalid registration id {registration_id[:64]!r}: use lowercase letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit, at most 253 characters"
+            f"invalid registration id {registration_id[:64]!r}: use lowercase letters, digits, '-' and '.', each "
+            "'.'-separated part starting and ending with a letter or digit, at most 253 characters"
         )
     return registration_id
 

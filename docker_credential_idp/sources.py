@@ -188,7 +188,8 @@ def read_listing(source: Source, listing: list[dict[str, Any]]) -> tuple[list[En
             validate_id(f"{source.id}.{registry_id}")
         except InvalidInput:
             report.invalid.append(f"{quoted(registry_id)}: a registration cannot be named {source.id}.<this id> (use "
-                                  "lowercase letters, digits, '-' and '.', at most 253 characters in all)")
+                                  "lowercase letters, digits, '-' and '.', each '.'-separated part starting and "
+                                  "ending with a letter or digit, at most 253 characters in all)")
             continue
         if registry_id in seen:
             report.invalid.append(f"{registry_id}: listed more than once; the first is taken")

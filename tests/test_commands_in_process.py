@@ -71,6 +71,23 @@ def test_an_invalid_id_is_refused_before_any_secret_is_read():
     assert read == []
 
 
+@pytest.mark.parametrize("registration_id", ["a..b", "idp..dot", "a.-b", "a-.b", ".a", "a.", "-a", "a-", "."])
+def test_an_id_with_an_empty_dotted_part_or_one_ending_in_a_dash_is_refused(registration_id):
+    """The Kubernetes rule ids follow (a DNS subdomain): each '.'-separated part starts and ends with a letter or
+    digit, so a listed platform id `.dot` does not become `idp..dot`."""
+    from docker_credential_idp.model import validate_id
+
+    with pytest.raises(InvalidInput, match="invalid registration id"):
+        validate_id(registration_id)
+
+
+@pytest.mark.parametrize("registration_id", ["a", "idp.team-registry", "a-b.c-d", "1.2.3", "x--y", "a" * 253])
+def test_ids_as_documented_stay_valid(registration_id):
+    from docker_credential_idp.model import validate_id
+
+    assert validate_id(registration_id) == registration_id
+
+
 def test_help_goes_to_the_output_stream_and_errors_are_exceptions():
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_:

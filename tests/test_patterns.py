@@ -29,6 +29,10 @@ ECR_PATTERN = "*.dkr.ecr.*.amazonaws.com"
     ("reg*.example.com:5000", "reg*.example.com:5000"),
     ("*.my-org.github.io", "*.my-org.github.io"),  # github.io is public; my-org.github.io is somebody's
     ("123*.dkr.ecr.*.amazonaws.com", "123*.dkr.ecr.*.amazonaws.com"),
+    ("*.dev.example.com:5000", "*.dev.example.com:5000"),
+    ("*.*.dev.example.com", "*.*.dev.example.com"),  # every host it matches is under example.com
+    ("*.dkr.ecr.eu-*.amazonaws.com", "*.dkr.ecr.eu-*.amazonaws.com"),
+    ("1*2.dkr.ecr*.*.amazonaws.com.cn", "1*2.dkr.ecr*.*.amazonaws.com.cn"),
 ])
 def test_patterns_are_prefixes(text, prefix):
     assert parse_prefix(text) == prefix
@@ -50,11 +54,45 @@ def test_patterns_that_could_reach_too_far_are_refused(text, fragment):
     ("*.github.io", "github.io"),  # private section
     ("team*.github.io", "github.io"),
     ("*.s3.amazonaws.com", "s3.amazonaws.com"),
-    ("*.eu-west-1.compute.amazonaws.com", "eu-west-1.compute.amazonaws.com"),  # under a wildcard rule
+    # Under a wildcard rule: the rule is named as listed, never the label the pattern wrote where its `*` stands.
+    ("*.eu-west-1.compute.amazonaws.com", "*.compute.amazonaws.com"),
+    # A `*` before the literal tail stands for a label below a public suffix as well (the PSL rules s3.amazonaws.com,
+    # s3.<region>.amazonaws.com and github.io): `*.*.amazonaws.com` matched evil.s3.amazonaws.com, a bucket's host.
+    ("*.*.amazonaws.com", "amazonaws.com"),
+    ("*.s3.*.amazonaws.com", "amazonaws.com"),
+    ("x.*.github.io", "github.io"),
+    ("*.x.*.co.uk", "co.uk"),
+    ("www.*.com", "com"),
+    ("*.compute.amazonaws.com", "*.compute.amazonaws.com"),  # each host it matches is a public suffix itself
+    ("s3.*.amazonaws.com", "amazonaws.com"),  # s3.us-east-1.amazonaws.com, a public suffix itself, is a host of it
 ])
 def test_a_pattern_must_keep_a_literal_label_below_the_public_suffix(text, suffix):
-    with pytest.raises(InvalidInput, match=re.escape(f"below the public suffix {suffix} ")):
+    """Only the rule as the list holds it is named (an s3.<region> one for the S3 patterns), never the typed text."""
+    with pytest.raises(InvalidInput, match="the public suffix ") as caught:
         parse_prefix(text)
+    named = caught.value.message.split("the public suffix ", 1)[1].split(" ", 1)[0]
+    assert named == suffix or named.endswith("." + suffix), caught.value.message
+
+
+def test_the_public_suffix_check_is_fast_once_the_list_is_loaded():
+    """A listed platform entry goes through parse_prefix too; the list is read once, each pattern walks it."""
+    parse_prefix("*.azurecr.io")
+    started = time.perf_counter()
+    for _ in range(20):
+        parse_prefix("*.dkr.ecr.*.amazonaws.com")
+        parse_prefix("1*2.dkr.ecr*.*.amazonaws.com.cn")
+    assert (time.perf_counter() - started) / 40 < 0.005
+
+
+def test_a_pattern_reaching_an_s3_bucket_is_refused_and_never_answers_for_it():
+    result = run_helper("registry", "add", "w", "--prefix", "*.*.amazonaws.com", "--type", "basic", "--username",
+                        "u", "--password-stdin", stdin="bucket-pw-4d1e")
+    assert_one_line_error(result, "below the public suffix", "write that label out")
+    result = run_helper("registry", "add", "w", "--prefix", "*.s3.*.amazonaws.com", "--type", "basic", "--username",
+                        "u", "--password-stdin", stdin="bucket-pw-4d1e")
+    assert_one_line_error(result, "below the public suffix", "write that label out")
+    for host in ("evil.s3.amazonaws.com", "evilbucket.s3.us-east-1.amazonaws.com"):
+        assert_one_line_error(run_helper("get", stdin=host), "credentials not found", stream="out")
 
 
 def test_a_top_level_label_the_list_does_not_know_counts_as_public_and_is_not_quoted():
@@ -277,6 +315,7 @@ MARKER = "s3cr3t-marker-7f3a"
     (f"*.{MARKER}-.example.com", ["start or end with '-'"]),
     (f"{MARKER}.*", ["literal domain after its last '*'"]),
     (f"*.{MARKER}", ["top-level domain the Public Suffix List does not know"]),
+    (f"*.{MARKER}.compute.amazonaws.com", ["below the public suffix *.compute.amazonaws.com "]),  # the rule as listed
     (f"*.example.com:{MARKER}", ["the prefix is not a registry host[:port]", "port"]),
     (f"*{MARKER}{'a' * 60}.example.com", ["longer than the 63 characters DNS allows"]),
     (f"*.example.com/team/{MARKER}:1", ["the prefix on *.example.com carries a tag or digest"]),

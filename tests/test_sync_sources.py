@@ -340,6 +340,19 @@ def test_text_from_the_platform_is_checked_and_never_reaches_a_terminal_raw(plat
     assert set(registrations()) == {"idp.fine"}
 
 
+@pytest.mark.parametrize("listed_id", [".dot", "dot.", "a..b", "-dash", "dash-", "a.-b"])
+def test_a_listed_id_that_makes_no_valid_registration_id_is_skipped_as_invalid(listed_id):
+    from docker_credential_idp.sources import Source, apply
+
+    source = Source(id="idp", url="https://platform.example.com", org="acme", token="t")
+    listing = [{"id": listed_id, "registry": "registry.example.com/bad", "enable_ci": True},
+               {"id": "fine", "registry": "registry.example.com/fine", "enable_ci": True}]
+    table: dict = {}
+    _, report = apply(source, listing, table)
+    assert sorted(table) == ["idp.fine"]
+    assert len(report.invalid) == 1 and "a registration cannot be named idp.<this id>" in report.invalid[0]
+
+
 def test_a_source_without_control_characters_in_its_org():
     result = call_helper("source", "add", "idp", "--type", "platform", "--url", "https://api.example.com", "--org",
                         "acme\x1b[2J", "--token-stdin", stdin=TOKEN)
