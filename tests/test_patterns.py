@@ -85,14 +85,14 @@ def test_the_public_suffix_check_is_fast_once_the_list_is_loaded():
 
 
 def test_a_pattern_reaching_an_s3_bucket_is_refused_and_never_answers_for_it():
-    result = run_helper("registry", "add", "w", "--prefix", "*.*.amazonaws.com", "--type", "basic", "--username",
-                        "u", "--password-stdin", stdin="bucket-pw-4d1e")
+    result = call_helper("registry", "add", "w", "--prefix", "*.*.amazonaws.com", "--type", "basic", "--username",
+                         "u", "--password-stdin", stdin="bucket-pw-4d1e")
     assert_one_line_error(result, "below the public suffix", "write that label out")
-    result = run_helper("registry", "add", "w", "--prefix", "*.s3.*.amazonaws.com", "--type", "basic", "--username",
-                        "u", "--password-stdin", stdin="bucket-pw-4d1e")
+    result = call_helper("registry", "add", "w", "--prefix", "*.s3.*.amazonaws.com", "--type", "basic", "--username",
+                         "u", "--password-stdin", stdin="bucket-pw-4d1e")
     assert_one_line_error(result, "below the public suffix", "write that label out")
     for host in ("evil.s3.amazonaws.com", "evilbucket.s3.us-east-1.amazonaws.com"):
-        assert_one_line_error(run_helper("get", stdin=host), "credentials not found", stream="out")
+        assert_one_line_error(call_helper("get", stdin=host), "credentials not found", stream="out")
 
 
 def test_a_top_level_label_the_list_does_not_know_counts_as_public_and_is_not_quoted():
