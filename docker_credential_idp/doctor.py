@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import stat
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
@@ -31,6 +30,7 @@ from .matching import (
 )
 from .model import Registration
 from .paths import docker_config_path
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .table import RegistryTable
@@ -348,7 +348,7 @@ def run(table: RegistryTable, online: bool = False, progress: Optional[Callable[
     registration's identity, sudo; with `online`, each registration's /v2/ handshake, each step written to
     `progress` once the run has taken more than a second. A refused vault is reported and the other checks still
     run: from the file read for diagnosis only when it can be decrypted, else without it."""
-    steps = Progress(progress or (lambda line: None), table.now) if online else None
+    steps = Progress(progress or (lambda line: None), "doctor", clock=table.now) if online else None
     try:
         if steps:
             steps.step("checking docker's config, the auth files, the vault and each registration's identity")
@@ -378,7 +378,7 @@ def run(table: RegistryTable, online: bool = False, progress: Optional[Callable[
             problems += handshakes(table, [r for r in registrations or [] if not is_pattern(r.prefix)], steps)
     finally:
         if steps:
-            steps.done()
+            steps.close()
     return problems
 
 
@@ -404,49 +404,6 @@ def _without_registration(message: str, registration: Registration) -> str:
     puts in front, so that the id is said once."""
     named = f"registration {registration.id!r} "
     return message.partition(": ")[2] if message.startswith(named) and ": " in message else message
-
-
-class Progress:
-    """Lines on stderr while `doctor --online` runs, once it has taken more than `after` seconds: each step as it
-    starts, and the step under way when that second passes (a timer, so a first slow handshake is shown too).
-    A quick run prints nothing. `start_timer(seconds, callback)` returns a cancel function."""
-
-    def __init__(self, write: Callable[[str], None], now: Callable[[], float], after: float = 1.0,
-                 start_timer: Optional[Callable[[float, Callable[[], None]], Callable[[], None]]] = None) -> None:
-        self.write, self.now, self.after = write, now, after
-        self.started = now()
-        self.lock = threading.Lock()
-        self.current: Optional[str] = None
-        self.shown = False  # whether the current step's line is out
-        self.late = False  # more than `after` has passed: every step is shown
-        self.cancel = (start_timer or _daemon_timer)(after, self._second_passed)
-
-    def step(self, text: str) -> None:
-        with self.lock:
-            self.current, self.shown = text, False
-            if self.late or self.now() - self.started > self.after:
-                self._show()
-
-    def _second_passed(self) -> None:
-        with self.lock:
-            if self.current is not None and not self.shown:
-                self._show()
-
-    def _show(self) -> None:
-        self.late, self.shown = True, True
-        self.write(f"doctor: {self.current}")
-
-    def done(self) -> None:
-        self.cancel()
-        with self.lock:
-            self.current = None
-
-
-def _daemon_timer(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
-    timer = threading.Timer(seconds, callback)
-    timer.daemon = True
-    timer.start()
-    return timer.cancel
 
 
 def on_path(env: Mapping[str, str]) -> Callable[[str], bool]:

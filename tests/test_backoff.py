@@ -18,6 +18,7 @@ from docker_credential_idp.errors import ProviderError
 from docker_credential_idp.model import Registration, Secrets
 from docker_credential_idp.paths import home_dir
 from docker_credential_idp.pipeline import GetPipeline
+from docker_credential_idp.progress import Progress
 from docker_credential_idp.providers import get_provider
 from docker_credential_idp.providers.base import FetchContext
 from docker_credential_idp.token_cache import Entries, FetchFailure, Target
@@ -313,7 +314,7 @@ def test_doctor_online_asks_the_source_during_the_back_off(platform, handshake):
     clock = Clock()
     fail_once_then_fix(platform, clock)
     table = table_at(clock)
-    steps = doctor.Progress(lambda line: None, clock, start_timer=lambda seconds, callback: lambda: None)
+    steps = Progress(lambda line: None, "doctor", clock=clock, start_timer=lambda seconds, callback: lambda: None)
     assert doctor.handshakes(table, [table.registration("team")], steps) == []
     assert handshake == [PASSWORD] and platform.count() == 2 and failures() == {}
 
@@ -335,7 +336,7 @@ def test_doctor_online_names_the_registration_once(platform):
     platform.fault = "403"
     clock = Clock()
     table = table_at(clock)
-    steps = doctor.Progress(lambda line: None, clock, start_timer=lambda seconds, callback: lambda: None)
+    steps = Progress(lambda line: None, "doctor", clock=clock, start_timer=lambda seconds, callback: lambda: None)
     (problem,) = doctor.handshakes(table, [table.registration("team")], steps)
     line = problem.line()
     assert line.startswith("registration team: the token may not read") and "HTTP 403" in line, line

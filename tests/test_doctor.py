@@ -378,6 +378,7 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
     from types import SimpleNamespace
 
     from docker_credential_idp import doctor as checks
+    from docker_credential_idp import progress
     from docker_credential_idp.table import RegistryTable
     from docker_credential_idp.vault import Vault
 
@@ -386,7 +387,7 @@ def test_online_progress_once_the_run_takes_more_than_a_second(monkeypatch, seco
     assert call_helper("configure-docker").code == 0
     clock = [1000.0]
     timers: list = []
-    monkeypatch.setattr(checks, "_daemon_timer", lambda seconds, callback: timers.append(callback) or (lambda: None))
+    monkeypatch.setattr(progress, "daemon_timer", lambda seconds, callback: timers.append(callback) or (lambda: None))
 
     class Handshakes(RegistryTable):
         def test_registration(self, registration, request):

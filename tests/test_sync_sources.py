@@ -411,16 +411,17 @@ def test_one_get_syncs_a_source_once_however_slow_the_platform(platform):
 
 
 def test_progress_says_nothing_of_a_quick_sync_every_step_of_a_slow_one_and_nothing_more_of_a_failure():
-    from docker_credential_idp.commands.sources import Progress
+    from docker_credential_idp.errors import PROG
+    from docker_credential_idp.progress import Progress
 
     lines: list[str] = []
-    quick = Progress(lines.append, after=1e6)
+    quick = Progress(lines.append, PROG, after=1e6)
     quick.step("reading")
     quick.step("updating")
     quick.finish("finished")
     assert lines == []
     now = [0.0]
-    slow = Progress(lines.append, after=0, clock=lambda: now[0])
+    slow = Progress(lines.append, PROG, after=0, clock=lambda: now[0])
     slow.step("reading")
     slow.step("updating")
     now[0] = 2.5
@@ -428,7 +429,7 @@ def test_progress_says_nothing_of_a_quick_sync_every_step_of_a_slow_one_and_noth
     assert lines == ["docker-credential-idp: reading", "docker-credential-idp: updating",
                      "docker-credential-idp: finished (2.5 s)"]
     lines.clear()
-    failing = Progress(lines.append, after=0)
+    failing = Progress(lines.append, PROG, after=0)
     failing.step("reading")
     failing.close()  # the error line is all that follows
     failing.step("late")

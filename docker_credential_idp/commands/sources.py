@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import threading
-import time
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..errors import IdpError, InvalidInput
 from ..model import DEFAULT_FETCH_TIMEOUT
+from ..progress import Progress
 from ..providers.base import Option, format_duration, parse_duration
 from ..sources import DEFAULT_REFRESH, TYPES, new_source
 from ..table import common_settings
 from .base import PROG, Context, iso
 from .registry import secret_option
 
-PROGRESS_AFTER = 1.0  # seconds a sync runs before its steps are printed
 TOKEN = Option("token", "the platform API token (a service user's bearer token)", secret=True)
 
 
@@ -51,58 +49,6 @@ def add_parsers(commands: Any) -> None:
     remove.set_defaults(func=cmd_remove)
 
 
-class Progress:
-    """A sync's steps, one line each on stderr, once it has taken more than `after` seconds: a quick sync says
-    nothing, a slow one says what it waits for. A step still running when the time comes is printed then (by a
-    timer thread), the steps after it as they start. A failure adds nothing to its own error line."""
-
-    def __init__(self, warn: Callable[[str], None], after: float = PROGRESS_AFTER,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.warn, self.after, self.clock = warn, after, clock
-        self.started = clock()
-        self.current: Optional[str] = None
-        self.shown = False  # the time has come: every step is printed from then on
-        self.closed = False
-        self.lock = threading.Lock()
-        self.timer: Optional[threading.Timer] = None
-
-    def step(self, line: str) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.current = line
-            if self.shown or self.clock() - self.started >= self.after:
-                self._show()
-            elif self.timer is None:
-                self.timer = threading.Timer(max(0.0, self.after - (self.clock() - self.started)), self._late)
-                self.timer.daemon = True
-                self.timer.start()
-
-    def _late(self) -> None:
-        with self.lock:
-            if not self.closed and not self.shown:
-                self._show()
-
-    def _show(self) -> None:
-        self.shown = True
-        if self.current is not None:
-            self.warn(f"{PROG}: {self.current}")
-            self.current = None
-
-    def finish(self, line: str) -> None:
-        """The last step of a sync that succeeded, printed when the others were, with the time it all took."""
-        with self.lock:
-            if self.shown and not self.closed:
-                self.warn(f"{PROG}: {line} ({self.clock() - self.started:.1f} s)")
-        self.close()
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            if self.timer is not None:
-                self.timer.cancel()
-
-
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     token = secret_option(ctx, TOKEN, args)
     if token is None:
@@ -110,7 +56,7 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     common = common_settings({"timeout": args.timeout, "ca_file": args.ca_file})
     refresh = parse_duration(args.refresh) if args.refresh else None
     source = new_source(args.id, args.url, args.org, token, refresh, common.get("timeout"), common.get("ca_file"))
-    progress = Progress(ctx.warn)
+    progress = Progress(ctx.warn, PROG)
     try:
         report = ctx.sources.add(source, args.replace, progress.step)
         progress.finish(f"source {source.id!r}: synced")
@@ -128,7 +74,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(f"No sources. Add one with: {PROG} source add ID --type platform --url URL --org ORG --token-stdin")
         return 0
     failed = 0
-    progress = Progress(ctx.warn)
+    progress = Progress(ctx.warn, PROG)
     try:
         for source_id in ids:
             try:
