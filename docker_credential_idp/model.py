@@ -81,13 +81,19 @@ class Registration:
     type: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
-    # "add": created with `registry add`; "store": created by `docker login` through the protocol's store verb.
+    # "add": created with `registry add`; "store": created by `docker login` through the protocol's store verb;
+    # "source:ID": synced from registry source ID (sources.py).
     origin: str = "add"
     login: Optional[Login] = None
 
     @property
     def host(self) -> str:
         return self.prefix.split("/", 1)[0]
+
+    @property
+    def source_id(self) -> Optional[str]:
+        """The registry source this registration was synced from; None for one a person made."""
+        return self.origin.removeprefix("source:") if self.origin.startswith("source:") else None
 
     @property
     def fetch_timeout(self) -> float:

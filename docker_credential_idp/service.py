@@ -131,8 +131,8 @@ def _logout_note(request: str, kept: list[Registration]) -> str:
     """Why a logout left `request` served, and how to stop that: registrations from `registry add` are removed by
     id; a source's are the platform's list's to keep."""
     names = ", ".join(repr(r.id) for r in kept)
-    fixes = "; ".join(f"the platform's list of source {r.origin.partition(':')[2]!r} keeps {r.id!r}"
-                      if r.origin.startswith("source:") else f"{PROG} registry remove {r.id}" for r in kept)
+    fixes = "; ".join(f"the platform's list of source {r.source_id!r} keeps {r.id!r}"
+                      if r.source_id is not None else f"{PROG} registry remove {r.id}" for r in kept)
     subject = "registration" if len(kept) == 1 else "registrations"
     return (f"{PROG}: logged out, but {subject} {names} still serve{'s' if len(kept) == 1 else ''} {request} "
             f"(logout removes only what a login stored); to stop that: {fixes}")

@@ -266,14 +266,14 @@ def _kept_out(registration_id: str, prefix: str, table: dict[str, Registration],
 
 
 def _made_by(registration: Registration) -> str:
-    if registration.origin.startswith("source:"):
-        return f"synced from source {registration.origin.removeprefix('source:')}"
+    if registration.source_id is not None:
+        return f"synced from source {registration.source_id}"
     return "made with docker login" if registration.origin == "store" else "made with registry add"
 
 
 def is_hand_made(registration: Registration) -> bool:
     """Made by a person (`registry add`, `docker login`), not synced from a source."""
-    return not registration.origin.startswith("source:")
+    return registration.source_id is None
 
 
 def apply(source: Source, listing: list[dict[str, Any]], table: dict[str, Registration]) -> tuple[Source, Report]:
@@ -443,7 +443,7 @@ class SourceTable:
             if source_id not in records:
                 raise NotRegistered(f"no source with id {source_id!r}; see: {PROG} source list")
             del records[source_id]
-            removed.extend(r.id for r in table.values() if r.origin == f"source:{source_id}")
+            removed.extend(r.id for r in table.values() if r.source_id == source_id)
             for registration_id in removed:
                 del table[registration_id]
             settle(table, records)  # what the other sources list that this one held comes in

@@ -253,9 +253,8 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     removed, settled = ctx.table.remove(args.id)
-    if removed.origin.startswith("source:"):
-        source_id = removed.origin.removeprefix("source:")
-        ctx.print(f"Removed {args.id}; source {source_id} still lists {removed.prefix}, so its next sync brings it "
+    if removed.source_id is not None:
+        ctx.print(f"Removed {args.id}; source {removed.source_id} still lists {removed.prefix}, so its next sync brings it "
                   "back (to keep it out, register that prefix yourself, or set enable_ci false on the platform)")
         return 0
     ctx.print(f"Removed {args.id}")

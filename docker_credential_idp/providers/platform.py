@@ -38,8 +38,7 @@ class PlatformProvider(Provider):
         platform = Platform(settings["url"], settings["org"], registration.secrets["token"], settings, context.timeout,
                             context.transport, context.sleep)
         # A synced registration's token is its source's: `registry add` refuses its id, `source add` replaces it.
-        source_id = registration.origin.removeprefix("source:") if registration.origin.startswith("source:") else None
-        answer = read_creds(platform, settings["registry_id"], source_id)
+        answer = read_creds(platform, settings["registry_id"], registration.source_id)
         now = context.now()
         expires = _expiry(answer, now) or now + self.lifetime(registration)
         return Credential(answer["username"], answer["password"], expires)
