@@ -16,7 +16,10 @@ from .errors import InvalidInput, ProviderError
 MAX_BODY = 1024 * 1024
 # (request, the registration's settings for TLS, timeout) -> (status, headers, body): `send`, or in tests a function
 # that answers in process (tests/test_provider_rules.py), as google-auth's transport.Request is injected.
-Transport = Callable[[urllib.request.Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
+# What providers build their requests with: Request(url, data=None, headers={}, method=None), read back through
+# .full_url, .data, .get_method() and .get_header(name). One name, so that its implementation can change in one place.
+Request = urllib.request.Request
+Transport = Callable[[Request, Mapping[str, Any], float], tuple[int, Any, bytes]]
 _contexts: dict[tuple[Optional[str], bool], ssl.SSLContext] = {}
 
 

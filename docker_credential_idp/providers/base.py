@@ -46,6 +46,10 @@ class FetchContext:
     now: Callable[[], float] = time.time
     transport: Transport = send
     sleep: Callable[[float], None] = time.sleep
+    # The kubelet's request (KEP-4412): the pod's service-account token and its service account's annotations. Empty
+    # outside `kubelet` mode; `identity.obtain` reads the token for registrations with --oidc-token kubelet.
+    identity_token: str = field(default="", repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 class Provider:
