@@ -242,7 +242,8 @@ def google_sts_and_iam(issuer: Any, *, provider: str, audience: str, service_acc
         if fields.get("audience") != provider:
             return json_answer({"error": "invalid_target", "error_description": "The target service indicated by the "
                                 "\"audience\" parameters is invalid."}, 400)
-        if CLOUD_PLATFORM not in fields.get("scope", "").split():
+        # cloud-platform for the federated token itself; google-auth asks for the iam scope when it impersonates
+        if not {CLOUD_PLATFORM, "https://www.googleapis.com/auth/iam"} & set(fields.get("scope", "").split()):
             return json_answer({"error": "invalid_scope", "error_description": "Scope is not supported."}, 400)
         from tests.oidc import TokenRefused
 

@@ -61,7 +61,8 @@ class GcrProvider(Provider):
             return
         given = [f"--{o.name}" for o in self.options[2:] if settings.get(o.dest)]
         if given:
-            raise InvalidInput(f"{' and '.join(given)} go with --workload-identity-provider and --oidc-token")
+            raise InvalidInput(f"{' and '.join(given)} {'goes' if len(given) == 1 else 'go'} with "
+                               "--workload-identity-provider and --oidc-token (workload identity federation)")
         if "key" not in secrets:
             return
         try:
