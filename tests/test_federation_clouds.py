@@ -17,7 +17,7 @@ from docker_credential_idp.model import Registration
 from docker_credential_idp.providers import get_provider
 from docker_credential_idp.providers.base import FetchContext
 
-from .conftest import LEAKS, assert_one_line_error, call_helper
+from .conftest import LEAKS, assert_one_line_error, call_helper, run_helper
 from .oidc import Issuer, github_env, github_token_endpoint
 from .servers import ENTRA_FEDERATION_AUDIENCE, entra_and_acr_exchange, fake_jwt, google_sts_and_iam
 
@@ -315,6 +315,21 @@ def test_acr_wrong_audience_is_one_line_naming_the_source_and_the_exchange_never
     assert github.count("/_apis/token") == 1 and not entra.assertions and not entra.count("/oauth2/exchange")
     assert not any(token in line for token in issuer.minted)
     watch_tokens(issuer)
+
+
+@pytest.mark.parametrize("type_name", ["gar", "acr"])
+def test_a_refusal_in_the_real_process_is_one_line_on_stdout_and_nothing_on_stderr(issuer, github, google, entra,
+                                                                                     type_name):
+    """What docker sees: the one line on stdout, repeated on stderr (which docker shows on pull and push), and nothing
+    else: the SDKs' own logging (azure-identity warns of each failure) stays quiet; no token shows."""
+    if type_name == "gar":
+        add_gar(google, "--oidc-token", "github-actions", "--oidc-audience", "https://wrong.example.com")
+    else:
+        add_acr(entra, "--client-id", "app-1", "--oidc-token", "github-actions", "--oidc-audience", "api://wrong")
+    result = run_helper("get", stdin=GAR if type_name == "gar" else ACR, env=github_env(github, REQUEST_TOKEN))
+    assert_one_line_error(result, "GitHub Actions' OIDC token endpoint", "refused", stream="out")
+    assert result.err == result.out and github.count("/_apis/token") == 1
+    watch_tokens(issuer, google)
 
 
 @pytest.mark.parametrize("annotations, expected", [
