@@ -389,3 +389,25 @@ def test_configure_refuses_what_registry_add_refuses():
     with pytest.raises(InvalidInput, match="one identity"):
         get_provider("acr").configure({"tenant": "t", "client_id": "c", "oidc_token": "env:T",
                                        "federated_token_file": "/x"})
+
+
+def test_doctor_names_what_keeps_each_source_from_giving_a_token(issuer, tmp_path):
+    """Found without calling out: a variable unset, a missing file, GitHub's variables absent; the kubelet's token
+    comes with each request, so nothing is missing for it."""
+    add("g-env", "--prefix", "gcr.io/a", "--type", "gcr", "--workload-identity-provider", PROVIDER, "--oidc-token",
+        "env:GCP_ID_TOKEN")
+    add("g-gha", "--prefix", "gcr.io/b", "--type", "gcr", "--workload-identity-provider", PROVIDER, "--oidc-token",
+        "github-actions")
+    add("a-file", "--prefix", "x.azurecr.io", "--type", "acr", "--tenant", "t", "--client-id", "c", "--oidc-token",
+        f"file:{tmp_path / 'absent'}")
+    add("a-kubelet", "--prefix", "y.azurecr.io", "--type", "acr", "--tenant", "t", "--oidc-token", "kubelet")
+    result = call_helper("doctor", "--json")
+    problems = {p["subject"]: p["problem"] for p in json.loads(result.out) if p["check"] == "identity"}
+    assert "variable GCP_ID_TOKEN holds no identity token" in problems["registration g-env (gcr)"]
+    assert "ACTIONS_ID_TOKEN_REQUEST_URL" in problems["registration g-gha (gcr)"]
+    assert f"{tmp_path / 'absent'} does not exist" in problems["registration a-file (acr)"]
+    assert "registration a-kubelet (acr)" not in problems
+    token = issuer.mint(GOOGLE_AUDIENCE)
+    fixed = call_helper("doctor", "--json", env={"GCP_ID_TOKEN": token})
+    assert "registration g-env (gcr)" not in {p["subject"] for p in json.loads(fixed.out)}
+    assert token not in fixed.out + fixed.err
