@@ -115,6 +115,19 @@ def test_gar_github_actions_mints_a_new_identity_token_for_every_fetch(issuer, g
     watch_tokens(issuer, google)
 
 
+def test_a_federated_cache_hit_imports_no_sdk_and_obtains_no_token(issuer, github, google):
+    from .test_token_cache import imports_of_get
+
+    add_gar(google, "--oidc-token", "env:GCP_ID_TOKEN")
+    env = {"GCP_ID_TOKEN": issuer.mint(GOOGLE_AUDIENCE)}
+    get(GAR, env)
+    imported = imports_of_get(GAR)  # a new process, without the variable: the cached answer is all it needs
+    assert "docker_credential_idp.pipeline" in imported
+    assert not {m for m in imported if m.startswith(("google", "azure", "requests", "docker_credential_idp.identity"))}
+    assert google.count("/v1/token") == 1
+    watch_tokens(issuer, google)
+
+
 def test_gar_impersonates_the_service_account(issuer, github, google):
     add_gar(google, "--oidc-token", "github-actions", "--service-account", BUILDER, "--impersonation-url", google.url)
     answer = get(GAR, github_env(github, REQUEST_TOKEN))
