@@ -85,6 +85,23 @@ def obtain(source: str, audience: str, context: FetchContext) -> str:
     return token
 
 
+def problem(source: str, env: Mapping[str, str]) -> Optional[str]:
+    """For `doctor`: what keeps `source` from giving a token here, found without calling out (GitHub's endpoint is
+    not asked; the kubelet's token comes with its request); None when nothing does."""
+    if source == KUBELET:
+        return None
+    if source == GITHUB_ACTIONS:
+        if env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
+            return None
+        return ("ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set here (they are in a GitHub "
+                "Actions job with `permissions: id-token: write`)")
+    try:
+        obtain(source, "", FetchContext(env=env))
+    except ProviderError as error:
+        return error.message
+    return None
+
+
 def _from_variable(name: str, env: Mapping[str, str]) -> str:
     value = env.get(name, "")
     if not value.strip():

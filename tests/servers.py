@@ -132,13 +132,42 @@ def gce_metadata_server(access_token: str) -> LocalServer:
     return LocalServer(route)
 
 
-def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: str, registry_host: str,
-                           refresh_token: str | Callable[[], str],
+ENTRA_FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def entra_and_acr_exchange(*, tenant: str, client_secret: str, registry_host: str,
+                           refresh_token: str | Callable[[], str], federated_token: Optional[str] = None,
+                           issuer: Any = None, client_ids: tuple[str, ...] = (),
                            tls: Optional[tuple[Path, Path]] = None) -> LocalServer:
     """Entra ID's client-credentials token endpoint (with the OpenID configuration MSAL reads first) and ACR's
-    /oauth2/exchange, on one https server whose CA is `server.ca`."""
+    /oauth2/exchange, on one https server whose CA is `server.ca`.
+
+    A client assertion (jwt-bearer) is accepted when it is `federated_token`, or, given `issuer` (tests/oidc.py), when
+    that issuer signed it for api://AzureADTokenExchange and it has not expired, for an application of `client_ids`
+    (any when empty), as a federated identity credential is checked; refusals carry Entra's AADSTS codes.
+    `server.assertions` lists (client_id, subject) of the assertions accepted."""
     access_token = "entra-access-token-for-acr"
     server: list[LocalServer] = []
+    assertions: list[tuple[str, str]] = []
+
+    def federated_refusal(fields: dict[str, str]) -> Optional[Answer]:
+        """None when the assertion is good, else Entra's answer (never quoting the assertion)."""
+        from tests.oidc import TokenRefused
+
+        if fields.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return entra_error(7000215, "Invalid client secret provided.")
+        if issuer is None:
+            return None if fields.get("client_assertion") == federated_token else entra_error(
+                700211, "No matching federated identity record found for presented assertion issuer.")
+        if client_ids and fields.get("client_id") not in client_ids:
+            return entra_error(700016, "Application was not found in the directory.")
+        try:
+            claims = issuer.verify(fields.get("client_assertion", ""), ENTRA_FEDERATION_AUDIENCE)
+        except TokenRefused as refused:
+            code = 700024 if "expired" in str(refused) else 700212 if "audience" in str(refused) else 700211
+            return entra_error(code, f"No matching federated identity record found for presented assertion: {refused}.")
+        assertions.append((fields.get("client_id", ""), claims["sub"]))
+        return None
 
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
         fields = form(body)
@@ -149,12 +178,14 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
                                 "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
                                 "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode"})
         if path == f"/{tenant}/oauth2/v2.0/token":
-            good_secret = fields.get("client_secret") == client_secret
-            good_assertion = (fields.get("client_assertion") == federated_token and
-                              fields.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-            if fields.get("grant_type") != "client_credentials" or not (good_secret or good_assertion):
-                return json_answer({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret",
-                                    "error_codes": [7000215]}, 401)
+            if fields.get("grant_type") != "client_credentials":
+                return json_answer({"error": "unsupported_grant_type"}, 400)
+            if "client_assertion" in fields:
+                refusal = federated_refusal(fields)
+                if refusal:
+                    return refusal
+            elif fields.get("client_secret") != client_secret:
+                return entra_error(7000215, "Invalid client secret provided.")
             return json_answer({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"})
         if path == "/oauth2/exchange":
             if fields.get("grant_type") != "access_token" or fields.get("access_token") != access_token \
@@ -174,7 +205,93 @@ def entra_and_acr_exchange(*, tenant: str, client_secret: str, federated_token: 
         server[0].ca = ca  # type: ignore[attr-defined]
     else:
         server.append(LocalServer(route, tls))
+    server[0].assertions = assertions  # type: ignore[attr-defined]
     return server[0]
+
+
+def entra_error(code: int, description: str) -> Answer:
+    return json_answer({"error": "invalid_client", "error_description": f"AADSTS{code}: {description}",
+                        "error_codes": [code]}, 401)
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def google_sts_and_iam(issuer: Any, *, provider: str, audience: str, service_accounts: tuple[str, ...] = (),
+                       lifetime: int = 3600) -> LocalServer:
+    """Google's STS (`POST /v1/token`, RFC 8693 token exchange as federation.md writes it) and IAM Credentials
+    (`POST /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`) on one http server on 127.0.0.1.
+
+    STS takes a subject JWT only when `issuer` (tests/oidc.py) signed it for `audience` and it has not expired, and
+    only for the pool provider `provider` (//iam.googleapis.com/projects/...); it answers a federated access token,
+    new for every exchange. IAM Credentials takes only a Bearer STS issued, for an account of `service_accounts`,
+    and answers that account's token. `server.subjects` lists the subjects exchanged; `server.impersonated` the
+    accounts whose tokens were issued; `server.issued` every access token handed out (the tests look for them in
+    the helper's files and output)."""
+    subjects: list[str] = []
+    impersonated: list[str] = []
+    federated: list[str] = []
+    issued: list[str] = []
+
+    def sts(fields: dict[str, str]) -> Answer:
+        if fields.get("grant_type") != TOKEN_EXCHANGE or fields.get("requested_token_type") != ACCESS_TOKEN_TYPE \
+                or fields.get("subject_token_type") != "urn:ietf:params:oauth:token-type:jwt":
+            return json_answer({"error": "invalid_request", "error_description": "Invalid token exchange request."}, 400)
+        if fields.get("audience") != provider:
+            return json_answer({"error": "invalid_target", "error_description": "The target service indicated by the "
+                                "\"audience\" parameters is invalid."}, 400)
+        # cloud-platform for the federated token itself; google-auth asks for the iam scope when it impersonates
+        if not {CLOUD_PLATFORM, "https://www.googleapis.com/auth/iam"} & set(fields.get("scope", "").split()):
+            return json_answer({"error": "invalid_scope", "error_description": "Scope is not supported."}, 400)
+        from tests.oidc import TokenRefused
+
+        try:
+            claims = issuer.verify(fields.get("subject_token", ""), audience)
+        except TokenRefused as refused:
+            return json_answer({"error": "invalid_grant", "error_description": f"The ID Token is refused: {refused}."},
+                               400)
+        subjects.append(claims["sub"])
+        token = f"ya29.federated-{len(issued) + 1}-{claims['sub'].replace(':', '-')}"
+        federated.append(token)
+        issued.append(token)
+        return json_answer({"access_token": token, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer",
+                            "expires_in": lifetime})
+
+    def generate_access_token(email: str, headers: Any, body: bytes) -> Answer:
+        bearer = headers.get("Authorization", "")
+        if not bearer.startswith("Bearer ") or bearer.removeprefix("Bearer ") not in federated:
+            return json_answer({"error": {"code": 401, "message": "Request had invalid authentication credentials.",
+                                          "status": "UNAUTHENTICATED"}}, 401)
+        if email not in service_accounts:
+            return json_answer({"error": {"code": 403, "message": "Permission 'iam.serviceAccounts.getAccessToken' "
+                                          "denied on resource (or it may not exist).", "status": "PERMISSION_DENIED"}},
+                               403)
+        try:
+            scopes = json.loads(body).get("scope") or []
+        except (ValueError, AttributeError):
+            scopes = []
+        if CLOUD_PLATFORM not in scopes:
+            return json_answer({"error": {"code": 400, "message": "Scope required.", "status": "INVALID_ARGUMENT"}}, 400)
+        impersonated.append(email)
+        token = f"ya29.impersonated-{len(issued) + 1}-{email.split('@')[0]}"
+        issued.append(token)
+        expire = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issuer.now() + lifetime))
+        return json_answer({"accessToken": token, "expireTime": expire})
+
+    def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
+        path = path.partition("?")[0]
+        if method == "POST" and path == "/v1/token":
+            return sts(form(body))
+        prefix, suffix = "/v1/projects/-/serviceAccounts/", ":generateAccessToken"
+        if method == "POST" and path.startswith(prefix) and path.endswith(suffix):
+            return generate_access_token(urllib.parse.unquote(path[len(prefix):-len(suffix)]), headers, body)
+        return json_answer({"error": {"code": 404, "status": "NOT_FOUND"}}, 404)
+
+    server = LocalServer(route)
+    server.subjects, server.impersonated, server.issued = subjects, impersonated, issued  # type: ignore[attr-defined]
+    return server
 
 
 def managed_identity_endpoint(*, identity_header: str, client_id: str, access_token: str) -> LocalServer:

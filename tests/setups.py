@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .conftest import call_helper
+from .oidc import Issuer
 from .servers import (
+    ENTRA_FEDERATION_AUDIENCE,
     LocalServer,
     ecr_api_endpoint,
     entra_and_acr_exchange,
     fake_jwt,
+    google_sts_and_iam,
     google_token_endpoint,
     platform_creds_api,
     write_key,
@@ -32,7 +35,13 @@ PREFIXES = {
     "platform": "platform.example.com/apps",
     "script": "scripted.example.com",
     "aws-secret": "fleet.example.com",
+    # workload identity federation: nothing stored, an identity token file exchanged on every fetch
+    "gcr-federated": "us-docker.pkg.dev/federated",
+    "acr-federated": "federated.azurecr.io",
 }
+GOOGLE_PROVIDER = "//iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/setups/providers/ci-oidc"
+GOOGLE_AUDIENCE = "https:" + GOOGLE_PROVIDER
+PUSHER = "pusher@setups.iam.gserviceaccount.com"
 
 
 class Setup:
@@ -65,7 +74,18 @@ class StandIns:
             "platform": platform_creds_api(token=f"{tag}-platform-token", org="o", registries={
                 "r": {"username": "platform-robot", "password": f"{tag}-platform-password", "expires_in": lifetime}}),
         }
+        self.issuer = Issuer()
+        self.servers["gcr-federated"] = google_sts_and_iam(self.issuer, provider=GOOGLE_PROVIDER, audience=GOOGLE_AUDIENCE,
+                                                           service_accounts=(PUSHER,), lifetime=lifetime)
+        self.servers["acr-federated"] = entra_and_acr_exchange(
+            tenant="t", client_secret=f"{tag}-unused", registry_host=PREFIXES["acr-federated"], issuer=self.issuer,
+            client_ids=("app",), refresh_token=lambda: fake_jwt({"exp": int(time.time()) + lifetime}))
         self.key_file = write_key(tmp_path, google_key, f"{self.servers['gcr'].url}/token")
+        self.token_files = tmp_path / "identity-tokens"
+        self.token_files.mkdir(mode=0o700)
+        for name, audience in (("google", GOOGLE_AUDIENCE), ("entra", ENTRA_FEDERATION_AUDIENCE)):
+            (self.token_files / name).write_text(self.issuer.mint(audience, subject="system:serviceaccount:ci:pusher",
+                                                                   lifetime=lifetime))
 
     def setup(self, type_name: str) -> Setup:
         tag, servers = self.tag, self.servers
@@ -84,6 +104,18 @@ class StandIns:
                                  "--authority-host", url, "--exchange-url", f"{url}/oauth2/exchange", "--ca-file",
                                  str(servers["acr"].ca)],
                          f"{tag}-acr-secret", ACR_USERNAME, None)
+        if type_name == "gcr-federated":
+            url = servers["gcr-federated"].url
+            return Setup("gcr-federated", ["--type", "gar", "--workload-identity-provider", GOOGLE_PROVIDER, "--oidc-token",
+                                           f"file:{self.token_files / 'google'}", "--service-account", PUSHER,
+                                           "--sts-url", f"{url}/v1/token", "--impersonation-url", url], "",
+                         "oauth2accesstoken", None)
+        if type_name == "acr-federated":
+            url = servers["acr-federated"].url
+            return Setup("acr-federated", ["--type", "acr", "--tenant", "t", "--client-id", "app", "--oidc-token",
+                                           f"file:{self.token_files / 'entra'}", "--authority-host", url,
+                                           "--exchange-url", f"{url}/oauth2/exchange", "--ca-file",
+                                           str(servers["acr-federated"].ca)], "", ACR_USERNAME, None)
         if type_name == "platform":
             return Setup("platform", ["--type", "platform", "--url", servers["platform"].url, "--org", "o",
                                       "--registry-id", "r", "--token-stdin"], f"{tag}-platform-token",

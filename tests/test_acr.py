@@ -10,7 +10,8 @@ import json
 import pytest
 
 from .conftest import assert_one_line_error, call_helper
-from .servers import entra_and_acr_exchange, fake_jwt, managed_identity_endpoint
+from .oidc import Issuer
+from .servers import ENTRA_FEDERATION_AUDIENCE, entra_and_acr_exchange, fake_jwt, managed_identity_endpoint
 from .test_token_cache import imports_of_get
 
 HOST = "myregistry.azurecr.io"
@@ -18,9 +19,12 @@ USERNAME = "00000000-0000-0000-0000-000000000000"
 REFRESH = fake_jwt({"exp": 4102444800})
 
 
+ISSUER = Issuer(iss="https://oidc.prod-aks.azure.com/tenant-1/")
+
+
 @pytest.fixture
 def entra():
-    server = entra_and_acr_exchange(tenant="t1", client_secret="sp-secret-1", federated_token="federated-oidc-token",
+    server = entra_and_acr_exchange(tenant="t1", client_secret="sp-secret-1", issuer=ISSUER, client_ids=("c1",),
                                     registry_host=HOST, refresh_token=REFRESH)
     yield server
     server.stop()
@@ -50,9 +54,18 @@ def test_service_principal(entra):
 
 def test_workload_identity_federated_token_file(entra, tmp_path):
     token_file = tmp_path / "azure-identity-token"
-    token_file.write_text("federated-oidc-token")
+    token_file.write_text(ISSUER.mint(ENTRA_FEDERATION_AUDIENCE, subject="system:serviceaccount:ci:builder"))
     add(entra, "--tenant", "t1", "--client-id", "c1", "--federated-token-file", str(token_file))
     assert get()["Secret"] == REFRESH
+    assert entra.assertions == [("c1", "system:serviceaccount:ci:builder")]
+
+
+def test_a_federated_token_file_without_a_jwt_is_one_line_naming_the_file(entra, tmp_path):
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text("not-a-token-5c1e")
+    add(entra, "--tenant", "t1", "--client-id", "c1", "--federated-token-file", str(token_file))
+    line = assert_one_line_error(call_helper("get", stdin=HOST), f"file {token_file} does not hold a JWT", stream="out")
+    assert "not-a-token-5c1e" not in line and not entra.count("/oauth2/")
 
 
 def test_managed_identity_through_the_app_service_endpoint(entra):

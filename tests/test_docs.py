@@ -62,3 +62,14 @@ def test_the_table_names_no_command_the_parser_does_not_know():
         for name in re.findall(r"`([a-z-]+(?: [a-z-]+)?)", row.split(" | ")[0]):
             words = name.split()
             assert name in known or words[0] in known or " ".join(words[:2]) in known, (name, row)
+
+
+def test_every_type_option_is_in_the_readme():
+    """registry add's type options live in the types' tables and examples rather than the command table: each is
+    named there all the same."""
+    from docker_credential_idp.providers import MODULES, get_provider
+
+    text = README.read_text(encoding="utf-8")
+    missing = [f"{type_name} --{option.name}" for type_name in MODULES for option in get_provider(type_name).options
+               if f"--{option.name}" not in text]
+    assert not missing, f"README never names {missing}"

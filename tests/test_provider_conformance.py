@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from .conftest import assert_one_line_error, call_helper, run_helper
-from .servers import entra_and_acr_exchange, fake_jwt, google_token_endpoint, platform_creds_api, write_key
+from .oidc import Issuer
+from .servers import (
+    ENTRA_FEDERATION_AUDIENCE,
+    entra_and_acr_exchange,
+    fake_jwt,
+    google_sts_and_iam,
+    google_token_endpoint,
+    platform_creds_api,
+    write_key,
+)
 from .setups import AWS_SECRET, put_secret
 from .tls import make_tls
 
@@ -167,6 +176,77 @@ class TestAcr(UpstreamConformance):
     def register_unreachable(self, prefix, tmp_path):
         add("it", "--prefix", prefix, "--type", "acr", "--tenant", "t", "--client-id", "c", "--client-secret-stdin",
             "--authority-host", "https://127.0.0.1:9", "--timeout", "2", stdin=AZURE_SECRET)
+
+
+GOOGLE_PROVIDER = "//iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/pool/providers/ci-oidc"
+SERVICE_ACCOUNT = "pusher@conformance.iam.gserviceaccount.com"
+
+
+def identity_token_file(tmp_path: Path, issuer: Issuer, audience: str) -> Path:
+    """A projected-token-like file, read by --oidc-token file:PATH on every fetch."""
+    path = tmp_path / "oidc" / "token"
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(issuer.mint(audience, subject="system:serviceaccount:ci:pusher"))
+    path.chmod(0o600)
+    return path
+
+
+class TestGcrFederated(UpstreamConformance):
+    """gcr with nothing stored: an identity token file exchanged at STS, then impersonation."""
+
+    type_name, module, expected_username = "gcr", "gcr", "oauth2accesstoken"
+    heavy_modules = ("google.auth", "google.oauth2", "requests")
+    prefix = "us-docker.pkg.dev/project/repo"
+
+    @pytest.fixture
+    def upstream(self):
+        issuer = Issuer()
+        server = google_sts_and_iam(issuer, provider=GOOGLE_PROVIDER, audience="https:" + GOOGLE_PROVIDER,
+                                    service_accounts=(SERVICE_ACCOUNT,))
+        yield server, issuer
+        server.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        server, issuer = upstream
+        path = identity_token_file(tmp_path, issuer, "https:" + GOOGLE_PROVIDER)
+        add("it", "--prefix", prefix, "--type", "gar", "--workload-identity-provider", GOOGLE_PROVIDER, "--oidc-token",
+            f"file:{path}", "--service-account", SERVICE_ACCOUNT, "--sts-url", f"{server.url}/v1/token",
+            "--impersonation-url", server.url)
+        return [path.read_text(), *server.issued]
+
+    def register_unreachable(self, prefix, tmp_path):
+        path = identity_token_file(tmp_path, Issuer(), "https:" + GOOGLE_PROVIDER)
+        add("it", "--prefix", prefix, "--type", "gcr", "--workload-identity-provider", GOOGLE_PROVIDER, "--oidc-token",
+            f"file:{path}", "--sts-url", "http://127.0.0.1:9/v1/token", "--timeout", "2")
+
+
+class TestAcrFederated(UpstreamConformance):
+    """acr with nothing stored: an identity token file as Entra ID's client assertion."""
+
+    type_name, module, expected_username = "acr", "acr", "00000000-0000-0000-0000-000000000000"
+    heavy_modules = ("azure.identity", "azure.core", "msal")
+    prefix = "federated.azurecr.io"
+
+    @pytest.fixture
+    def upstream(self):
+        issuer = Issuer(iss="https://oidc.prod-aks.azure.com/tenant-1/")
+        server = entra_and_acr_exchange(tenant="tenant-1", client_secret=AZURE_SECRET, issuer=issuer,
+                                        client_ids=("app-1",), registry_host=self.prefix, refresh_token=ACR_REFRESH)
+        yield server, issuer
+        server.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        server, issuer = upstream
+        path = identity_token_file(tmp_path, issuer, ENTRA_FEDERATION_AUDIENCE)
+        add("it", "--prefix", prefix, "--type", "acr", "--tenant", "tenant-1", "--client-id", "app-1", "--oidc-token",
+            f"file:{path}", "--authority-host", server.url, "--exchange-url", f"{server.url}/oauth2/exchange",
+            "--ca-file", str(server.ca))
+        return [path.read_text()]
+
+    def register_unreachable(self, prefix, tmp_path):
+        path = identity_token_file(tmp_path, Issuer(), ENTRA_FEDERATION_AUDIENCE)
+        add("it", "--prefix", prefix, "--type", "acr", "--tenant", "t", "--client-id", "c", "--oidc-token",
+            f"file:{path}", "--authority-host", "https://127.0.0.1:9", "--timeout", "2")
 
 
 SCRIPT_PASSWORD = "script-pw-0c41"

@@ -1,6 +1,7 @@
 """Azure Container Registry: an Entra ID access token from azure-identity — a service principal's secret, a
-workload identity's federated token, a managed identity, or azure-identity's default chain — exchanged for an ACR
-refresh token at https://<registry>/oauth2/exchange (Azure/acr docs/AAD-OAuth.md).
+workload identity's federated token (an identity token from identity.py, obtained afresh on every fetch: GitHub
+Actions, a variable, a file such as AKS's projected token, the kubelet's), a managed identity, or azure-identity's
+default chain — exchanged for an ACR refresh token at https://<registry>/oauth2/exchange (Azure/acr docs/AAD-OAuth.md).
 
 azure-identity is imported inside fetch only; the exchange is one form POST, written with the standard library.
 """
@@ -10,12 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import urllib.parse
 import urllib.request
-from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
+from .. import identity
 from ..errors import InvalidInput, ProviderError
 from ..httpclient import check_endpoint, network_reason
 from ..model import Credential, Registration
@@ -25,6 +27,11 @@ USERNAME = "00000000-0000-0000-0000-000000000000"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 SCOPE = "https://containerregistry.azure.net/.default"
 SDK = ("azure.identity", "azure-identity")
+# The audience Entra ID requires of a federated credential's token (its federated identity credentials' default).
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
 
 class AcrProvider(Provider):
@@ -37,27 +44,39 @@ class AcrProvider(Provider):
         Option("tenant", "Entra ID tenant id (service principal, workload identity)"),
         Option("client-id", "application (client) id (service principal, workload identity)"),
         Option("client-secret", "the service principal's client secret", secret=True),
-        Option("federated-token-file", "workload identity: file holding the federated token (AKS, GitHub OIDC)",
-               metavar="PATH"),
+        Option("federated-token-file", "workload identity: file holding the federated token (AKS); the same as "
+               "--oidc-token file:PATH", metavar="PATH"),
         Option("managed-identity", "use the machine's managed identity (AKS node, VM, App Service)", flag=True),
         Option("managed-identity-client-id", "a user-assigned managed identity's client id", metavar="ID"),
         Option("authority-host", f"Entra ID authority (default {DEFAULT_AUTHORITY}; sovereign clouds)", metavar="URL"),
         Option("exchange-url", "ACR token exchange URL (default https://<registry>/oauth2/exchange)", metavar="URL"),
+        *identity.OPTIONS,
     )
+    annotation_keys: ClassVar[Mapping[str, str]] = {"client_id": CLIENT_ID_ANNOTATION}
 
     def validate(self, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        if settings.get("oidc_audience") and not settings.get("oidc_token"):
+            raise InvalidInput("--oidc-audience goes with --oidc-token")
         chosen = [name for name, given in (("--client-secret-stdin/-env", secrets.get("client_secret")),
                                            ("--federated-token-file", settings.get("federated_token_file")),
-                                           ("--managed-identity", settings.get("managed_identity")))if given]
+                                           ("--oidc-token", settings.get("oidc_token")),
+                                           ("--managed-identity", settings.get("managed_identity"))) if given]
         if len(chosen) > 1:
             raise InvalidInput(f"--type acr takes one identity, not {' and '.join(chosen)}")
-        if chosen and chosen[0] != "--managed-identity" and not (settings.get("tenant") and settings.get("client_id")):
-            raise InvalidInput(f"{chosen[0]} needs --tenant and --client-id")
+        # With the kubelet's token, the client id may come from the pod's service account (its annotation).
+        needs_client_id = not (settings.get("oidc_token") == identity.KUBELET)
+        if chosen and chosen[0] != "--managed-identity" and not (
+                settings.get("tenant") and (settings.get("client_id") or not needs_client_id)):
+            raise InvalidInput(f"{chosen[0]} needs --tenant and --client-id"
+                               + ("" if needs_client_id else f" (or the pod's {CLIENT_ID_ANNOTATION} annotation)"))
         named = " and ".join(flag for flag, key in (("--tenant", "tenant"), ("--client-id", "client_id"))
                              if settings.get(key))
         if named and not chosen:  # azure-identity's default chain would run, and ignore them
             raise InvalidInput(f"{named} without a way for the identity to prove itself: add --client-secret-stdin/-env "
-                               "(service principal), --federated-token-file (workload identity) or --managed-identity")
+                               "(service principal), --oidc-token or --federated-token-file (workload identity) or "
+                               "--managed-identity")
+        if settings.get("federated_token_file"):  # the helper runs from docker's or the kubelet's directory
+            settings["federated_token_file"] = os.path.abspath(settings["federated_token_file"])
         if settings.get("client_id") and settings.get("managed_identity"):
             raise InvalidInput("--client-id goes with a secret or a federated token file; a user-assigned managed "
                                "identity takes --managed-identity-client-id")
@@ -78,8 +97,10 @@ class AcrProvider(Provider):
         settings = registration.settings
         if "client_secret" in registration.secrets:
             return f"service principal {settings['client_id']} in tenant {settings['tenant']}"
-        if settings.get("federated_token_file"):
-            return f"workload identity {settings['client_id']} ({settings['federated_token_file']})"
+        source = _federated_source(settings)
+        if source:
+            client = settings.get("client_id") or f"from the pod's {CLIENT_ID_ANNOTATION} annotation"
+            return f"workload identity {client} in tenant {settings['tenant']} ({identity.describe(source)})"
         if settings.get("managed_identity"):
             client = settings.get("managed_identity_client_id")
             return f"managed identity {client}" if client else "the system-assigned managed identity"
@@ -90,12 +111,9 @@ class AcrProvider(Provider):
         settings = registration.settings
         if missing or "client_secret" in registration.secrets:
             return missing
-        if settings.get("federated_token_file"):
-            try:
-                _read_token_file(settings["federated_token_file"])
-            except ProviderError as error:
-                return error.message
-            return None
+        source = _federated_source(settings)
+        if source:
+            return identity.problem(source, env)
         if settings.get("managed_identity"):
             return None  # IMDS answers only on Azure; it was not asked
         if (env.get("AZURE_CLIENT_ID") and (env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_FEDERATED_TOKEN_FILE"))
@@ -122,7 +140,7 @@ class AcrProvider(Provider):
         return Credential(USERNAME, refresh_token, _jwt_expiry(refresh_token) or context.now() + self.lifetime(registration))
 
     def _entra_token(self, registration: Registration, context: FetchContext) -> str:
-        identity = import_sdk(self.type_name, *SDK)
+        sdk = import_sdk(self.type_name, *SDK)
         import logging
 
         from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -131,6 +149,7 @@ class AcrProvider(Provider):
         logging.getLogger("azure").addHandler(logging.NullHandler())
         logging.getLogger("azure").propagate = False
         settings = registration.settings
+        source = _federated_source(settings)
         options: dict[str, Any] = {"connection_timeout": context.timeout, "read_timeout": context.timeout,
                                    "retry_total": 1}
         if settings.get("ca_file") or settings.get("insecure"):
@@ -139,45 +158,69 @@ class AcrProvider(Provider):
             options |= {"authority": settings["authority_host"], "disable_instance_discovery": True}
         try:
             if "client_secret" in registration.secrets:
-                credential = identity.ClientSecretCredential(settings["tenant"], settings["client_id"],
+                credential = sdk.ClientSecretCredential(settings["tenant"], settings["client_id"],
                                                              registration.secrets["client_secret"], **options)
-            elif settings.get("federated_token_file"):
-                _read_token_file(settings["federated_token_file"])  # a clear line for a missing or empty file
-                credential = identity.WorkloadIdentityCredential(
-                    tenant_id=settings["tenant"], client_id=settings["client_id"],
-                    token_file_path=settings["federated_token_file"], **options)
+            elif source:
+                audience = settings.get("oidc_audience") or FEDERATION_AUDIENCE
+                # Called by azure-identity each time it asks Entra ID for a token: one fresh identity token per fetch,
+                # never kept (the credential object and its in-memory cache die with this fetch).
+                credential = sdk.ClientAssertionCredential(
+                    settings["tenant"], _client_id(settings, context), lambda: identity.obtain(source, audience, context),
+                    **options)
             elif settings.get("managed_identity"):
-                credential = identity.ManagedIdentityCredential(
+                credential = sdk.ManagedIdentityCredential(
                     client_id=settings.get("managed_identity_client_id"), **options)
             else:
-                credential = identity.DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
+                credential = sdk.DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
             return str(credential.get_token(SCOPE).token)
-        except identity.CredentialUnavailableError as error:
+        except sdk.CredentialUnavailableError as error:
             raise ProviderError(f"no Entra ID token from {self.identity(registration)}: {_first_line(error)}") from None
         except AzureError as error:
             status = getattr(error, "status_code", None) if isinstance(error, HttpResponseError) else None
             transient = isinstance(error, (ServiceRequestError, ServiceResponseError)) or (
                 isinstance(status, int) and (status >= 500 or status == 429))
-            raise ProviderError(f"{self.identity(registration)} was refused a token: {_first_line(error)}",
+            raise ProviderError(f"{self.identity(registration)} was refused a token by Entra ID "
+                                f"({_authority(settings)}): {_first_line(error)}",
                                 transient=transient) from None
         except ValueError as error:
             raise ProviderError(f"{self.identity(registration)}: {_first_line(error)}") from None
 
 
 def _first_line(error: BaseException) -> str:
-    # azure-identity's messages can run to a troubleshooting essay; its first line names the cause.
+    # azure-identity's messages can run to a troubleshooting essay; its first line names the cause. Anything shaped
+    # like a JWT is taken out: an endpoint may echo the assertion it was sent.
     text = str(error).strip().splitlines()
-    return " ".join(text[0].split())[:240] if text else type(error).__name__
+    return _JWT_LIKE.sub("[token]", " ".join(text[0].split()))[:240] if text else type(error).__name__
 
 
-def _read_token_file(path: str) -> str:
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProviderError(f"cannot read the federated token file {path}: {getattr(error, 'strerror', None) or error}") from None
-    if not token:
-        raise ProviderError(f"the federated token file {path} is empty")
-    return token
+def _authority(settings: Mapping[str, Any]) -> str:
+    return urllib.parse.urlsplit(settings.get("authority_host") or DEFAULT_AUTHORITY).netloc
+
+
+def _federated_source(settings: Mapping[str, Any]) -> Optional[str]:
+    """The identity token a workload identity registration exchanges: --oidc-token, or --federated-token-file, which
+    is `file:PATH` by another name (one path for both: read afresh each fetch, through identity.py's file rules)."""
+    if settings.get("oidc_token"):
+        return str(settings["oidc_token"])
+    if settings.get("federated_token_file"):
+        return "file:" + os.path.abspath(str(settings["federated_token_file"]))
+    return None
+
+
+def _client_id(settings: Mapping[str, Any], context: FetchContext) -> str:
+    """--client-id, or in kubelet mode the pod's annotation. Only a registration whose identity token IS the pod's
+    (--oidc-token kubelet) reads annotations: a pod must not choose the application another identity signs in as."""
+    annotated = context.annotations.get(CLIENT_ID_ANNOTATION, "").strip() \
+        if settings.get("oidc_token") == identity.KUBELET else ""
+    if annotated:
+        if not _CLIENT_ID.fullmatch(annotated):
+            raise ProviderError(f"the service account's annotation {CLIENT_ID_ANNOTATION} is not a client id; fix the "
+                                "annotation")
+        return annotated
+    if not settings.get("client_id"):
+        raise ProviderError(f"no client id: the pod's service account has no {CLIENT_ID_ANNOTATION} annotation and the "
+                            "registration no --client-id")
+    return str(settings["client_id"])
 
 
 def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: str,

@@ -61,6 +61,8 @@ class Provider:
     # How long a credential holds when its source does not say (or says something unbelievable), unless the
     # registration says otherwise (--expire).
     default_expire: ClassVar[float] = 3600.0
+    annotation_keys: ClassVar[Mapping[str, str]] = {}
+    """Settings a pod's service-account annotations may give in kubelet mode: setting name -> annotation key."""
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
