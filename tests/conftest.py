@@ -199,7 +199,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     yield {name: str(path) for name, path in homes.items()}
     # After the test: no secret it used (a password, an identity token, an exchanged token: tests/oidc.py watches
     # those it mints) in any output but an answer, nor in any file of the helper's, docker's or the user's home.
-    LEAKS.check([homes["DOCKER_CREDENTIAL_IDP_HOME"], homes["DOCKER_CONFIG"], homes["HOME"]])
+    LEAKS.check(leak_directories(homes))
+
+
+def leak_directories(homes: Mapping[str, str | Path]) -> list[Path]:
+    """Where the leak watch looks for secrets in files after every test."""
+    return [Path(homes[name]) for name in ("DOCKER_CREDENTIAL_IDP_HOME", "DOCKER_CONFIG", "HOME")]
 
 
 class Result:
