@@ -390,3 +390,15 @@ def test_tokens_appear_in_the_answer_only_even_with_debug_output(world: World, i
     for path in files:
         content = path.read_bytes()
         assert not [s for s in secrets if s.encode() in content], path
+
+
+def test_doctor_names_a_missing_identity_token_source_without_calling_out() -> None:
+    assert call_helper("registry", "add", "hb", "--prefix", "harbor.example.com", "--type", "oidc", "--exchange", "none",
+                       "--oidc-token", "env:HARBOR_ID_TOKEN").code == 0
+    assert call_helper("registry", "add", "q", "--prefix", "quay.io/acme", "--type", "oidc", "--exchange", "quay",
+                       "--robot", ROBOT, "--oidc-token", "github-actions").code == 0
+    report = call_helper("doctor")
+    assert "registration hb (oidc): variable HARBOR_ID_TOKEN holds no identity token here" in report.out + report.err
+    assert "registration q (oidc): no GitHub Actions identity token here" in report.out + report.err
+    present = call_helper("doctor", env={"HARBOR_ID_TOKEN": Issuer().mint("harbor.example.com")})
+    assert "HARBOR_ID_TOKEN" not in present.out + present.err
