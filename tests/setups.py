@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .conftest import call_helper
-from .oidc import Issuer
+from .oidc import Exchange, Issuer
 from .servers import (
     ENTRA_FEDERATION_AUDIENCE,
     LocalServer,
@@ -38,10 +38,12 @@ PREFIXES = {
     # workload identity federation: nothing stored, an identity token file exchanged on every fetch
     "gcr-federated": "us-docker.pkg.dev/federated",
     "acr-federated": "federated.azurecr.io",
+    "oidc": "oidc.example.com",
 }
 GOOGLE_PROVIDER = "//iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/setups/providers/ci-oidc"
 GOOGLE_AUDIENCE = "https:" + GOOGLE_PROVIDER
 PUSHER = "pusher@setups.iam.gserviceaccount.com"
+OIDC_CONNECTION = "0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70"
 
 
 class Setup:
@@ -80,6 +82,15 @@ class StandIns:
         self.servers["acr-federated"] = entra_and_acr_exchange(
             tenant="t", client_secret=f"{tag}-unused", registry_host=PREFIXES["acr-federated"], issuer=self.issuer,
             client_ids=("app",), refresh_token=lambda: fake_jwt({"exp": int(time.time()) + lifetime}))
+        # oidc: Docker Hub's exchange, given a projected identity token from a file (no variable to set).
+        self.oidc = Exchange("dockerhub", self.issuer, "https://identity.docker.com", f"{tag}-oidc-token",
+                             connection_id=OIDC_CONNECTION, expires_in=lifetime)
+        self.servers["oidc"] = self.oidc.server
+        tokens = tmp_path / "oidc-tokens"
+        tokens.mkdir(mode=0o700)
+        self.identity_token = tokens / "token"
+        self.identity_token.write_text(self.issuer.mint("https://identity.docker.com", lifetime=86400))
+        self.identity_token.chmod(0o600)
         self.key_file = write_key(tmp_path, google_key, f"{self.servers['gcr'].url}/token")
         self.token_files = tmp_path / "identity-tokens"
         self.token_files.mkdir(mode=0o700)
@@ -129,6 +140,10 @@ class StandIns:
             return Setup("aws-secret", ["--type", "aws-secret", "--secret-id", f"{tag}/registry", "--region",
                                         "eu-west-1", "--endpoint-url", self.moto_url, "--access-key-id", AWS_KEY_ID,
                                         "--secret-access-key-stdin"], AWS_SECRET, "sm-robot", f"{tag}-sm-pw")
+        if type_name == "oidc":
+            return Setup("oidc", ["--type", "oidc", "--exchange", "dockerhub", "--connection-id", OIDC_CONNECTION,
+                                  "--username", "acme", "--oidc-token", f"file:{self.identity_token}", "--exchange-url",
+                                  f"{servers['oidc'].url}/oauth/token"], "", "acme", f"{tag}-oidc-token")
         raise KeyError(type_name)
 
     def stop(self) -> None:
