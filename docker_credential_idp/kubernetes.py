@@ -33,18 +33,20 @@ class KubeletMatch:
     prefix: str
     username: str
     password: str
-    expires_at: Optional[float]
+    # When the answer stops being fresh (cache_policy.refresh_at: at least the registration's --min-ttl before it
+    # expires); None for a credential without expiry.
+    refresh_at: Optional[float]
     # Other registrations live under the same host: kubelet must not reuse this answer for the whole registry.
     shares_host: bool
 
 
-def match(prefix: str, request: str, credential: Credential, on_host: int) -> KubeletMatch:
+def match(prefix: str, request: str, credential: Credential, refresh_at: Optional[float], on_host: int) -> KubeletMatch:
     """What the kubelet gets for a request served by the registration with `prefix`, `on_host` registrations having
     their prefix on the request's host. A pattern's answer is keyed by the host it served, never by the pattern:
     the kubelet would otherwise hand one account's token to every host the pattern matches."""
     shares_host = on_host + (1 if is_pattern(prefix) else 0) > 1
-    return KubeletMatch(concrete(prefix, host_of(request)), credential.username, credential.secret,
-                        credential.expires_at, shares_host)
+    return KubeletMatch(concrete(prefix, host_of(request)), credential.username, credential.secret, refresh_at,
+                        shares_host)
 
 
 def parse_request(stdin: bytes) -> tuple[str, str]:
@@ -64,19 +66,20 @@ def parse_request(stdin: bytes) -> tuple[str, str]:
     return request["apiVersion"], image.strip()
 
 
-def response(api_version: str, match: Optional[KubeletMatch], now: float, refresh_margin: float) -> dict[str, object]:
+def response(api_version: str, match: Optional[KubeletMatch], now: float) -> dict[str, object]:
     """The CredentialProviderResponse for an image: its registration's credential under the registration's prefix.
 
     cacheKeyType is Image for a path-scoped registration (or a host shared with one), so that kubelet never serves
     team-a's credential for team-b's image from a per-registry cache; Registry otherwise. cacheDuration is what is
-    left of the token before its refresh point; a static password leaves it to the kubelet's defaultCacheDuration.
+    left of the token before its refresh point (0s for one minted for this request alone, whose life is no longer than
+    its --min-ttl); a static password leaves it to the kubelet's defaultCacheDuration.
     No match is an empty auth map that kubelet must not cache: a registration added later takes effect at once."""
     answer: dict[str, object] = {"apiVersion": api_version, "kind": "CredentialProviderResponse"}
     if match is None:
         return {**answer, "cacheKeyType": "Image", "cacheDuration": "0s", "auth": {}}
     path_scoped = "/" in match.prefix or match.shares_host
     answer["cacheKeyType"] = "Image" if path_scoped else "Registry"
-    seconds = seconds_to_refresh(now, match.expires_at, refresh_margin)
+    seconds = seconds_to_refresh(now, match.refresh_at)
     if seconds is not None:
         answer["cacheDuration"] = f"{seconds}s"
     answer["auth"] = {match.prefix: {"username": match.username, "password": match.password}}

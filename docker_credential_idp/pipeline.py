@@ -266,11 +266,26 @@ class GetPipeline:
                 return stale
             raise
         now = self.now()  # when the answer arrived: callers that waited for it since before then take it
-        margin = float(registration.settings.get("refresh_margin", cache_policy.DEFAULT_REFRESH_MARGIN))
         token = CachedToken(credential.username, credential.secret, credential.expires_at, now,
-                            cache_policy.refresh_at(now, credential.expires_at, margin))
+                            cache_policy.refresh_at(now, credential.expires_at, registration.refresh_margin,
+                                                    registration.min_ttl))
         if cache_policy.worth_caching(now, credential.expires_at):
             self.token_cache().remember(target, token, now, resolution)  # which forgets the slot's failure
         elif failure is not None:
             self.token_cache().forget_failure(target, now)
+        if cache_policy.state(now, token.refresh_at, token.expires_at) == cache_policy.STALE:
+            assert credential.expires_at is not None  # an answer without expiry is always fresh
+            self._note_short_life(target, registration, credential.expires_at - now, now)
         return token
+
+    def _note_short_life(self, target: Target, registration: Registration, lifetime: float, now: float) -> None:
+        """Once (token_cache.note_once), why a registration's source is asked on every request: its answer is never
+        fresh, for it has no more than the --min-ttl left when it arrives."""
+        from .providers.base import format_duration
+
+        if self.token_cache().note_once(f"min-ttl:{target.slot}", now):
+            self.warn(f"{PROG}: note: registration {registration.id!r} gets credentials that live "
+                      f"{format_duration(float(-(-lifetime // 1)))}, no longer than its --min-ttl "
+                      f"{format_duration(registration.min_ttl)} (what a client such as BuildKit may keep an answer), so "
+                      "each request fetches a new one and none is cached; lower --min-ttl if your clients keep answers "
+                      "for less")

@@ -34,8 +34,8 @@ def add_parsers(commands: Any) -> None:
 def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
     """The kubelet image credential provider: CredentialProviderRequest on stdin, response on stdout."""
     api_version, image = kubernetes.parse_request(ctx.read_stdin(kubernetes.MAX_REQUEST_BYTES + 1))
-    match, margin = ctx.table.kubelet_match(parse_reference(image))
-    ctx.print(json.dumps(kubernetes.response(api_version, match, ctx.table.now(), margin)))
+    match = ctx.table.kubelet_match(parse_reference(image))
+    ctx.print(json.dumps(kubernetes.response(api_version, match, ctx.table.now())))
     return 0
 
 
