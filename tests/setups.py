@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .conftest import call_helper
+from .oidc import Exchange, Issuer
 from .servers import (
     LocalServer,
     ecr_api_endpoint,
@@ -32,7 +33,9 @@ PREFIXES = {
     "platform": "platform.example.com/apps",
     "script": "scripted.example.com",
     "aws-secret": "fleet.example.com",
+    "oidc": "oidc.example.com",
 }
+OIDC_CONNECTION = "0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70"
 
 
 class Setup:
@@ -65,6 +68,16 @@ class StandIns:
             "platform": platform_creds_api(token=f"{tag}-platform-token", org="o", registries={
                 "r": {"username": "platform-robot", "password": f"{tag}-platform-password", "expires_in": lifetime}}),
         }
+        # oidc: Docker Hub's exchange, given a projected identity token from a file (no variable to set).
+        self.issuer = Issuer()
+        self.oidc = Exchange("dockerhub", self.issuer, "https://identity.docker.com", f"{tag}-oidc-token",
+                             connection_id=OIDC_CONNECTION, expires_in=lifetime)
+        self.servers["oidc"] = self.oidc.server
+        tokens = tmp_path / "oidc-tokens"
+        tokens.mkdir(mode=0o700)
+        self.identity_token = tokens / "token"
+        self.identity_token.write_text(self.issuer.mint("https://identity.docker.com", lifetime=86400))
+        self.identity_token.chmod(0o600)
         self.key_file = write_key(tmp_path, google_key, f"{self.servers['gcr'].url}/token")
 
     def setup(self, type_name: str) -> Setup:
@@ -97,6 +110,10 @@ class StandIns:
             return Setup("aws-secret", ["--type", "aws-secret", "--secret-id", f"{tag}/registry", "--region",
                                         "eu-west-1", "--endpoint-url", self.moto_url, "--access-key-id", AWS_KEY_ID,
                                         "--secret-access-key-stdin"], AWS_SECRET, "sm-robot", f"{tag}-sm-pw")
+        if type_name == "oidc":
+            return Setup("oidc", ["--type", "oidc", "--exchange", "dockerhub", "--connection-id", OIDC_CONNECTION,
+                                  "--username", "acme", "--oidc-token", f"file:{self.identity_token}", "--exchange-url",
+                                  f"{servers['oidc'].url}/oauth/token"], "", "acme", f"{tag}-oidc-token")
         raise KeyError(type_name)
 
     def stop(self) -> None:

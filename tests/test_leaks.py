@@ -4,6 +4,7 @@ see, a secret typed where a host or a name belongs, is never quoted back."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,43 @@ def test_secrets_handed_to_the_helper_are_watched_and_answers_are_allowed():
     assert "watched-password-1" in result.out  # an answer may carry it; the watch allows it there
     run_helper("registry", "show", "r", "--json")
     assert not [label for label, text in LEAKS.outputs if "watched-password-1" in text]
+
+
+def test_identity_tokens_and_exchanged_tokens_are_watched_in_outputs_and_under_home(isolated_env):
+    """tests/oidc.py hands the watch every JWT its issuer mints, GitHub's request token and every token an exchange
+    stand-in answers: in a file under $HOME (or the helper's home) or in any output but an answer, each is found."""
+    import base64
+    import urllib.request
+
+    from .conftest import leak_directories
+    from .oidc import Exchange, Issuer, github_token_endpoint
+
+    issuer = Issuer()
+    jwt = issuer.mint("quay.example.com")
+    endpoint = github_token_endpoint(issuer, "request-token-to-watch")
+    exchange = Exchange("quay", issuer, "quay.example.com", "quay-exchanged-token-77", robot="acme+ci")
+    try:
+        basic = base64.b64encode(f"acme+ci:{jwt}".encode()).decode()
+        request = urllib.request.Request(f"{exchange.url}/oauth2/federation/robot/token",
+                                         headers={"Authorization": f"Basic {basic}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read()) == {"token": "quay-exchanged-token-77"}
+    finally:
+        endpoint.stop()
+        exchange.stop()
+    assert {jwt, "request-token-to-watch", "quay-exchanged-token-77"} <= LEAKS.secrets
+    for secret in (jwt, "quay-exchanged-token-77"):
+        kept = Path(isolated_env["HOME"]) / ".cache" / "kept"
+        kept.parent.mkdir(exist_ok=True)
+        kept.write_text(f"token={secret}")
+        with pytest.raises(AssertionError, match="kept"):
+            LEAKS.check(leak_directories(isolated_env))
+        kept.unlink()
+    watch = LeakWatch()
+    watch.secrets = set(LEAKS.secrets)
+    watch.saw("docker-credential-idp get (stderr)", f"debug: exchanged {jwt}")
+    with pytest.raises(AssertionError, match="get"):
+        watch.check([])
 
 
 # -- nothing typed where a host, prefix, reference or variable name belongs is quoted back (issue 19 §5) --------------

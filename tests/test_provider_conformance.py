@@ -239,6 +239,58 @@ class TestAwsSecret(UpstreamConformance):
             "http://127.0.0.1:9", "--timeout", "2", stdin=AWS_SECRET)
 
 
+OIDC_REQUEST_TOKEN = "gha-request-token-c0nf"
+OIDC_EXCHANGED = "dckr_oat_conformance-exchanged-7a1f"
+
+
+class TestOidc(UpstreamConformance):
+    """An identity token from GitHub Actions' token endpoint, exchanged at Docker Hub's (over TLS): no secret kept."""
+
+    type_name, module, expected_username = "oidc", "oidc", "acme"
+    prefix = "docker.io/acme"
+
+    @pytest.fixture
+    def upstream(self, tmp_path, monkeypatch):
+        from .oidc import Exchange, Issuer, github_env, github_token_endpoint
+
+        issuer = Issuer()
+        github = github_token_endpoint(issuer, OIDC_REQUEST_TOKEN)
+        for name, value in github_env(github, OIDC_REQUEST_TOKEN).items():
+            monkeypatch.setenv(name, value)
+        ca, cert, key = make_tls(tmp_path / "tls")
+        exchange = Exchange("dockerhub", issuer, "https://identity.docker.com", OIDC_EXCHANGED, tls=(cert, key),
+                            connection_id="0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70")
+        yield exchange, ca
+        github.stop()
+        exchange.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        exchange, ca = upstream
+        add("it", "--prefix", prefix, "--type", "oidc", "--exchange", "dockerhub", "--connection-id",
+            "0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70", "--username", "acme", "--oidc-token", "github-actions",
+            "--exchange-url", f"{exchange.url}/oauth/token", "--ca-file", str(ca))
+        return [OIDC_REQUEST_TOKEN]
+
+    def register_unreachable(self, prefix, tmp_path):
+        from .oidc import Issuer
+
+        token = tmp_path / "projected" / "token"
+        token.parent.mkdir(mode=0o700)
+        token.write_text(Issuer().mint("https://identity.docker.com"))
+        add("it", "--prefix", prefix, "--type", "oidc", "--exchange", "dockerhub", "--connection-id",
+            "0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70", "--username", "acme", "--oidc-token", f"file:{token}",
+            "--exchange-url", "https://127.0.0.1:9/oauth/token", "--timeout", "2")
+
+    def test_the_answer_is_the_exchanged_token_and_nothing_is_stored(self, tmp_path, upstream, isolated_env):
+        exchange, _ = upstream
+        self.register(self.prefix, tmp_path, upstream)
+        answer = json.loads(call_helper("get", stdin="docker.io").out)
+        assert (answer["Username"], answer["Secret"]) == ("acme", OIDC_EXCHANGED)
+        assert len(exchange.verified) == 1
+        vault = Path(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"]) / "vault.bin"
+        assert vault.exists() and OIDC_REQUEST_TOKEN.encode() not in vault.read_bytes()
+
+
 def test_every_provider_type_has_a_conformance_case():
     """A new provider module is not done until it has its class here."""
     from docker_credential_idp.providers import MODULES

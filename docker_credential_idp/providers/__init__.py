@@ -19,6 +19,7 @@ MODULES: dict[str, str] = {
     "script": "script",
     "platform": "platform",
     "aws-secret": "aws_secret",
+    "oidc": "oidc",
 }
 ALIASES: dict[str, str] = {"gar": "gcr"}
 
