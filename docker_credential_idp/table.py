@@ -129,17 +129,50 @@ class RegistryTable:
         token = self.pipeline.credential_for(registration, request, past_hold)
         return Credential(token.username, token.secret, token.expires_at)
 
-    def kubelet_match(self, request: str) -> Optional[kubernetes.KubeletMatch]:
+    def kubelet_match(self, request: str, token: str = "",
+                      annotations: Optional[Mapping[str, str]] = None) -> Optional[kubernetes.KubeletMatch]:
         """What the kubelet gets for an image: the serving registration's credential and its refresh point, which
-        bounds how long the kubelet may keep it (None when no registration serves the image)."""
+        bounds how long the kubelet may keep it (None when no registration serves the image). A registration that
+        exchanges the pod's service-account token (`token`, with its service account's `annotations`) is fetched and
+        cached for that service account alone; without a token it is refused (NoServiceAccountToken)."""
         try:
             registration, _ = self.choose(request)
         except CredentialsNotFound:
             return None
-        token = self.pipeline.credential_for(registration, request)
+        principal, pod = "", None
+        if takes_pod_token(registration):
+            if not token:
+                raise kubernetes.NoServiceAccountToken(
+                    f"kubelet: registration {registration.id!r} exchanges the pod's service-account token "
+                    "(--oidc-token kubelet) and the request carries none; give its provider entry tokenAttributes: "
+                    f"install the config `{PROG} kubelet-config` prints")
+            from .fetching import used_annotations
+
+            used = used_annotations(self.providers(registration.type), annotations or {})
+            principal, pod = kubernetes.principal(token, used), (token, used)
+        answer = self.pipeline.credential_for(registration, request, principal=principal, pod=pod)
         on_host = len(self.vault.lines_on_host(host_of(request)))
-        return kubernetes.match(registration.prefix, request, Credential(token.username, token.secret, token.expires_at),
-                                token.refresh_at, on_host)
+        return kubernetes.match(registration.prefix, request,
+                                Credential(answer.username, answer.secret, answer.expires_at), answer.refresh_at,
+                                on_host)
+
+    def kubelet_entries(self) -> tuple[list[kubernetes.ProviderEntry], Optional[str]]:
+        """The kubelet config's provider entries for the table (kubernetes.plan_entries), and the note when there is
+        more than one."""
+        pairs: list[tuple[str, Optional[kubernetes.TokenUse]]] = []
+        for registration in sorted(self.registrations().values(), key=lambda r: r.id):
+            use = None
+            if takes_pod_token(registration):
+                provider = self.providers(registration.type)
+                audience = provider.token_audience(registration)
+                if not audience:
+                    raise InvalidInput(f"registration {registration.id!r} takes the kubelet's token but names no "
+                                       "audience, which the kubelet must ask it for; re-add it with --oidc-audience "
+                                       "AUD (what the registry or exchange accepts) and --replace")
+                use = kubernetes.TokenUse(audience, provider.hands_over_token(registration),
+                                          tuple(sorted(provider.annotation_keys.values())))
+            pairs.append((registration.prefix, use))
+        return kubernetes.plan_entries(pairs)
 
     def test_registration(self, registration: Registration, request: str) -> Any:
         """`registry test` (and doctor --online): the registry's /v2/ handshake with the registration's credential
@@ -253,6 +286,14 @@ class RegistryTable:
             raise VaultError(lock_busy(cache.lock_path, LOCK_WAIT)) from None
         except OSError as error:
             raise VaultError(cannot_write(error, self.vault.home)) from None
+
+
+def takes_pod_token(registration: Registration) -> bool:
+    """Whether the registration exchanges the pod's service-account token the kubelet sends (--oidc-token kubelet),
+    rather than serve a docker login stored over it."""
+    from .identity import KUBELET
+
+    return registration.login is None and registration.settings.get("oidc_token") == KUBELET
 
 
 def common_settings(common: Mapping[str, Any]) -> dict[str, Any]:
