@@ -168,6 +168,22 @@ def test_env_source_minted_for_the_wrong_audience_is_refused(world: World, monke
                                       "'https://identity.docker.com'"]
 
 
+@pytest.mark.parametrize("world", ["dockerhub", "none"], indirect=True)
+def test_a_token_minted_beforehand_for_another_audience_than_oidc_audience_is_sent_nowhere(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    audience = DEFAULT_AUDIENCES[world.kind]
+    monkeypatch.setenv("CI_JOB_JWT", world.issuer.mint("https://gitlab.example.com"))
+    argv = [a for a in world.argv("env:CI_JOB_JWT") if a not in ("--oidc-audience", "harbor.example.com")]
+    result = call_helper("registry", "add", "it", "--prefix", world.host, *argv, "--oidc-audience", audience)
+    assert result.code == 0, result
+    failed = call_helper("get", stdin=world.host)
+    assert_one_line_error(failed, "the identity token from variable CI_JOB_JWT was not minted for the audience "
+                          "--oidc-audience names", stream="out")
+    assert world.exchange.count() == 0 and world.github.count() == 0
+    monkeypatch.setenv("CI_JOB_JWT", world.issuer.mint(audience))
+    assert call_helper("get", stdin=world.host).code == 0
+
+
 @pytest.mark.parametrize("world", ["none", "quay"], indirect=True)
 def test_file_source_is_reread_on_every_fetch(world: World, tmp_path: Path) -> None:
     tokens = tmp_path / "projected"  # as the kubelet projects it: a directory of ours, no one else may write
@@ -390,3 +406,15 @@ def test_tokens_appear_in_the_answer_only_even_with_debug_output(world: World, i
     for path in files:
         content = path.read_bytes()
         assert not [s for s in secrets if s.encode() in content], path
+
+
+def test_doctor_names_a_missing_identity_token_source_without_calling_out() -> None:
+    assert call_helper("registry", "add", "hb", "--prefix", "harbor.example.com", "--type", "oidc", "--exchange", "none",
+                       "--oidc-token", "env:HARBOR_ID_TOKEN").code == 0
+    assert call_helper("registry", "add", "q", "--prefix", "quay.io/acme", "--type", "oidc", "--exchange", "quay",
+                       "--robot", ROBOT, "--oidc-token", "github-actions").code == 0
+    report = call_helper("doctor")
+    assert "registration hb (oidc): variable HARBOR_ID_TOKEN holds no identity token here" in report.out + report.err
+    assert "registration q (oidc): no GitHub Actions identity token here" in report.out + report.err
+    present = call_helper("doctor", env={"HARBOR_ID_TOKEN": Issuer().mint("harbor.example.com")})
+    assert "HARBOR_ID_TOKEN" not in present.out + present.err

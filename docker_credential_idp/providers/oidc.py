@@ -201,6 +201,8 @@ class OidcProvider(Provider):
         settings = registration.settings
         exchange = EXCHANGES[settings["exchange"]]
         token = identity.obtain(settings["oidc_token"], self.token_audience(registration), context)
+        if settings.get("oidc_audience") and settings["oidc_token"] != identity.GITHUB_ACTIONS:
+            _check_audience(token, settings["oidc_audience"], settings["oidc_token"])
         now = context.now()
         if exchange.name == "none":
             expires = identity.expiry(token)
@@ -217,6 +219,17 @@ class OidcProvider(Provider):
             raise ProviderError(f"the {exchange.name} exchange answered without a usable {field}")
         username = _username_from(exchange.name, settings, answer)
         return Credential(username, secret, _expiry(answer, secret, now, self.lifetime(registration)))
+
+
+def _check_audience(token: str, audience: str, source: str) -> None:
+    """A token minted beforehand (a variable, a file, the kubelet's) for another audience than --oidc-audience is not
+    sent anywhere: it was meant for someone else, and the exchange would refuse it."""
+    claimed = identity.claims(token).get("aud")
+    audiences = claimed if isinstance(claimed, list) else [claimed]
+    if audience not in audiences:
+        raise ProviderError(f"the identity token from {identity.describe(source)} was not minted for the audience "
+                            "--oidc-audience names; mint it for that audience (GitLab: id_tokens: NAME: aud:; "
+                            "Kubernetes: the projected token's audience) or change --oidc-audience")
 
 
 def _exists(path: str) -> bool:
