@@ -1,10 +1,14 @@
 """When a cached answer may be served: pure functions of now and the answer's life.
 
 An answer is FRESH until its refresh point, STALE (still valid, served only if a refresh fails) until it expires,
-then EXPIRED (never served). The refresh point is `margin` seconds before expiry, or half the token's life for a
-token issued with less than twice the margin — but never less than five minutes before expiry: BuildKit keeps an
-answer for 4 min 50 s, so a token handed out with less left would expire in its hands. An answer without expiry
-(a static password) stays FRESH; its registration changing is what retires it.
+then EXPIRED (never served). One rule places the refresh point (`refresh_at`): `margin` seconds before expiry, or half
+the token's life for a token issued with less than twice the margin — but never with less than the registration's
+`--min-ttl` left (default 10 minutes): BuildKit keeps a helper's answer up to 10 minutes (moby/buildkit PR#5684), so a
+credential handed out with less left could die in its hands. A credential whose whole life is no longer than the
+min-ttl has its refresh point at (or before) the moment it was fetched: it is never fresh, so no request is answered
+from the cache and each gets one minted for it (callers that waited for that very fetch share it, and it stays the
+stale answer served if the next fetch fails). An answer without expiry (a static password) stays FRESH; its
+registration changing is what retires it.
 """
 
 from __future__ import annotations
@@ -19,22 +23,25 @@ FRESH = "fresh"
 STALE = "stale"
 EXPIRED = "expired"
 DEFAULT_REFRESH_MARGIN = 300.0
-MIN_LIFE_LEFT = 300.0  # BuildKit's answer cache (moby/buildkit session/auth/authprovider) keeps a token 4 min 50 s
+DEFAULT_MIN_TTL = 600.0  # --min-ttl: BuildKit's answer cache keeps a helper's answer up to 10 minutes (PR#5684)
 MAX_LIFETIME = 30 * 86400.0  # an expiry further away than this (or not a number) is not believed
 LOCK_WAIT_SLACK = 2.0  # a caller waits for another's fetch at most its timeout plus this, then gives up
 
 
-def refresh_at(fetched_at: float, expires_at: float | None, margin: float) -> float | None:
+def refresh_at(fetched_at: float, expires_at: float | None, margin: float,
+               min_ttl: float = DEFAULT_MIN_TTL) -> float | None:
+    """The one refresh rule: from this point on an answer is no longer served fresh. `margin` before expiry (half the
+    life of a token issued with less than twice it), never with less than `min_ttl` left."""
     if expires_at is None:
         return None
     lifetime = max(expires_at - fetched_at, 0.0)
-    return expires_at - max(MIN_LIFE_LEFT, min(margin, lifetime / 2))
+    return expires_at - max(min_ttl, min(margin, lifetime / 2))
 
 
-def refresh_lead(margin: float) -> float:
-    """How long before expiry a token of a long life is refreshed: the margin, never less than five minutes. A
+def refresh_lead(margin: float, min_ttl: float = DEFAULT_MIN_TTL) -> float:
+    """How long before expiry a token of a long life is refreshed: the margin, never less than the min-ttl. A
     lifetime no longer than this would be refreshed as soon as it is fetched."""
-    return max(MIN_LIFE_LEFT, margin)
+    return max(min_ttl, margin)
 
 
 def state(now: float, refresh_point: float | None, expires_at: float | None) -> str:
@@ -58,10 +65,10 @@ def believable_expiry(now: float, expires_at: float | None, fallback_lifetime: f
     return now + fallback_lifetime
 
 
-def seconds_to_refresh(now: float, expires_at: float | None, margin: float) -> int | None:
-    """How long a consumer that caches our answer itself (the kubelet) may keep it: until our refresh point."""
-    point = refresh_at(now, expires_at, margin)
-    return None if point is None else max(0, int(point - now))
+def seconds_to_refresh(now: float, refresh_point: float | None) -> int | None:
+    """How long a consumer that caches our answer itself (the kubelet) may keep it: until the answer's refresh point
+    (0 for one that is never fresh); None for an answer without expiry."""
+    return None if refresh_point is None else max(0, int(refresh_point - now))
 
 
 def lock_wait(fetch_timeout: float) -> float:
@@ -91,7 +98,8 @@ def source_due(now: float, attempted_at: float, refresh: float, reason: Reason) 
 
 
 def worth_caching(now: float, expires_at: float | None) -> bool:
-    """Everything but a credential already expired when issued (that one is returned, not kept)."""
+    """Everything but a credential already expired when issued (that one is returned, not kept). One that is never
+    fresh (no longer than the min-ttl) is kept too: for the callers waiting for its fetch, and as a stale answer."""
     return expires_at is None or expires_at > now
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from .cache_policy import DEFAULT_MIN_TTL, DEFAULT_REFRESH_MARGIN
+
 # Seconds one fetch may take unless the registration says otherwise (--timeout). A user's script may wait on a slow
 # CLI or a person, so it gets longer. The vault stores each registration's figure beside its record, so that a
 # caller waiting for another's fetch knows how long without parsing the record (pipeline.py).
@@ -100,6 +102,16 @@ class Registration:
         """Seconds one fetch of this registration's credential may take."""
         configured = self.settings.get("timeout")
         return float(configured) if configured else DEFAULT_FETCH_TIMEOUTS.get(self.type, DEFAULT_FETCH_TIMEOUT)
+
+    @property
+    def refresh_margin(self) -> float:
+        """Seconds before expiry at which a cached credential is fetched anew (--refresh-margin; cache_policy)."""
+        return float(self.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN))
+
+    @property
+    def min_ttl(self) -> float:
+        """Seconds of life a credential has left whenever it is served from the cache (--min-ttl; cache_policy)."""
+        return float(self.settings.get("min_ttl", DEFAULT_MIN_TTL))
 
     def to_record(self) -> dict[str, Any]:
         record = {

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .vault import Vault
 
     Resolution = tuple[str, str, str]  # vault generation, DOCKER_CREDENTIAL_IDP_SCOPE, normalised request
+    Pod = tuple[str, Mapping[str, str]]  # kubelet mode: the pod's service-account token, the annotations used
 
 
 class GetPipeline:
@@ -147,13 +148,16 @@ class GetPipeline:
         served = host if matching.is_pattern(line.prefix) else ""
         return Target(fingerprint_of_record(line.record, served), line.id, line.fetch_timeout, served)
 
-    def credential_for(self, registration: Registration, request: str = "", past_hold: bool = False) -> CachedToken:
+    def credential_for(self, registration: Registration, request: str = "", past_hold: bool = False,
+                       principal: str = "", pod: Optional[Pod] = None) -> CachedToken:
         """The answer for a registration a command already holds, for `request` (which tells a pattern
         registration's host): the same steps from the answer cache on. `past_hold`: a diagnostic's call, which asks
-        a source that did not answer moments ago rather than repeat its failure."""
+        a source that did not answer moments ago rather than repeat its failure. `principal` and `pod`: the kubelet's
+        call for a registration that exchanges the pod's token (kubernetes.principal names the service account,
+        whose answer is cached apart; `pod` is the token and the annotations the fetch uses)."""
         served = matching.host_of(request) if matching.is_pattern(registration.prefix) else ""
-        return self._credential(Target.of(registration, served), self.token_cache().load(), None,
-                                lambda: registration, past_hold)
+        return self._credential(Target.of(registration, served, principal), self.token_cache().load(), None,
+                                lambda: registration, past_hold, pod)
 
     def _loader(self, target: Target) -> Callable[[], Registration]:
         def load() -> Registration:
@@ -167,7 +171,7 @@ class GetPipeline:
         return load
 
     def _credential(self, target: Target, entries: Entries, resolution: Optional[Resolution],
-                    load: Callable[[], Registration], past_hold: bool = False) -> CachedToken:
+                    load: Callable[[], Registration], past_hold: bool = False, pod: Optional[Pod] = None) -> CachedToken:
         token = target.answer(entries)
         if token is not None and self._state(token) == cache_policy.FRESH:
             self.debug("answered from the answer cache")
@@ -175,7 +179,7 @@ class GetPipeline:
                 self.token_cache().remember(target, None, self.now(), resolution)
             return token
         self.debug("no fresh answer cached; taking the registration's fetch lock")
-        return self._under_fetch_lock(target, token, resolution, load, past_hold)
+        return self._under_fetch_lock(target, token, resolution, load, past_hold, pod)
 
     def _state(self, token: CachedToken) -> str:
         return cache_policy.state(self.now(), token.refresh_at, token.expires_at)
@@ -183,7 +187,8 @@ class GetPipeline:
     # -- step 5 ------------------------------------------------------------------------------------------------
 
     def _under_fetch_lock(self, target: Target, token: Optional[CachedToken], resolution: Optional[Resolution],
-                          load: Callable[[], Registration], past_hold: bool = False) -> CachedToken:
+                          load: Callable[[], Registration], past_hold: bool = False,
+                          pod: Optional[Pod] = None) -> CachedToken:
         """One fetch per registration at a time across processes: the others wait here, then take its answer. They
         wait no longer than one fetch may take, so a hung source cannot queue callers one timeout each."""
         from .fsutil import LockTimeout
@@ -216,7 +221,7 @@ class GetPipeline:
             if (failure is not None and not past_hold
                     and cache_policy.held_back(self.now(), failure.failed_at, failure.retry_at)):
                 return self._held_back(target, token, failure)
-            return self._fetch(target, token, resolution, load(), failure)
+            return self._fetch(target, token, resolution, load(), failure, pod)
         finally:
             if lock is not None:
                 os.close(lock)
@@ -246,15 +251,18 @@ class GetPipeline:
     # -- step 6 ------------------------------------------------------------------------------------------------
 
     def _fetch(self, target: Target, cached: Optional[CachedToken], resolution: Optional[Resolution],
-               registration: Registration, failure: Optional[FetchFailure] = None) -> CachedToken:
+               registration: Registration, failure: Optional[FetchFailure] = None,
+               pod: Optional[Pod] = None) -> CachedToken:
         """Fetch and cache the answer; a source that did not answer is remembered as failed (`failure`: the slot's
-        earlier failure, which a success forgets), so that callers in every process are held back a while."""
+        earlier failure, which a success forgets), so that callers in every process are held back a while. An answer
+        that is the pod's own token (no exchange) is not cached: each pod's request carries its own."""
         from . import fetching
 
         self.debug(f"fetching from the source of registration {registration.id!r} ({registration.type})"
                    + (f" for {target.host}" if target.host else ""))
         try:
-            credential = fetching.fetch(registration, self.env, self.now, target.host or registration.host)
+            credential = fetching.fetch(registration, self.env, self.now, target.host or registration.host,
+                                        *(pod or ("", {})))
         except ProviderError as error:
             if error.transient:
                 failed_at = self.now()  # a failed try counts from when it gave up
@@ -266,11 +274,26 @@ class GetPipeline:
                 return stale
             raise
         now = self.now()  # when the answer arrived: callers that waited for it since before then take it
-        margin = float(registration.settings.get("refresh_margin", cache_policy.DEFAULT_REFRESH_MARGIN))
         token = CachedToken(credential.username, credential.secret, credential.expires_at, now,
-                            cache_policy.refresh_at(now, credential.expires_at, margin))
-        if cache_policy.worth_caching(now, credential.expires_at):
+                            cache_policy.refresh_at(now, credential.expires_at, registration.refresh_margin,
+                                                    registration.min_ttl))
+        if cache_policy.worth_caching(now, credential.expires_at) and not (pod and credential.secret == pod[0]):
             self.token_cache().remember(target, token, now, resolution)  # which forgets the slot's failure
         elif failure is not None:
             self.token_cache().forget_failure(target, now)
+        if cache_policy.state(now, token.refresh_at, token.expires_at) == cache_policy.STALE:
+            assert credential.expires_at is not None  # an answer without expiry is always fresh
+            self._note_short_life(target, registration, credential.expires_at - now, now)
         return token
+
+    def _note_short_life(self, target: Target, registration: Registration, lifetime: float, now: float) -> None:
+        """Once (token_cache.note_once), why a registration's source is asked on every request: its answer is never
+        fresh, for it has no more than the --min-ttl left when it arrives."""
+        from .providers.base import format_duration
+
+        if self.token_cache().note_once(f"min-ttl:{target.slot}", now):
+            self.warn(f"{PROG}: note: registration {registration.id!r} gets credentials that live "
+                      f"{format_duration(float(-(-lifetime // 1)))}, no longer than its --min-ttl "
+                      f"{format_duration(registration.min_ttl)} (what a client such as BuildKit may keep an answer), so "
+                      "each request fetches a new one and none is cached; lower --min-ttl if your clients keep answers "
+                      "for less")

@@ -129,17 +129,50 @@ class RegistryTable:
         token = self.pipeline.credential_for(registration, request, past_hold)
         return Credential(token.username, token.secret, token.expires_at)
 
-    def kubelet_match(self, request: str) -> tuple[Optional[kubernetes.KubeletMatch], float]:
-        """What the kubelet gets for an image: the serving registration's credential (None when none serves it)
-        and the refresh margin that bounds how long the kubelet may keep it."""
+    def kubelet_match(self, request: str, token: str = "",
+                      annotations: Optional[Mapping[str, str]] = None) -> Optional[kubernetes.KubeletMatch]:
+        """What the kubelet gets for an image: the serving registration's credential and its refresh point, which
+        bounds how long the kubelet may keep it (None when no registration serves the image). A registration that
+        exchanges the pod's service-account token (`token`, with its service account's `annotations`) is fetched and
+        cached for that service account alone; without a token it is refused (NoServiceAccountToken)."""
         try:
             registration, _ = self.choose(request)
         except CredentialsNotFound:
-            return None, DEFAULT_REFRESH_MARGIN
-        credential = self.credential(registration, request)
+            return None
+        principal, pod = "", None
+        if takes_pod_token(registration):
+            if not token:
+                raise kubernetes.NoServiceAccountToken(
+                    f"kubelet: registration {registration.id!r} exchanges the pod's service-account token "
+                    "(--oidc-token kubelet) and the request carries none; give its provider entry tokenAttributes: "
+                    f"install the config `{PROG} kubelet-config` prints")
+            from .fetching import used_annotations
+
+            used = used_annotations(self.providers(registration.type), annotations or {})
+            principal, pod = kubernetes.principal(token, used), (token, used)
+        answer = self.pipeline.credential_for(registration, request, principal=principal, pod=pod)
         on_host = len(self.vault.lines_on_host(host_of(request)))
-        return (kubernetes.match(registration.prefix, request, credential, on_host),
-                float(registration.settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN)))
+        return kubernetes.match(registration.prefix, request,
+                                Credential(answer.username, answer.secret, answer.expires_at), answer.refresh_at,
+                                on_host)
+
+    def kubelet_entries(self) -> tuple[list[kubernetes.ProviderEntry], Optional[str]]:
+        """The kubelet config's provider entries for the table (kubernetes.plan_entries), and the note when there is
+        more than one."""
+        pairs: list[tuple[str, Optional[kubernetes.TokenUse]]] = []
+        for registration in sorted(self.registrations().values(), key=lambda r: r.id):
+            use = None
+            if takes_pod_token(registration):
+                provider = self.providers(registration.type)
+                audience = provider.token_audience(registration)
+                if not audience:
+                    raise InvalidInput(f"registration {registration.id!r} takes the kubelet's token but names no "
+                                       "audience, which the kubelet must ask it for; re-add it with --oidc-audience "
+                                       "AUD (what the registry or exchange accepts) and --replace")
+                use = kubernetes.TokenUse(audience, provider.hands_over_token(registration),
+                                          tuple(sorted(provider.annotation_keys.values())))
+            pairs.append((registration.prefix, use))
+        return kubernetes.plan_entries(pairs)
 
     def test_registration(self, registration: Registration, request: str) -> Any:
         """`registry test` (and doctor --online): the registry's /v2/ handshake with the registration's credential
@@ -162,7 +195,7 @@ class RegistryTable:
     def build_registration(self, registration_id: str, prefix: str, type_name: str, values: Mapping[str, Any],
                            common: Mapping[str, Any]) -> Registration:
         """A registration from `registry add`'s values: the type's options (secrets already read) and the options
-        every type takes (timeout, refresh_margin, ca_file, insecure; None when not given)."""
+        every type takes (timeout, refresh_margin, min_ttl, ca_file, insecure; None when not given)."""
         validate_id(registration_id)
         type_name = canonical_type(type_name)
         provider = self.providers(type_name)
@@ -255,18 +288,45 @@ class RegistryTable:
             raise VaultError(cannot_write(error, self.vault.home)) from None
 
 
+def takes_pod_token(registration: Registration) -> bool:
+    """Whether the registration exchanges the pod's service-account token the kubelet sends (--oidc-token kubelet),
+    rather than serve a docker login stored over it."""
+    from .identity import KUBELET
+
+    return registration.login is None and registration.settings.get("oidc_token") == KUBELET
+
+
 def common_settings(common: Mapping[str, Any]) -> dict[str, Any]:
-    """The options every type takes, checked: timeout, refresh_margin, ca_file, insecure (None: not given)."""
+    """The options every type takes, checked: timeout, refresh_margin, min_ttl, ca_file, insecure (None: not given)."""
     settings: dict[str, Any] = {}
     if common.get("timeout") is not None:
         settings["timeout"] = _seconds(common["timeout"], "--timeout", 3600)
     if common.get("refresh_margin") is not None:
         settings["refresh_margin"] = _seconds(common["refresh_margin"], "--refresh-margin", 86400)
+    if common.get("min_ttl") is not None:
+        settings["min_ttl"] = _min_ttl(common["min_ttl"])
     if common.get("ca_file") is not None:
         settings["ca_file"] = _readable_file(common["ca_file"], "--ca-file")
     if common.get("insecure"):
         settings["insecure"] = True
     return settings
+
+
+def _min_ttl(value: Any) -> float:
+    """--min-ttl, parsed as --expire is; at most a day (a longer one would leave no source's credential cacheable)."""
+    from .providers.base import format_duration, parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except InvalidInput as error:
+        raise InvalidInput(f"--min-ttl: {error.message}") from None
+    if seconds > MAX_MIN_TTL:
+        raise InvalidInput(f"--min-ttl must be at most {format_duration(MAX_MIN_TTL)}; it is the life a credential must "
+                           "have left when it is served (default 10m, what BuildKit may keep it)")
+    return seconds
+
+
+MAX_MIN_TTL = 86400.0
 
 
 def _check_expire_outlives_margin(settings: Mapping[str, Any]) -> None:
@@ -275,12 +335,13 @@ def _check_expire_outlives_margin(settings: Mapping[str, Any]) -> None:
         return
     from .providers.base import format_duration
 
-    lead = cache_policy.refresh_lead(float(settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN)))
+    min_ttl = float(settings.get("min_ttl", cache_policy.DEFAULT_MIN_TTL))
+    lead = cache_policy.refresh_lead(float(settings.get("refresh_margin", DEFAULT_REFRESH_MARGIN)), min_ttl)
     if float(settings["expire"]) <= lead:
         raise InvalidInput(f"--expire {format_duration(settings['expire'])} is not longer than the "
                            f"{format_duration(lead)} before expiry at which a credential is refreshed (--refresh-margin, "
-                           f"never under 5m), so every request would fetch anew; give --expire more than "
-                           f"{format_duration(lead)}")
+                           f"never under --min-ttl {format_duration(min_ttl)}), so every request would fetch anew; give "
+                           f"--expire more than {format_duration(lead)}, or a lower --min-ttl")
 
 
 def _seconds(value: Any, flag: str, most: int) -> float:

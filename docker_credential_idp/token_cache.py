@@ -38,16 +38,23 @@ MAX_RESOLUTIONS = 512  # distinct (request, scope) pairs remembered per vault ge
 LOCK_WAIT = 2.0  # seconds a writer waits for tokens.lock; past that it answers without caching
 
 
-def fingerprint(registration: Registration, host: str = "") -> str:
+def fingerprint(registration: Registration, host: str = "", principal: str = "") -> str:
     from .vault_table import record_text
 
-    return fingerprint_of_record(record_text(registration), host)
+    return fingerprint_of_record(record_text(registration), host, principal)
 
 
-def fingerprint_of_record(record: str, host: str = "") -> str:
+def fingerprint_of_record(record: str, host: str = "", principal: str = "") -> str:
     """The fingerprint of a registration from its vault record, as the cache-hit path reads it; for a pattern
-    registration, of the record and the host it served (each host has its own credential)."""
-    return crypto.sha256((record + ("\0" + host if host else "")).encode("utf-8")).hex()[:32]
+    registration, of the record and the host it served (each host has its own credential); for an answer fetched
+    with a pod's service-account token (kubelet mode), of the record and that principal (kubernetes.principal: each
+    service account has its own, never a `get`'s)."""
+    return crypto.sha256((record + ("\0" + host if host else "") + ("\0\0" + principal if principal else ""))
+                         .encode("utf-8")).hex()[:32]
+
+
+def registration_of_slot(slot: str) -> str:
+    return slot.split("@", 1)[0].split("!", 1)[0]
 
 
 def fetch_lock_path(home: str | os.PathLike[str], slot: str) -> str:
@@ -92,23 +99,28 @@ def _number(text: str) -> Optional[float]:
 
 class Target:
     """A registration as the answer cache knows it: its record's fingerprint, its id, how long one fetch of its
-    credential may take (the vault's column, so that no record is parsed to know it), and for a pattern
-    registration the host it serves this time (empty otherwise)."""
+    credential may take (the vault's column, so that no record is parsed to know it), for a pattern registration
+    the host it serves this time (empty otherwise), and in kubelet mode the service account it is fetched for
+    (kubernetes.principal; empty otherwise)."""
 
-    __slots__ = ("fingerprint", "registration_id", "fetch_timeout", "host")
+    __slots__ = ("fingerprint", "registration_id", "fetch_timeout", "host", "principal")
 
-    def __init__(self, fingerprint: str, registration_id: str, fetch_timeout: float, host: str = "") -> None:
+    def __init__(self, fingerprint: str, registration_id: str, fetch_timeout: float, host: str = "",
+                 principal: str = "") -> None:
         self.fingerprint, self.registration_id, self.fetch_timeout = fingerprint, registration_id, fetch_timeout
-        self.host = host
+        self.host, self.principal = host, principal
 
     @classmethod
-    def of(cls, registration: Registration, host: str = "") -> Target:
-        return cls(fingerprint(registration, host), registration.id, registration.fetch_timeout, host)
+    def of(cls, registration: Registration, host: str = "", principal: str = "") -> Target:
+        return cls(fingerprint(registration, host, principal), registration.id, registration.fetch_timeout, host,
+                   principal)
 
     @property
     def slot(self) -> str:
-        """What has one answer and one fetch at a time: the registration, or a pattern's registration on one host."""
-        return f"{self.registration_id}@{self.host}" if self.host else self.registration_id
+        """What has one answer and one fetch at a time: the registration, or a pattern's registration on one host,
+        each for one service account in kubelet mode."""
+        return (self.registration_id + (f"@{self.host}" if self.host else "")
+                + (f"!{self.principal}" if self.principal else ""))
 
     def answer(self, entries: Entries) -> Optional[CachedToken]:
         entry = entries.answers.get(self.fingerprint)
@@ -316,7 +328,7 @@ class TokenCache:
         held_back: list[str] = []
 
         def mine(slot: str) -> bool:
-            return registration_ids is None or slot.split("@")[0] in registration_ids
+            return registration_ids is None or registration_of_slot(slot) in registration_ids
 
         def change(entries: Entries) -> None:
             held_back.extend(slot for slot, f in entries.failures.items()
@@ -335,7 +347,8 @@ class TokenCache:
         return len(dropped), len(held_back)
 
     def entries(self) -> dict[str, dict[str, Optional[float]]]:
-        """slot (a registration id, or id@host for a pattern's) -> {expires_at}, for status; never a secret."""
+        """slot (a registration id; id@host for a pattern's; !principal after it in kubelet mode) -> {expires_at}, for
+        status; never a secret."""
         return {slot: {"expires_at": token.expires_at} for slot, token in self._load().answers.values()}
 
 

@@ -58,11 +58,24 @@ class Answer:
         return (self.auth[keys[0]]["username"], self.auth[keys[0]]["password"]) if keys else None
 
 
-def exec_plugin(image: str, env: Optional[dict] = None, api_version: str = API_VERSION) -> Answer:
+def request_of(image: str, api_version: str = API_VERSION, token: Optional[str] = None,
+               annotations: Optional[dict] = None) -> bytes:
+    """A CredentialProviderRequest as the kubelet encodes it: with tokenAttributes, the pod's service-account token
+    and the service account's annotations the entry lists (KEP-4412)."""
+    request: dict = {"apiVersion": api_version, "kind": "CredentialProviderRequest", "image": image}
+    if token is not None:
+        request["serviceAccountToken"] = token
+    if annotations is not None:
+        request["serviceAccountAnnotations"] = annotations
+    return json.dumps(request).encode()
+
+
+def exec_plugin(image: str, env: Optional[dict] = None, api_version: str = API_VERSION, token: Optional[str] = None,
+                annotations: Optional[dict] = None, cache_type: str = "ServiceAccount") -> Answer:
     """kubelet's request and its checks of the answer; the plugin's contract is the point, so it runs in this process
-    (call_helper; the bundle itself under make test-binary)."""
-    request = {"apiVersion": api_version, "kind": "CredentialProviderRequest", "image": image}
-    completed = call_helper("kubelet", stdin=json.dumps(request).encode(), env=env)
+    (call_helper; the bundle itself under make test-binary). With a token, kubelet's rule for tokenAttributes: an
+    answer whose password is the token itself is dropped unless the entry's cacheType is Token."""
+    completed = call_helper("kubelet", stdin=request_of(image, api_version, token, annotations), env=env)
     if completed.code != 0:
         raise Rejected(f"plugin failed: {completed.err}")
     response = json.loads(completed.out)
@@ -72,4 +85,6 @@ def exec_plugin(image: str, env: Optional[dict] = None, api_version: str = API_V
         raise Rejected(f"kind {response.get('kind')!r}")
     if response.get("cacheKeyType") not in ("Image", "Registry", "Global"):
         raise Rejected(f"cacheKeyType {response.get('cacheKeyType')!r}")
+    if token and cache_type != "Token" and any(a.get("password") == token for a in (response.get("auth") or {}).values()):
+        raise Rejected("the service account token returned as the password with cacheType " + cache_type)
     return Answer(response, image)

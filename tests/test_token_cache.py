@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from docker_credential_idp.cache_policy import (
+    DEFAULT_MIN_TTL,
     DEFAULT_REFRESH_MARGIN,
     EXPIRED,
     FRESH,
     STALE,
     believable_expiry,
     refresh_at,
+    seconds_to_refresh,
     state,
     worth_caching,
 )
@@ -32,31 +34,45 @@ GAR = "europe-docker.pkg.dev"
 # -- policy ------------------------------------------------------------------------------------------------------
 
 
-def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
+def token_state(now: float, fetched_at: float, expires_at: float | None, margin: float = DEFAULT_REFRESH_MARGIN,
+                min_ttl: float = DEFAULT_MIN_TTL) -> str:
     """The state of an answer fetched at `fetched_at`, as the pipeline reaches it: its refresh point, then its state."""
-    return state(now, refresh_at(fetched_at, expires_at, margin), expires_at)
+    return state(now, refresh_at(fetched_at, expires_at, margin, min_ttl), expires_at)
 
 
 @pytest.mark.parametrize(
     "now, expected",
-    [(0, FRESH), (3299, FRESH), (3300, STALE), (3599, STALE), (3600, EXPIRED), (9999, EXPIRED)],
+    [(0, FRESH), (2699, FRESH), (2700, STALE), (3599, STALE), (3600, EXPIRED), (9999, EXPIRED)],
 )
 def test_policy_margin_before_expiry(now, expected):
-    assert token_state(now, fetched_at=0, expires_at=3600, margin=300) == expected
+    assert token_state(now, fetched_at=0, expires_at=3600, margin=900) == expected
+
+
+@pytest.mark.parametrize(
+    "now, expected",
+    [(0, FRESH), (2999, FRESH), (3000, STALE), (3599, STALE), (3600, EXPIRED)],
+)
+def test_policy_the_default_margin_gives_way_to_the_min_ttl(now, expected):
+    """The default margin (5 min) is less than the default --min-ttl (10 min): the min-ttl places the refresh point."""
+    assert DEFAULT_REFRESH_MARGIN < DEFAULT_MIN_TTL == 600
+    assert token_state(now, fetched_at=0, expires_at=3600) == expected
 
 
 def test_policy_short_lived_token_refreshes_at_half_life_when_the_margin_is_larger():
-    assert refresh_at(0, 1200, 900) == 600
-    assert token_state(599, 0, 1200, 900) == FRESH and token_state(601, 0, 1200, 900) == STALE
+    assert refresh_at(0, 2400, 1500) == 1200
+    assert token_state(1199, 0, 2400, 1500) == FRESH and token_state(1201, 0, 2400, 1500) == STALE
+    assert refresh_at(0, 1200, 900) == 600  # half its life is the min-ttl itself
 
 
-@pytest.mark.parametrize("lifetime", [60, 299, 300, 450, 599])
-def test_policy_never_serves_a_token_with_less_than_five_minutes_left(lifetime):
-    """BuildKit keeps an answer 4 min 50 s: a token handed out with less left expires in its hands."""
+@pytest.mark.parametrize("min_ttl", [60, 300, 600, 1800])
+@pytest.mark.parametrize("lifetime", [59, 60, 299, 300, 450, 599, 600, 601, 900, 1799, 1800, 3600, 43200])
+def test_policy_never_serves_a_token_with_less_than_min_ttl_left(lifetime, min_ttl):
+    """BuildKit keeps an answer up to 10 minutes (moby/buildkit PR#5684): a token handed out from the cache with less
+    than --min-ttl left could expire in its hands. One that lives no longer than that is never fresh."""
     for now in range(0, lifetime, 7):
-        if token_state(now, 0, lifetime, 300) == FRESH:
-            assert lifetime - now >= 300, (lifetime, now)
-    assert (token_state(0, 0, lifetime, 300) == FRESH) == (lifetime > 300)
+        if token_state(now, 0, lifetime, DEFAULT_REFRESH_MARGIN, min_ttl) == FRESH:
+            assert lifetime - now > min_ttl, (lifetime, now)
+    assert (token_state(0, 0, lifetime, DEFAULT_REFRESH_MARGIN, min_ttl) == FRESH) == (lifetime > min_ttl)
 
 
 @pytest.mark.parametrize("expires_at, believed", [
@@ -79,6 +95,11 @@ def test_policy_an_answer_without_expiry_stays_fresh():
     assert token_state(10**12, 0, None) == FRESH and refresh_at(0, None, 300) is None
     assert state(10**12, None, None) == FRESH
     assert state(50, 40, 60) == STALE and state(30, 40, 60) == FRESH and state(60, 40, 60) == EXPIRED
+
+
+def test_policy_the_kubelet_keeps_an_answer_until_its_refresh_point():
+    assert seconds_to_refresh(100, 1300.5) == 1200 and seconds_to_refresh(100, 100) == 0
+    assert seconds_to_refresh(100, 40) == 0 and seconds_to_refresh(100, None) is None
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
@@ -176,7 +197,7 @@ def test_stale_token_served_with_warning_when_refresh_fails_then_expired_fails(t
         add_gar(tmp_path, service_account_key, server)
         clock = Clock()
         assert get_at(clock, GAR, []) == "ya29.short-lived"
-        clock.now += 3600 - 120  # past its refresh point (five minutes before expiry): stale
+        clock.now += 3600 - 120  # past its refresh point (--min-ttl, ten minutes before expiry): stale
         server.fault = "403"  # not retried by google-auth (a 500 is)
         warnings: list[str] = []
         assert get_at(clock, GAR, warnings) == "ya29.short-lived"
@@ -290,3 +311,107 @@ def test_parallel_callers_of_a_hung_source_are_all_bounded(tmp_path, google, ser
 def test_gcr_key_must_be_a_google_key():
     assert_one_line_error(call_helper("registry", "add", "g", "--prefix", "gcr.io", "--type", "gcr", "--key-stdin",
                                      stdin='{"hello": "world"}'), "not a Google service-account")
+
+
+# -- --min-ttl: never hand out a credential that dies in the client's cache ----------------------------------------
+
+ISSUED = "registry.example.com"
+
+
+def add_minting_script(tmp_path: Path, *extra: str) -> tuple[Path, Path]:
+    """A script registration that prints the JWT the test last wrote to `token` as its password (no expiry of its
+    own) and counts its runs in `runs`: a source whose credential's life is the JWT's."""
+    token, runs = tmp_path / "token", tmp_path / "runs"
+    runs.write_text("")
+    script = f"echo run >> '{runs}'; printf 'robot:%s\\n' \"$(cat '{token}')\"\n"
+    result = call_helper("registry", "add", "minted", "--prefix", ISSUED, "--type", "script", "--script-stdin", *extra,
+                         stdin=script)
+    assert result.code == 0, result
+    return token, runs
+
+
+def mint(issuer, token_file: Path, lifetime: float) -> str:
+    from .conftest import LEAKS
+
+    token = issuer.mint("registry.example.com", lifetime=lifetime)
+    LEAKS.watch(token)  # an answer, never a message or a file in clear
+    token_file.write_text(token)
+    return token
+
+
+def runs_of(runs: Path) -> int:
+    return len(runs.read_text().splitlines())
+
+
+def test_a_jwt_password_without_expiry_lives_until_its_exp(tmp_path):
+    """The script gives no expiry (its type's default is 12 h): the JWT's own `exp` (1 h) is the credential's, so it
+    is refreshed once less than --min-ttl (10 min) of that hour is left, not 12 h later."""
+    from .oidc import Issuer
+
+    clock = Clock()
+    issuer = Issuer(now=clock)
+    token_file, runs = add_minting_script(tmp_path)
+    first = mint(issuer, token_file, 3600)
+    assert get_at(clock, ISSUED, []) == first and runs_of(runs) == 1
+    clock.now += 3600 - 600 - 5
+    assert get_at(clock, ISSUED, []) == first and runs_of(runs) == 1  # still fresh: a cache hit
+    second = mint(issuer, token_file, 3600)
+    clock.now += 10  # less than ten minutes left
+    assert get_at(clock, ISSUED, []) == second and runs_of(runs) == 2
+
+
+def test_a_credential_shorter_than_min_ttl_is_minted_for_every_get_and_said_once(tmp_path):
+    """A 5-minute token (GitHub Actions' OIDC token used as a password) cannot have 10 minutes left when BuildKit
+    would still use it: every get runs the source (none is answered from the cache), and one line on stderr says
+    why."""
+    from .oidc import Issuer
+
+    clock = Clock()
+    issuer = Issuer(now=clock)
+    token_file, runs = add_minting_script(tmp_path)
+    warnings: list[str] = []
+    answers = []
+    for _ in range(3):
+        answers.append(mint(issuer, token_file, 300))
+        assert get_at(clock, ISSUED, warnings) == answers[-1]
+        clock.now += 1
+    assert runs_of(runs) == 3  # minted anew each time: no answer served from the cache
+    assert len(warnings) == 1, warnings
+    note = warnings[0]
+    assert "\n" not in note and "'minted'" in note and "5m" in note and "--min-ttl 10m" in note
+    assert not any(token in note for token in answers)
+    clock.now += 60  # a later build is told again
+    mint(issuer, token_file, 300)
+    get_at(clock, ISSUED, warnings)
+    assert len(warnings) == 2
+
+
+def test_a_lower_min_ttl_lets_a_short_credential_be_cached_until_it_has_that_much_left(tmp_path):
+    from .oidc import Issuer
+
+    clock = Clock()
+    issuer = Issuer(now=clock)
+    token_file, runs = add_minting_script(tmp_path, "--min-ttl", "2m")
+    first = mint(issuer, token_file, 300)
+    warnings: list[str] = []
+    assert get_at(clock, ISSUED, warnings) == first
+    clock.now += 140  # 160 s left: more than 2 minutes, and than half its life (the margin's rule for short tokens)
+    assert get_at(clock, ISSUED, warnings) == first and runs_of(runs) == 1
+    second = mint(issuer, token_file, 300)
+    clock.now += 20  # 140 s left: past half its life
+    assert get_at(clock, ISSUED, warnings) == second and runs_of(runs) == 2 and warnings == []
+
+
+def test_the_kubelet_is_told_not_to_keep_a_credential_shorter_than_min_ttl(tmp_path):
+    from .kubelet import exec_plugin
+    from .oidc import Issuer
+
+    issuer = Issuer()
+    token_file, runs = add_minting_script(tmp_path)
+    token = mint(issuer, token_file, 300)
+    answer = exec_plugin(f"{ISSUED}/app:1")
+    assert answer.credential_for(f"{ISSUED}/app:1") == ("robot", token) and answer.cache_duration == 0
+    long_lived = mint(issuer, token_file, 3600)
+    answer = exec_plugin(f"{ISSUED}/app:1")
+    assert answer.credential_for(f"{ISSUED}/app:1") == ("robot", long_lived)
+    assert 3000 - 30 <= answer.cache_duration <= 3000  # until its refresh point: --min-ttl before exp

@@ -33,9 +33,15 @@ def add_parsers(commands: Any) -> None:
 
 def cmd_kubelet(ctx: Context, args: argparse.Namespace) -> int:
     """The kubelet image credential provider: CredentialProviderRequest on stdin, response on stdout."""
-    api_version, image = kubernetes.parse_request(ctx.read_stdin(kubernetes.MAX_REQUEST_BYTES + 1))
-    match, margin = ctx.table.kubelet_match(parse_reference(image))
-    ctx.print(json.dumps(kubernetes.response(api_version, match, ctx.table.now(), margin)))
+    request = kubernetes.parse_request(ctx.read_stdin(kubernetes.MAX_REQUEST_BYTES + 1))
+    try:
+        match = ctx.table.kubelet_match(parse_reference(request.image), request.service_account_token,
+                                        request.annotations)
+    except kubernetes.NoServiceAccountToken:
+        # "No credentials", not to be cached, on stdout; the line on stderr is what the kubelet logs (exit 1).
+        ctx.print(json.dumps(kubernetes.response(request.api_version, None, ctx.table.now())))
+        raise
+    ctx.print(json.dumps(kubernetes.response(request.api_version, match, ctx.table.now())))
     return 0
 
 
@@ -46,9 +52,11 @@ def cmd_kubelet_config(ctx: Context, args: argparse.Namespace) -> int:
     if args.home and not args.home.startswith("/"):  # the kubelet starts the helper from a directory of its own
         raise InvalidInput(f"--home {args.home[:80]!r} is a relative path, which the kubelet would resolve against a "
                            "directory of its own; give it absolute, e.g. /var/lib/docker-credential-idp")
-    prefixes = [r.prefix for r in ctx.table.registrations().values()]
+    entries, note = ctx.table.kubelet_entries()
     home = None if args.no_home else (args.home or str(ctx.home))
-    ctx.out.write(kubernetes.provider_config(prefixes, home, args.default_cache_duration))
+    ctx.out.write(kubernetes.provider_config(entries, home, args.default_cache_duration))
+    if note:
+        ctx.warn(note)
     return 0
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ..cache_policy import DEFAULT_REFRESH_MARGIN
+from ..cache_policy import DEFAULT_MIN_TTL, DEFAULT_REFRESH_MARGIN
 from ..errors import InvalidInput, NotRegistered, ProviderError
 from ..jsontext import is_text
 from ..matching import docker_accepts_path, is_pattern, parse_reference
 from ..model import DEFAULT_FETCH_TIMEOUT, DEFAULT_FETCH_TIMEOUTS, ID_MAX_LENGTH, Registration, validate_id
 from ..paths import docker_config_path
 from ..providers import canonical_type, get_provider, type_names
-from ..providers.base import Option
+from ..providers.base import Option, format_duration
 from .base import PROG, Context
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ COMMON_OPTIONS = (
            f"{'; '.join(f'{name} {seconds:g}' for name, seconds in DEFAULT_FETCH_TIMEOUTS.items())})", metavar="SECONDS"),
     Option("refresh-margin", f"refresh a cached token this many seconds before it expires (default "
            f"{DEFAULT_REFRESH_MARGIN:g})", metavar="SECONDS"),
+    Option("min-ttl", f"never serve a cached credential with less life left (default {format_duration(DEFAULT_MIN_TTL)}, "
+           "what BuildKit may keep an answer; 90s, 30m, 1h style); a source whose credentials live no longer is asked "
+           "on every request", metavar="DURATION"),
     Option("ca-file", "a PEM CA bundle to trust for this registration's HTTPS calls (registry, platform API)",
            metavar="PATH"),
     Option("insecure", "skip TLS verification for this registration's HTTPS calls (test registries only)", flag=True),

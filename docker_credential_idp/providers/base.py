@@ -61,8 +61,9 @@ class Provider:
     # How long a credential holds when its source does not say (or says something unbelievable), unless the
     # registration says otherwise (--expire).
     default_expire: ClassVar[float] = 3600.0
+    # kubelet mode (KEP-4412): setting name -> service-account annotation key whose value, when the pod's service
+    # account carries it, stands in for the registration's own setting (e.g. role_arn -> eks.amazonaws.com/role-arn).
     annotation_keys: ClassVar[Mapping[str, str]] = {}
-    """Settings a pod's service-account annotations may give in kubelet mode: setting name -> annotation key."""
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
@@ -103,6 +104,16 @@ class Provider:
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         raise NotImplementedError
+
+    def token_audience(self, registration: Registration) -> str:
+        """The audience of the identity token a registration with --oidc-token uses: --oidc-audience, else what its
+        exchange expects; "" when neither says (the kubelet's config needs one)."""
+        return str(registration.settings.get("oidc_audience") or "")
+
+    def hands_over_token(self, registration: Registration) -> bool:
+        """Whether the identity token itself is the password (no exchange): the kubelet then caches the answer per
+        token (cacheType Token), since it refuses one that echoes the token under any other cache type."""
+        return False
 
     def lifetime(self, registration: Registration) -> float:
         """Seconds a credential from this registration holds when its source gives no usable expiry."""

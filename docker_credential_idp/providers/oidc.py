@@ -156,6 +156,13 @@ class OidcProvider(Provider):
                 raise InvalidInput("--exchange dockerhub grants tokens for 5 to 60 minutes: give --expire from 5m "
                                    "to 1h")
 
+    def token_audience(self, registration: Registration) -> str:
+        settings = registration.settings
+        return str(settings.get("oidc_audience") or EXCHANGES[settings["exchange"]].audience)
+
+    def hands_over_token(self, registration: Registration) -> bool:
+        return bool(registration.settings.get("exchange") == "none")
+
     def lifetime(self, registration: Registration) -> float:
         settings = registration.settings
         return float(settings.get("expire") or EXCHANGES[settings["exchange"]].lifetime)
@@ -193,8 +200,7 @@ class OidcProvider(Provider):
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
         settings = registration.settings
         exchange = EXCHANGES[settings["exchange"]]
-        audience = settings.get("oidc_audience") or exchange.audience
-        token = identity.obtain(settings["oidc_token"], audience, context)
+        token = identity.obtain(settings["oidc_token"], self.token_audience(registration), context)
         if settings.get("oidc_audience") and settings["oidc_token"] != identity.GITHUB_ACTIONS:
             _check_audience(token, settings["oidc_audience"], settings["oidc_token"])
         now = context.now()
