@@ -7,11 +7,13 @@ nor in any output but the answer. In process (call_helper) against stand-ins on 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from docker_credential_idp import fetching
 from docker_credential_idp.errors import InvalidInput, ProviderError
 from docker_credential_idp.model import Registration
 from docker_credential_idp.providers import get_provider
@@ -190,13 +192,13 @@ def test_gar_expired_identity_token_is_refused_by_the_exchange(issuer, google, t
 
 
 def fetch_directly(type_name: str, values: dict[str, Any], host: str, context: FetchContext):
-    """A provider's fetch as the kubelet's request makes it (the pod's token and annotations in the context): the
-    get pipeline does not carry them yet, so the provider is called with a registration built as `registry add`
-    builds it."""
+    """The pipeline's fetch step as the kubelet's request makes it (the pod's token and its service account's
+    annotations), for a registration built as `registry add` builds it."""
     provider = get_provider(type_name)
     settings, secrets = provider.configure({k: v for k, v in values.items() if k != "ca_file"})
     settings.update({"ca_file": values["ca_file"]} if "ca_file" in values else {})  # a common option, not the type's
-    return provider.fetch(Registration("k", host, provider.type_name, settings), context)
+    return fetching.fetch(Registration("k", host, provider.type_name, settings), context.env, time.time, host,
+                          identity_token=context.identity_token, annotations=context.annotations)
 
 
 @pytest.mark.parametrize("annotations, expected", [
@@ -227,7 +229,8 @@ def test_gar_annotations_are_ignored_unless_the_token_is_the_pods(issuer, google
 def test_gar_a_malformed_annotation_is_one_line(issuer, google):
     context = FetchContext(identity_token=issuer.mint(GOOGLE_AUDIENCE), timeout=10,
                            annotations={"iam.gke.io/gcp-service-account": "not an email/../x"})
-    with pytest.raises(ProviderError, match="annotation iam.gke.io/gcp-service-account is not a service account email"):
+    with pytest.raises(ProviderError, match="service account annotation iam.gke.io/gcp-service-account: --service-account takes "
+                                            "the service account's email"):
         fetch_directly("gar", {"workload_identity_provider": PROVIDER, "oidc_token": "kubelet",
                                "sts_url": f"{google.url}/v1/token"}, GAR, context)
     assert not google.calls

@@ -165,7 +165,7 @@ class AcrProvider(Provider):
                 # Called by azure-identity each time it asks Entra ID for a token: one fresh identity token per fetch,
                 # never kept (the credential object and its in-memory cache die with this fetch).
                 credential = sdk.ClientAssertionCredential(
-                    settings["tenant"], _client_id(settings, context), lambda: identity.obtain(source, audience, context),
+                    settings["tenant"], _client_id(settings), lambda: identity.obtain(source, audience, context),
                     **options)
             elif settings.get("managed_identity"):
                 credential = sdk.ManagedIdentityCredential(
@@ -207,16 +207,9 @@ def _federated_source(settings: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
-def _client_id(settings: Mapping[str, Any], context: FetchContext) -> str:
-    """--client-id, or in kubelet mode the pod's annotation. Only a registration whose identity token IS the pod's
-    (--oidc-token kubelet) reads annotations: a pod must not choose the application another identity signs in as."""
-    annotated = context.annotations.get(CLIENT_ID_ANNOTATION, "").strip() \
-        if settings.get("oidc_token") == identity.KUBELET else ""
-    if annotated:
-        if not _CLIENT_ID.fullmatch(annotated):
-            raise ProviderError(f"the service account's annotation {CLIENT_ID_ANNOTATION} is not a client id; fix the "
-                                "annotation")
-        return annotated
+def _client_id(settings: Mapping[str, Any]) -> str:
+    """--client-id; in kubelet mode the pod's azure.workload.identity/client-id annotation has already taken its place
+    (fetching.annotated: the one rule for every type's annotations)."""
     if not settings.get("client_id"):
         raise ProviderError(f"no client id: the pod's service account has no {CLIENT_ID_ANNOTATION} annotation and the "
                             "registration no --client-id")

@@ -201,7 +201,7 @@ def _federated(registration: Registration, context: FetchContext) -> Credential:
     source = settings["oidc_token"]
     provider_name = settings["workload_identity_provider"]
     audience = settings.get("oidc_audience") or default_audience(provider_name)
-    service_account = _service_account(settings, context)
+    service_account = _service_account(settings)
     sts_url = settings.get("sts_url") or STS_URL
     iam_url = None
     if service_account:
@@ -237,17 +237,9 @@ def _federated(registration: Registration, context: FetchContext) -> Credential:
     return Credential(USERNAME, credentials.token, expires_at)
 
 
-def _service_account(settings: Mapping[str, Any], context: FetchContext) -> Optional[str]:
-    """--service-account, or in kubelet mode the pod's annotation. Only a registration whose identity token IS the
-    pod's (--oidc-token kubelet) reads annotations: a pod must not steer which account another identity (the node's
-    file, the CI job's token) impersonates."""
-    annotated = context.annotations.get(SERVICE_ACCOUNT_ANNOTATION, "").strip() \
-        if settings["oidc_token"] == identity.KUBELET else ""
-    if annotated:
-        if not _EMAIL.fullmatch(annotated):
-            raise ProviderError(f"the service account's annotation {SERVICE_ACCOUNT_ANNOTATION} is not a service "
-                                "account email; fix the annotation")
-        return annotated
+def _service_account(settings: Mapping[str, Any]) -> Optional[str]:
+    """--service-account; in kubelet mode the pod's iam.gke.io/gcp-service-account annotation has already taken its
+    place (fetching.annotated: the one rule for every type's annotations)."""
     return str(settings["service_account"]) if settings.get("service_account") else None
 
 
