@@ -21,13 +21,18 @@ def harden() -> dict[str, str]:
     return env
 
 
-def _no_core_dumps() -> None:
+def no_core_dumps() -> None:
+    """RLIMIT_CORE 0: a crash writes no core holding what this process read."""
     try:
         import resource
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (ImportError, ValueError, OSError):
         pass
+
+
+def _no_core_dumps() -> None:
+    no_core_dumps()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
