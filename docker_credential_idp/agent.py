@@ -180,8 +180,10 @@ class Agent:
 
     def __init__(self, home: str, listener: Optional[socket.socket], path: str = "",
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT, now: Callable[[], float] = time.time,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None, remove_on_exit: bool = True) -> None:
         self.home, self.listener, self.path, self.idle_timeout = home, listener, path, idle_timeout
+        # The socket file this agent made, removed when it exits (not systemd's, which outlives it).
+        self._made = _inode(path) if path and remove_on_exit else None
         self.now, self.log = now, log
         self.gate = EnvironmentGate()
         self.started_at = self.last_request_at = now()
@@ -356,7 +358,7 @@ class Agent:
         self._refreshers.shutdown(wait=False, cancel_futures=True)
         if self.listener is not None:
             try:
-                if self.path and os.path.exists(self.path) and os.stat(self.path).st_ino == _inode(self.listener):
+                if self._made is not None and _inode(self.path) == self._made:
                     os.unlink(self.path)
             except OSError:
                 pass
@@ -420,11 +422,12 @@ class Agent:
                         sending.release()
 
 
-def _inode(listener: socket.socket) -> int:
+def _inode(path: str) -> Optional[tuple[int, int]]:
     try:
-        return os.fstat(listener.fileno()).st_ino
+        info = os.lstat(path)
     except OSError:
-        return -1
+        return None
+    return info.st_dev, info.st_ino
 
 
 # -- the socket ----------------------------------------------------------------------------------------------------
@@ -492,11 +495,14 @@ def bind(home: str, env: Mapping[str, str]) -> tuple[socket.socket, str, int]:
         raise
 
 
+def activated(env: Mapping[str, str]) -> bool:
+    """Started by systemd's socket activation (LISTEN_PID, LISTEN_FDS), which passed the listening socket as
+    descriptor 3."""
+    return env.get("LISTEN_PID") == str(os.getpid()) and env.get("LISTEN_FDS") == "1"
+
+
 def inherited_listener(env: Mapping[str, str]) -> Optional[socket.socket]:
-    """systemd's socket activation (LISTEN_PID, LISTEN_FDS): the listening socket it passed as descriptor 3."""
-    if env.get("LISTEN_PID") != str(os.getpid()) or env.get("LISTEN_FDS") != "1":
-        return None
-    return socket.socket(fileno=3)
+    return socket.socket(fileno=3) if activated(env) else None
 
 
 # -- the commands' side ----------------------------------------------------------------------------------------------
@@ -586,7 +592,7 @@ def run_foreground(home: str, env: Mapping[str, str], idle_timeout: float, detac
 
     listener, path, lock = bind(home, env)
     try:
-        agent = Agent(home, listener, path, idle_timeout, log=log)
+        agent = Agent(home, listener, path, idle_timeout, log=log, remove_on_exit=not activated(env))
         if detach_stdio:  # started by start_detached, which waits for stderr to close
             devnull = os.open(os.devnull, os.O_RDWR)
             for descriptor in (0, 1, 2):
