@@ -187,11 +187,12 @@ class Agent:
         self.now, self.log = now, log
         self.gate = EnvironmentGate()
         self.started_at = self.last_request_at = now()
-        self.requests = self.refreshes = self.refused = 0
+        self.requests = self.gets = self.refreshes = self.refused = 0
         self._lock = threading.Lock()
         self._watches: dict[tuple[str, str, tuple[tuple[str, str], ...]], Watch] = {}
         self._in_flight: dict[socket.socket, threading.Lock] = {}
         self._stopping = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()  # stop() wakes the accept loop at once
         self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="idp-agent")
         self._refreshers = ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="idp-agent-refresh")
 
@@ -237,7 +238,7 @@ class Agent:
         if request.verb == "status":
             return answer_bytes(0, self.status_json().encode(), b"")
         if request.verb == "stop":
-            self._stopping.set()
+            self.stop()
             return answer_bytes(0, b"stopping\n", b"")
         try:
             home = home_location(request.env)
@@ -245,6 +246,8 @@ class Agent:
             home = ""
         if home != self.home or request.home != self.home:
             return declined_bytes("the agent serves another home")
+        with self._lock:
+            self.gets += 1
         lines: list[str] = []
         served: list[tuple[str, CachedToken]] = []
         pipeline = self.pipeline_class(request.cwd, served)
@@ -263,7 +266,7 @@ class Agent:
             return json.dumps({"running": True, "pid": os.getpid(), "release": __version__, "home": self.home,
                                "socket": self.path, "idle_timeout": self.idle_timeout,
                                "started_at": self.started_at, "last_request_at": self.last_request_at,
-                               "requests": self.requests, "refreshes": self.refreshes, "refused": self.refused,
+                               "requests": self.requests, "gets": self.gets, "refreshes": self.refreshes, "refused": self.refused,
                                "watched": len(self._watches)}) + "\n"
 
     # -- refreshing ahead --------------------------------------------------------------------------------------
@@ -331,16 +334,25 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping.set()
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass
 
     def serve(self) -> None:
         """Accept and answer until stopped or idle; then close the socket (and remove it, if it made it)."""
         assert self.listener is not None
         beat = threading.Thread(target=self._heartbeats, name="idp-agent-heartbeat", daemon=True)
         beat.start()
+        import select
+
         self.listener.settimeout(POLL)
         try:
             while not self._stopping.is_set() and not self.idle():
                 self.refresh_due()
+                ready = select.select([self.listener, self._wake_read], [], [], POLL)[0]
+                if self.listener not in ready:
+                    continue
                 try:
                     conn, _ = self.listener.accept()
                 except TimeoutError:
@@ -363,6 +375,11 @@ class Agent:
             except OSError:
                 pass
             self.listener.close()
+        for descriptor in (self._wake_read, self._wake_write):
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
 
     def take(self, conn: socket.socket) -> None:
         """Check the peer, say we are here, and hand the connection to a worker."""
