@@ -350,8 +350,8 @@ class Agent:
         try:
             while not self._stopping.is_set() and not self.idle():
                 self.refresh_due()
-                ready = select.select([self.listener, self._wake_read], [], [], POLL)[0]
-                if self.listener not in ready:
+                ready = select.select([self.listener.fileno(), self._wake_read], [], [], POLL)[0]
+                if self.listener.fileno() not in ready:
                     continue
                 try:
                     conn, _ = self.listener.accept()
