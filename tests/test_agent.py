@@ -443,3 +443,21 @@ def test_install_writes_the_systemd_user_units(isolated_env):
 
 def test_a_bad_idle_timeout_is_one_line(isolated_env):
     assert_one_line_error(call_helper("agent", "start", "--idle-timeout", "soon"), "--idle-timeout", "1h")
+
+
+def test_a_get_through_the_agent_imports_almost_nothing(isolated_env):
+    """The client side of a hit: `_socket`, not `socket.py` (17 ms more); no ctypes, vault or crypto module (read
+    from the interpreter's import profile, as tests/test_pipeline.py reads a hit's)."""
+    from .test_token_cache import HEAVY_MODULES, imports_of_get
+
+    add_basic("team", "registry.example.com", "alice", "alice-secret-1234")
+    assert run_helper("agent", "start").code == 0
+    try:
+        imported = imports_of_get("registry.example.com")
+        gets = agent.status(home_location(os.environ), os.environ)["gets"]
+    finally:
+        run_helper("agent", "stop")
+    assert gets == 1
+    assert {"_socket", "docker_credential_idp.agent_client"} <= imported
+    assert imported & (HEAVY_MODULES | {"socket", "ctypes", "select", "selectors", "docker_credential_idp.vault",
+                                        "docker_credential_idp.crypto", "docker_credential_idp.pipeline"}) == set()
