@@ -610,7 +610,8 @@ def run_foreground(home: str, env: Mapping[str, str], idle_timeout: float, detac
     listener, path, lock = bind(home, env)
     try:
         agent = Agent(home, listener, path, idle_timeout, log=log, remove_on_exit=not activated(env))
-        if detach_stdio:  # started by start_detached, which waits for stderr to close
+        if detach_stdio:  # started by start_detached, which waits for stderr to close, and ends before it
+            hardening.outlive_parent()
             devnull = os.open(os.devnull, os.O_RDWR)
             for descriptor in (0, 1, 2):
                 os.dup2(devnull, descriptor)

@@ -48,3 +48,15 @@ def _no_core_dumps() -> None:
                     os._exit(1)
         except (OSError, AttributeError):
             pass
+
+
+def outlive_parent() -> None:
+    """Undo the bundle's PR_SET_PDEATHSIG: the agent `agent start` leaves behind outlives the command that started
+    it (it runs in its own session)."""
+    if sys.platform.startswith("linux") and getattr(sys, "frozen", False):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
