@@ -419,6 +419,8 @@ def test_start_status_stop_as_processes(isolated_env):
 
     shown = json.loads(status.out)
     assert shown["running"] and shown["idle_timeout"] == 600 and shown["requests"] >= 2
+    limits = Path(f"/proc/{shown['pid']}/limits").read_text()
+    assert [line.split()[4:6] for line in limits.splitlines() if line.startswith("Max core file size")] == [["0", "0"]]
     socket_dir = Path(shown["socket"]).parent
     assert socket_dir.stat().st_mode & 0o777 == 0o700
     assert Path(shown["socket"]).stat().st_mode & 0o777 == 0o600
