@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Our wheel and every wheel it needs, so that tests/test_install.py installs it into a fresh venv offline.
 WHEELHOUSE := $(VENV)/wheelhouse
 
-.PHONY: setup system-deps test test-fast test-pip test-binary binary wheel lint demo bench clean
+.PHONY: setup system-deps test test-fast test-pip test-binary test-agent binary wheel lint demo bench clean
 
 setup: system-deps $(VENV)/.installed $(WHEELHOUSE)/.built
 
@@ -35,7 +35,8 @@ $(WHEELHOUSE)/.built: $(VENV)/.deps $(SOURCES)
 wheel: $(VENV)/.deps
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 
-# Every test against the pip install, then the protocol, provider and real-client tests against the bundle.
+# Every test against the pip install, then the protocol, provider and real-client tests against the bundle, through
+# its agent.
 test: test-pip test-binary
 
 lint: setup
@@ -64,10 +65,18 @@ $(BUNDLE): $(VENV)/.installed packaging/docker-credential-idp.spec packaging/ent
 		packaging/docker-credential-idp.spec
 	touch $@
 
+# The protocol, provider and real-client suites run here with `get` answered by a resident agent (IDP_TEST_AGENT=1:
+# `agent start` for every test's home), the bundle's; test-pip ran them without one. No behaviour may differ.
+AGENT_SUITES := tests/test_protocol.py tests/test_provider_conformance.py tests/e2e
+
 test-binary: setup binary
 	IDP_TEST_HELPER=$(CURDIR)/$(BUNDLE) $(BIN)/python -m pytest -p no:cacheprovider \
-		tests/test_protocol.py tests/test_provider_conformance.py tests/test_sources.py \
-		tests/test_credential_store_defences.py tests/test_unwritable_home.py tests/e2e
+		tests/test_sources.py tests/test_credential_store_defences.py tests/test_unwritable_home.py
+	IDP_TEST_AGENT=1 IDP_TEST_HELPER=$(CURDIR)/$(BUNDLE) $(BIN)/python -m pytest -p no:cacheprovider $(AGENT_SUITES)
+
+# The same suites through an agent of the pip install (make test runs them so against the bundle).
+test-agent: setup
+	IDP_TEST_AGENT=1 $(BIN)/python -m pytest -p no:cacheprovider $(AGENT_SUITES)
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Mapping, Optional, Sequence
 
+    from .pipeline import GetPipeline
     from .service import CredsStore
     from .token_cache import CachedToken
 
@@ -27,24 +28,25 @@ class ProtocolVerbs:
     """The credential store the protocol verbs use: `get` through the pipeline alone, the other verbs through the
     service (which loads the providers' table); one vault, read once, for either."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], warn: Callable[[str], None] = warn,
+                 pipeline: Optional[type[GetPipeline]] = None) -> None:
         from .paths import home_location
         from .vault import Vault
 
-        self.env = env
+        self.env, self.warn, self.pipeline = env, warn, pipeline
         self.vault = Vault(home_location(env), env)
         self.debug: Optional[Callable[[str], None]] = warn if env.get(DEBUG_VARIABLE) else None
 
     def get(self, server: str) -> CachedToken:
         from .pipeline import GetPipeline
 
-        return GetPipeline(self.vault, self.env, warn, debug=self.debug).get(server)
+        return (self.pipeline or GetPipeline)(self.vault, self.env, self.warn, debug=self.debug).get(server)
 
     def _service(self) -> CredsStore:
         from .service import CredsStore
         from .table import RegistryTable
 
-        return CredsStore(RegistryTable(self.vault, self.env, warn=warn, debug=self.debug))
+        return CredsStore(RegistryTable(self.vault, self.env, warn=self.warn, debug=self.debug))
 
     def store(self, server: str, username: str, secret: str) -> None:
         self._service().store(server, username, secret)
@@ -56,9 +58,9 @@ class ProtocolVerbs:
         return self._service().list_servers()
 
 
-def unexpected(error: BaseException) -> str:
+def unexpected(error: BaseException, env: Optional[Mapping[str, str]] = None) -> str:
     """A one-line message for a bug or an OS fault; the traceback only on request, as it may quote input."""
-    if os.environ.get(DEBUG_VARIABLE):
+    if (os.environ if env is None else env).get(DEBUG_VARIABLE):
         import traceback
 
         traceback.print_exception(error)
@@ -77,17 +79,43 @@ def emit(out: bytes, status: int) -> int:
     return status
 
 
-def run_protocol(verb: str, env: Mapping[str, str]) -> int:
+def answer(verb: str, stdin: bytes, env: Mapping[str, str], warn: Callable[[str], None] = warn,
+           verbs: Optional[Callable[[], protocol.CredentialStore]] = None) -> tuple[bytes, int]:
+    """A protocol call's stdout and exit status, its stderr lines said through `warn`: what the process (and the
+    agent, for its callers) answers."""
     try:
-        stdin = b"" if verb == "version" else streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
-        out, status = protocol.handle(verb, stdin, lambda: ProtocolVerbs(env))
+        out, status = protocol.handle(verb, stdin, verbs or (lambda: ProtocolVerbs(env, warn)))
     except Exception as error:  # noqa: BLE001 - the protocol answers on stdout whatever happens
-        out, status = (unexpected(error) + "\n").encode(), 1
+        out, status = (unexpected(error, env) + "\n").encode(), 1
     # Docker CLI drops a failing helper's stdout on pull and push but shows its stderr: say it there too. Not-found
     # is no failure to the user (docker goes on anonymously), so it stays quiet.
     if status != 0 and out.strip() != NOT_FOUND_MESSAGE.encode():
         warn(out.decode("utf-8", "replace").strip())
-    return emit(out, status)
+    return out, status
+
+
+def run_protocol(verb: str, env: Mapping[str, str], stdin: Optional[bytes] = None) -> int:
+    if stdin is None:
+        stdin = b"" if verb == "version" else streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
+    return emit(*answer(verb, stdin, env))
+
+
+def ask_agent(verb: str, env: Mapping[str, str]) -> tuple[Optional[int], bytes]:
+    """`get` through the resident agent (agent.py) when one of ours answers: its stderr and stdout written here, and
+    the exit status; else (None, the stdin read) for the call to do the work itself, as it would with no agent."""
+    from . import agent_client
+
+    stdin = streams.read_stdin(protocol.MAX_INPUT_BYTES + 1)
+    reply = agent_client.ask(verb, stdin, env)
+    if reply is None:
+        return None, stdin
+    status, out, err = reply
+    if err:
+        try:
+            streams.write_all(streams.STDERR, err)
+        except streams.OutputFailed:
+            pass
+    return emit(out, status), stdin
 
 
 def verb_with_arguments(verb: str, extra: Sequence[str]) -> int:
@@ -103,14 +131,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
     env: Mapping[str, str] = os.environ
+    args = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # the real program, not a test calling in process
         streams.guard_standard_descriptors()
+    stdin: Optional[bytes] = None
+    if args == ["get"]:
+        # The agent first, before hardening: the caller's environment as it is (its key source too) goes to the
+        # agent's answer. This process holds no key: no core dumps is all it needs (resource, not ctypes).
+        if argv is None:
+            hardening.no_core_dumps()
+        status, stdin = ask_agent("get", env)
+        if status is not None:
+            return status
+    if argv is None:
         env = hardening.harden()
-    args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         return emit((protocol.usage() + "\n").encode(), 1)
     if args[0] in protocol.VERBS:
-        return run_protocol(args[0], env) if len(args) == 1 else verb_with_arguments(args[0], args[1:])
+        return run_protocol(args[0], env, stdin) if len(args) == 1 else verb_with_arguments(args[0], args[1:])
     if args[0] in ("--version", "-v"):
         return run_protocol("version", env)
     return run_command(args, env)

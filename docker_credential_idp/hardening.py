@@ -21,13 +21,18 @@ def harden() -> dict[str, str]:
     return env
 
 
-def _no_core_dumps() -> None:
+def no_core_dumps() -> None:
+    """RLIMIT_CORE 0: a crash writes no core holding what this process read."""
     try:
         import resource
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (ImportError, ValueError, OSError):
         pass
+
+
+def _no_core_dumps() -> None:
+    no_core_dumps()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -41,5 +46,17 @@ def _no_core_dumps() -> None:
                 libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
                 if os.getppid() != parent:
                     os._exit(1)
+        except (OSError, AttributeError):
+            pass
+
+
+def outlive_parent() -> None:
+    """Undo the bundle's PR_SET_PDEATHSIG: the agent `agent start` leaves behind outlives the command that started
+    it (it runs in its own session)."""
+    if sys.platform.startswith("linux") and getattr(sys, "frozen", False):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
         except (OSError, AttributeError):
             pass

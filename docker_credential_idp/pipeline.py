@@ -148,6 +148,31 @@ class GetPipeline:
         served = host if matching.is_pattern(line.prefix) else ""
         return Target(fingerprint_of_record(line.record, served), line.id, line.fetch_timeout, served)
 
+    def refresh(self, server: str, served_fetched_at: float) -> Optional[CachedToken]:
+        """The resident agent's refresh ahead of the refresh point (agent.py): the registration serving `server` is
+        fetched again under its fetch lock, as step 6 would, unless an answer newer than the one the agent served
+        (fetched at `served_fetched_at`) is cached by now, or its source is held back after a failure (None then).
+        Not a `get`: no source is synced and nothing is answered to anyone."""
+        request = matching.parse_server(server)
+        opened = self.vault.open()
+        if opened is None:
+            return None
+        entries = self.token_cache().load()
+        resolution = (opened.generation, self.env.get(matching.SCOPE_VARIABLE) or "", request)
+        target = entries.resolutions.get(resolution) or self.resolve(request)
+        lock = acquire_fetch_lock(self.vault.home, target.slot, cache_policy.lock_wait(target.fetch_timeout))
+        try:
+            entries = self.token_cache().load()
+            token = target.answer(entries)
+            if token is not None and token.fetched_at > served_fetched_at:
+                return token
+            failure = target.failure(entries)
+            if failure is not None and cache_policy.held_back(self.now(), failure.failed_at, failure.retry_at):
+                return None
+            return self._fetch(target, token, None, self._loader(target)(), failure)
+        finally:
+            os.close(lock)
+
     def credential_for(self, registration: Registration, request: str = "", past_hold: bool = False,
                        principal: str = "", pod: Optional[Pod] = None) -> CachedToken:
         """The answer for a registration a command already holds, for `request` (which tells a pattern

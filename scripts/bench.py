@@ -250,6 +250,7 @@ def _bench(args, ours, ecr_login, pass_helper, work, ca, ecr_api, proxy) -> int:
     for name, met, figure in verdicts:
         print(f"  {'met   ' if met else 'MISSED'} {name}: {figure}")
     print(f"\n  floor: the interpreter alone (python -c pass) is {cases[0].median_ms / go:.2f}× ecr-login")
+    bench_agent(args, ours, ecr_login, go_env, ecr_api, proxy, work)  # the section at the end of this file
     return 0
 
 
@@ -262,6 +263,87 @@ def parallel(argv: list[str], stdin: bytes, env: dict[str, str], count: int) -> 
     if failed:
         raise SystemExit(f"bench: {len(failed)} of {count} parallel gets failed: {failed[0].stdout[:200]!r}")
     return wall
+
+
+# -- the resident agent (issue 22 §2): a hit and a warm fetch through `agent start`, beside ecr-login ---------------
+
+TARGET_AGENT_HIT = 3.0  # a cache hit through the agent ≤ 3× ecr-login's cache hit
+TARGET_AGENT_FETCH = 2.0  # a fetch the agent has warm SDKs for ≤ 2× ecr-login's cold fetch
+
+
+class ColdCase(Case):
+    """A case whose every run starts from an empty answer cache: `before` empties it (not timed)."""
+
+    def __init__(self, label: str, argv: list[str], stdin: bytes, env: dict[str, str], expect: bytes,
+                 before: object) -> None:
+        super().__init__(label, argv, stdin, env, expect)
+        self.before = before
+
+    def run(self) -> None:
+        self.before()  # type: ignore[operator]
+        super().run()
+
+
+def bench_agent(args, ours, ecr_login, go_env, ecr_api, proxy, work) -> None:  # noqa: ANN001
+    """Per build of ours, a home with 10 registrations and an ECR one, served by its agent: a cache hit through the
+    agent and the same hit with the agent turned off; a fetch with the answer cache emptied before each run (the
+    agent has loaded boto3 once); ecr-login's cache hit and its cold fetch (its cache file removed) in the same
+    interleaved rounds."""
+    cases: list[Case] = [Case("ecr-login cache hit (Go)", [ecr_login, "get"], ECR_HOST.encode(), go_env,
+                              b"bench-ecr-password"),
+                         ColdCase("ecr-login cold fetch (Go)", [ecr_login, "get"], ECR_HOST.encode(), go_env,
+                                  b"bench-ecr-password",
+                                  lambda: shutil.rmtree(work / "go" / ".ecr", ignore_errors=True))]
+    homes = []
+    for number, (label, path) in enumerate(ours.items()):
+        env = base_env(work / f"agent-{number}")
+        fill_vault(env, 10)
+        helper(path, {**env, "KEY": AWS_KEYS["AWS_SECRET_ACCESS_KEY"]}, "registry", "add", "ecr", "--prefix",
+               ECR_HOST, "--type", "ecr", "--endpoint-url", ecr_api.url, "--access-key-id",
+               AWS_KEYS["AWS_ACCESS_KEY_ID"], "--secret-access-key-env", "KEY")
+        helper(path, env, "agent", "start", "--idle-timeout", "1h")
+        homes.append((path, env))
+        helper(path, env, "get", stdin=ECR_HOST.encode())  # the agent loads boto3 and caches the token
+        off = {**env, "DOCKER_CREDENTIAL_IDP_AGENT": "off"}
+        tokens = Path(env["DOCKER_CREDENTIAL_IDP_HOME"]) / "tokens.bin"
+        cases += [
+            Case(f"static hit, agent [{label}]", [path, "get"], STATIC_HOST.encode(), env, b"static-password"),
+            Case(f"cached ECR token, agent [{label}]", [path, "get"], ECR_HOST.encode(), env, b"bench-ecr-password"),
+            Case(f"cached ECR token, no agent [{label}]", [path, "get"], ECR_HOST.encode(), off,
+                 b"bench-ecr-password"),
+            ColdCase(f"ECR fetch, agent with boto3 warm [{label}]", [path, "get"], ECR_HOST.encode(), env,
+                     b"bench-ecr-password", lambda tokens=tokens: tokens.unlink(missing_ok=True)),
+            ColdCase(f"ECR fetch, no agent [{label}]", [path, "get"], ECR_HOST.encode(), off, b"bench-ecr-password",
+                     lambda tokens=tokens: tokens.unlink(missing_ok=True)),
+        ]
+    try:
+        for case in cases:
+            case.run()
+            case.walls.clear()
+        for _ in range(args.rounds):
+            for case in cases:
+                case.run()
+        by_label = {case.label: case for case in cases}
+        gets = [json.loads(helper(path, env, "agent", "status", "--json"))["gets"] for path, env in homes]
+    finally:
+        for path, env in homes:
+            subprocess.run([path, "agent", "stop"], env=env, capture_output=True, check=False)
+    go_hit, go_cold = by_label["ecr-login cache hit (Go)"].median_ms, by_label["ecr-login cold fetch (Go)"].median_ms
+    print(f"\nThrough the agent (agent start; {args.rounds} interleaved rounds; the agents answered "
+          f"{', '.join(str(g) for g in gets)} gets):")
+    print(f"{'case':44} {'median':>9} {'× ecr-login hit':>16} {'× ecr-login cold':>17}")
+    for case in cases:
+        print(f"{case.label:44} {case.median_ms:7.1f} ms {case.median_ms / go_hit:15.2f}× "
+              f"{case.median_ms / go_cold:16.2f}×")
+    print("\nTargets (agent):")
+    for label in ours:
+        hit = max(by_label[f"static hit, agent [{label}]"].median_ms,
+                  by_label[f"cached ECR token, agent [{label}]"].median_ms) / go_hit
+        fetch = by_label[f"ECR fetch, agent with boto3 warm [{label}]"].median_ms / go_cold
+        print(f"  {'met   ' if hit <= TARGET_AGENT_HIT else 'MISSED'} a cache hit through the agent ≤ "
+              f"{TARGET_AGENT_HIT:g}× ecr-login [{label}]: {hit:.2f}×")
+        print(f"  {'met   ' if fetch <= TARGET_AGENT_FETCH else 'MISSED'} a fetch with warm SDKs ≤ "
+              f"{TARGET_AGENT_FETCH:g}× ecr-login's cold fetch [{label}]: {fetch:.2f}×")
 
 
 if __name__ == "__main__":

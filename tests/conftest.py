@@ -111,6 +111,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) 
 
 
 def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    if os.environ.get(AGENT_VARIABLE):
+        terminalreporter.write_line(  # type: ignore[attr-defined]
+            f"agent: {len(AGENT_GETS)} tests ran with an agent; it answered {sum(AGENT_GETS)} gets, "
+            f"in {sum(1 for gets in AGENT_GETS if gets)} of them")
     target = os.environ.get(SPAWN_COUNT_VARIABLE)
     if not target:
         return
@@ -205,6 +209,32 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
 def leak_directories(homes: Mapping[str, str | Path]) -> list[Path]:
     """Where the leak watch looks for secrets in files after every test."""
     return [Path(homes[name]) for name in ("DOCKER_CREDENTIAL_IDP_HOME", "DOCKER_CONFIG", "HOME")]
+
+
+# -- the agent (opt-in): IDP_TEST_AGENT=1 pytest ... starts `agent start` for every test's home, so that the same tests
+# pass with `get` answered by the resident agent (make test runs the protocol, provider and client suites so once).
+
+AGENT_VARIABLE = "IDP_TEST_AGENT"
+AGENT_GETS: list[int] = []  # per test that ran with an agent: the gets it answered
+
+
+@pytest.fixture(autouse=True)
+def agent_for_test(isolated_env: dict[str, str]) -> Iterator[None]:
+    if not os.environ.get(AGENT_VARIABLE):
+        yield
+        return
+    started = run_helper("agent", "start", "--idle-timeout", "15m")
+    assert started.code == 0, started
+    from docker_credential_idp import agent
+
+    env = {**os.environ, **isolated_env}  # the test's home, whatever the test set since
+    try:
+        yield
+    finally:
+        status = agent.status(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"], env)
+        if status.get("running"):
+            AGENT_GETS.append(int(status.get("gets", 0)))
+        agent.stop(isolated_env["DOCKER_CREDENTIAL_IDP_HOME"], env)
 
 
 class Result:

@@ -8,10 +8,10 @@ from typing import IO, Callable, Mapping, Optional, Sequence
 
 from .. import __version__, protocol, streams
 from ..errors import InvalidInput
-from . import checkup, cluster, docker, lookup, registry, sources, upkeep
+from . import agent, checkup, cluster, docker, lookup, registry, sources, upkeep
 from .base import PROG, Context, Handler, Parser, unknown_command
 
-GROUPS = (registry, sources, lookup, cluster, docker, upkeep, checkup)
+GROUPS = (registry, sources, lookup, cluster, docker, upkeep, checkup, agent)
 
 
 def build_parser(out: Optional[IO[str]] = None) -> Parser:
