@@ -20,6 +20,7 @@ import pytest
 
 from docker_credential_idp import __version__, agent, agent_client
 from docker_credential_idp.agent import Agent, Request
+from docker_credential_idp.cache_policy import DEFAULT_REFRESH_MARGIN, refresh_at
 from docker_credential_idp.paths import home_location
 
 from .conftest import Clock, add_basic, assert_one_line_error, call_helper, run_helper
@@ -152,8 +153,10 @@ def test_a_served_token_is_refreshed_before_its_refresh_point_so_no_get_waits(is
     running = Agent(home_location(os.environ), None, idle_timeout=3600, now=clock)
     assert b"token-1" in ask(running, "short.example.com")
     assert running.refresh_due(wait=True) == 0  # nothing is due yet
-    # The refresh point of a one-hour token is five minutes before expiry; the agent refreshes a minute before that.
-    clock.now += 3300 - 61
+    # The agent refreshes a minute before the token's refresh point (cache_policy's one rule).
+    refresh_point = refresh_at(0, 3600, DEFAULT_REFRESH_MARGIN)
+    assert refresh_point is not None
+    clock.now += refresh_point - 61
     assert running.refresh_due(wait=True) == 0
     clock.now += 2
     assert running.refresh_due(wait=True) == 1
