@@ -61,6 +61,10 @@ class Provider:
     # How long a credential holds when its source does not say (or says something unbelievable), unless the
     # registration says otherwise (--expire).
     default_expire: ClassVar[float] = 3600.0
+    # The kubelet's service-account annotations (KEP-4412) this type reads in fetch, by what each names:
+    # {"role_arn": "eks.amazonaws.com/role-arn"}. The kubelet config lists them; fetch finds them in
+    # FetchContext.annotations.
+    annotation_keys: ClassVar[Mapping[str, str]] = {}
 
     def configure(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Split validated option values into (settings, secrets). `values` holds only the options given."""
