@@ -281,3 +281,21 @@ def test_a_profile_comes_from_botocores_chain(tmp_path, isolated_env):
         assert failed.code == 1 and "AWS profile 'ghost' is not in the shared config" in failed.out
     finally:
         server.stop()
+
+
+def test_partitions_are_botocores():
+    """Every region botocore knows, and its partition's DNS suffix."""
+    import os
+
+    import botocore
+
+    with open(os.path.join(os.path.dirname(botocore.__file__), "data", "partitions.json")) as file:
+        partitions = json.load(file)["partitions"]
+    checked = 0
+    for partition in partitions:
+        for region in partition["regions"]:
+            if region.endswith("-global"):
+                continue
+            assert aws.partition_suffix(region) == (partition["id"], partition["outputs"]["dnsSuffix"]), region
+            checked += 1
+    assert checked > 30

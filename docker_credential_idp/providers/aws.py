@@ -40,15 +40,17 @@ WEB_IDENTITY_SECONDS = 3600
 REGION = re.compile(r"[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}")
 ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-# (partition, its regions, DNS suffix), most specific first; a region none matches is in `aws`, as botocore says.
+# (partition, the prefix of its region names, DNS suffix), most specific first (botocore's partitions.json
+# regionRegex, as prefixes: no regular expression to compile on the fetch path); any other region is in `aws`, as
+# botocore says.
 PARTITIONS = (
-    ("aws-us-gov", re.compile(r"us-gov-\w+-\d+"), "amazonaws.com"),
-    ("aws-iso", re.compile(r"us-iso-\w+-\d+"), "c2s.ic.gov"),
-    ("aws-iso-b", re.compile(r"us-isob-\w+-\d+"), "sc2s.sgov.gov"),
-    ("aws-iso-e", re.compile(r"eu-isoe-\w+-\d+"), "cloud.adc-e.uk"),
-    ("aws-iso-f", re.compile(r"us-isof-\w+-\d+"), "csp.hci.ic.gov"),
-    ("aws-eusc", re.compile(r"eusc-de-\w+-\d+"), "amazonaws.eu"),
-    ("aws-cn", re.compile(r"cn-\w+-\d+"), "amazonaws.com.cn"),
+    ("aws-us-gov", "us-gov-", "amazonaws.com"),
+    ("aws-iso-b", "us-isob-", "sc2s.sgov.gov"),
+    ("aws-iso-f", "us-isof-", "csp.hci.ic.gov"),
+    ("aws-iso", "us-iso-", "c2s.ic.gov"),
+    ("aws-iso-e", "eu-isoe-", "cloud.adc-e.uk"),
+    ("aws-eusc", "eusc-de-", "amazonaws.eu"),
+    ("aws-cn", "cn-", "amazonaws.com.cn"),
 )
 # The service's name in AWS_ENDPOINT_URL_<NAME>, and its signing name.
 SERVICES = {"ecr": ("ECR", "ecr"), "ecr-public": ("ECR_PUBLIC", "ecr-public"),
@@ -116,8 +118,8 @@ class Keys:
 
 def partition_suffix(region: str) -> tuple[str, str]:
     """(partition, DNS suffix) of a region."""
-    for name, regions, suffix in PARTITIONS:
-        if regions.fullmatch(region):
+    for name, prefix, suffix in PARTITIONS:
+        if region.startswith(prefix):
             return name, suffix
     return "aws", "amazonaws.com"
 
