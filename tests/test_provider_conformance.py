@@ -249,6 +249,49 @@ class TestAcrFederated(UpstreamConformance):
             f"file:{path}", "--authority-host", "https://127.0.0.1:9", "--timeout", "2")
 
 
+class TestEcrWebIdentity(UpstreamConformance):
+    """ecr with no stored secret: a GitHub Actions identity token exchanged by STS (moto's, behind a stand-in that
+    verifies the token as STS does) for the role's keys, each fetch."""
+
+    type_name, module, expected_username = "ecr", "ecr", "AWS"
+    heavy_modules = ("boto3", "botocore")
+    prefix = ECR_HOST
+    request_token = "gha-request-token-conformance-4f1"
+
+    @pytest.fixture(autouse=True)
+    def sts_nowhere(self, monkeypatch):
+        """Unless `upstream` says otherwise, STS does not answer, and the identity token is a variable's."""
+        from .oidc import Issuer
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        monkeypatch.setenv("CONFORMANCE_JWT", Issuer().mint("sts.amazonaws.com"))
+
+    @pytest.fixture
+    def upstream(self, moto_url, monkeypatch):
+        from .aws_standins import StsWebIdentity
+        from .oidc import Issuer, github_env, github_token_endpoint
+
+        issuer = Issuer()
+        sts = StsWebIdentity(issuer, moto_url)
+        github = github_token_endpoint(issuer, self.request_token)
+        for name, value in {**github_env(github, self.request_token), "AWS_ENDPOINT_URL_STS": sts.url}.items():
+            monkeypatch.setenv(name, value)
+        yield moto_url, issuer, sts
+        sts.stop()
+        github.stop()
+
+    def register(self, prefix, tmp_path, upstream):
+        moto_url, issuer, sts = upstream
+        add("it", "--prefix", prefix, "--type", "ecr", "--role-arn", "arn:aws:iam::123456789012:role/ci",
+            "--oidc-token", "github-actions", "--endpoint-url", moto_url)
+        # issuer.minted is filled by the get that follows: the list itself is returned, so its tokens are looked for.
+        return issuer.minted
+
+    def register_unreachable(self, prefix, tmp_path):
+        add("it", "--prefix", prefix, "--type", "ecr", "--role-arn", "arn:aws:iam::123456789012:role/ci",
+            "--oidc-token", "env:CONFORMANCE_JWT", "--timeout", "2")
+
+
 SCRIPT_PASSWORD = "script-pw-0c41"
 PLATFORM_TOKEN = "platform-token-93be"
 PLATFORM_PASSWORD = "platform-pw-6f20"

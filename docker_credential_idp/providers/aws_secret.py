@@ -17,8 +17,9 @@ SECRET_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:([a-z0-9-]+):\d{12}:secr
 
 class AwsSecretProvider(Provider):
     type_name = "aws-secret"
-    summary = "a username and password read from AWS Secrets Manager with the machine's AWS identity (boto3)"
+    summary = "a username and password read from AWS Secrets Manager with the machine's AWS identity"
     sdk = aws.SDK
+    annotation_keys = aws.ANNOTATION_KEYS
     options = (
         Option("secret-id", "the secret's name or ARN; its value is JSON {username, password} or username:password",
                required=True),
@@ -39,20 +40,19 @@ class AwsSecretProvider(Provider):
             registration.settings, registration.secrets, env)
 
     def fetch(self, registration: Registration, context: FetchContext) -> Credential:
-        boto3, botocore = aws.import_boto3(self.type_name)
         settings = registration.settings
-        region = _region(settings)
-        config = aws.client_config(botocore, context.timeout)
-        arguments = {"SecretId": settings["secret_id"]}
+        region = _region(settings) or aws.config_region(self.type_name, settings, context.env)
+        if not region:
+            raise ProviderError("no AWS region: give the registration --region or set AWS_REGION")
+        payload = {"SecretId": settings["secret_id"]}
         if settings.get("version_stage"):
-            arguments["VersionStage"] = settings["version_stage"]
+            payload["VersionStage"] = settings["version_stage"]
+        keys = aws.credentials(self.type_name, settings, registration.secrets, region, False, context)
+        url = aws.endpoint("secretsmanager", region, False, settings.get("endpoint_url"), context.env)
         try:
-            session = aws.session(boto3, settings, registration.secrets, region, config)
-            client = session.client("secretsmanager", region_name=region, endpoint_url=settings.get("endpoint_url"),
-                                    config=config)
-            answer = client.get_secret_value(**arguments)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise _described(aws.describe_error(botocore, error, settings), settings["secret_id"]) from None
+            answer = aws.call_json(context, "secretsmanager", region, url, "secretsmanager.GetSecretValue", payload, keys)
+        except ProviderError as error:
+            raise _described(error, settings["secret_id"]) from None
         username, password = parse_secret(answer.get("SecretString"), settings["secret_id"])
         return Credential(username, password, context.now() + self.lifetime(registration))
 

@@ -1,4 +1,5 @@
-"""AWS ECR and ECR Public: GetAuthorizationToken through boto3, per registration profile, role or static keys."""
+"""AWS ECR and ECR Public: one signed GetAuthorizationToken (aws.py), per registration profile, role, static keys,
+identity token or the default chain."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def registry_target(registration: Registration, host: str) -> tuple[str, Optiona
 
 class EcrProvider(Provider):
     type_name = "ecr"
-    summary = "AWS ECR / ECR Public tokens (boto3: profile, role, static keys or the default chain)"
+    summary = "AWS ECR / ECR Public tokens (profile, role, static keys, identity token or the default chain)"
     sdk = aws.SDK
+    annotation_keys = aws.ANNOTATION_KEYS
     options = (
         Option("region", "AWS region (default: from the ECR host, else the AWS config)"),
         Option("registry-id", "ecr: the 12-digit account that owns the registry (default: from the host)"),
@@ -76,18 +78,19 @@ class EcrProvider(Provider):
         api, account, region, fips = registry_target(registration, host)
         if not region or account is None and host != ECR_PUBLIC_HOST:
             raise ProviderError(f"{host} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com)")
-        boto3, botocore = aws.import_boto3(self.type_name)
         settings = registration.settings
-        config = aws.client_config(botocore, context.timeout, fips)
-        try:
-            session = aws.session(boto3, settings, registration.secrets, region, config)
-            client = session.client(api, region_name=region, endpoint_url=settings.get("endpoint_url"), config=config)
-            if api == "ecr-public":
-                data = client.get_authorization_token()["authorizationData"]
-            else:
-                data = client.get_authorization_token(**({"registryIds": [account]} if account else {}))["authorizationData"][0]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise aws.describe_error(botocore, error, settings) from None
+        keys = aws.credentials(self.type_name, settings, registration.secrets, region, fips, context)
+        url = aws.endpoint(api, region, fips, settings.get("endpoint_url"), context.env)
+        if api == "ecr-public":
+            answer = aws.call_json(context, api, region, url, "SpencerFrontendService.GetAuthorizationToken", {}, keys)
+            data = answer.get("authorizationData")
+        else:
+            answer = aws.call_json(context, api, region, url, "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+                                   {"registryIds": [account]} if account else {}, keys)
+            found = answer.get("authorizationData")
+            data = found[0] if isinstance(found, list) and found else None
+        if not isinstance(data, dict):
+            raise ProviderError("ECR answered GetAuthorizationToken without authorizationData")
         return _decode(data)
 
 
@@ -117,8 +120,10 @@ def _decode(data: Mapping[str, Any]) -> Credential:
         raise ProviderError("ECR returned an authorization token that is not base64 of user:password") from None
     if not password:
         raise ProviderError("ECR returned an authorization token without a password")
-    expires = data.get("expiresAt")
-    return Credential(username=username, secret=password, expires_at=expires.timestamp() if expires else None)
+    expires = data.get("expiresAt")  # epoch seconds in the JSON 1.1 protocol
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool) or expires <= 0:
+        expires = None
+    return Credential(username=username, secret=password, expires_at=float(expires) if expires else None)
 
 
 PROVIDER = EcrProvider()
