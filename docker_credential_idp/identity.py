@@ -112,17 +112,19 @@ def _from_variable(name: str, env: Mapping[str, str]) -> str:
 
 def _from_file(path: str) -> str:
     """A token file, read as OpenSSH reads a key: Kubernetes projects tokens through links (..data/token), so links
-    are followed, but the file it ends at and every directory above it must be ours or root's and writable by no
-    one else (a sticky directory excepted)."""
-    real = os.path.realpath(path)
+    are followed, but the file it ends at, every directory above it, and every directory a link on the way sits in
+    (and those above) must be ours or root's and writable by no one else; in a sticky directory only a link of ours
+    or root's is followed (as fs.protected_symlinks does: we resolve links ourselves, which it does not see)."""
     me = os.geteuid()
     try:
+        real = _resolve(path, me)
         descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ProviderError(f"identity token file {path} does not exist; check --oidc-token (a projected token "
                             "appears once the pod's volume is mounted)") from None
     except OSError as error:
-        raise ProviderError(f"cannot read identity token file {path}: {os.strerror(error.errno or errno.EIO)}") from None
+        reason = "too many levels of links" if error.errno == errno.ELOOP else os.strerror(error.errno or errno.EIO)
+        raise ProviderError(f"cannot read identity token file {path}: {reason}") from None
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
@@ -131,7 +133,52 @@ def _from_file(path: str) -> str:
         data = os.read(descriptor, MAX_TOKEN_BYTES + 1)
     finally:
         os.close(descriptor)
-    parent = os.path.dirname(real)
+    _check_directories(path, os.path.dirname(real), me)
+    if len(data) > MAX_TOKEN_BYTES:
+        raise ProviderError(f"identity token file {path} is larger than {MAX_TOKEN_BYTES} bytes: not a JWT")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ProviderError(f"identity token file {path} does not hold a JWT") from None
+
+
+MAX_LINKS = 40  # as the kernel's limit on links followed in one lookup
+
+
+def _resolve(path: str, me: int) -> str:
+    """The path `path` ends at, its links followed one by one as the kernel follows them, each link's directory
+    checked (_check_directories) before its target is believed. OSError as open() would raise it."""
+    pending = [part for part in reversed(path.split("/")) if part]  # the next component last
+    current, links = "/", 0
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        info = os.lstat(candidate)
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        links += 1
+        if links > MAX_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        _check_directories(path, current, me)
+        if os.stat(current).st_mode & 0o022 and info.st_uid not in (0, me):  # a sticky directory others write in
+            raise ProviderError(f"refusing identity token file {path}: link {candidate} is owned by uid "
+                                f"{info.st_uid}, another user, in a directory anyone may write in")
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            current = "/"
+        pending.extend(part for part in reversed(target.split("/")) if part)
+    return current
+
+
+def _check_directories(path: str, directory: str, me: int) -> None:
+    """`directory` and every one above it: ours or root's, and writable by no one else unless sticky."""
+    parent = directory
     while True:
         try:
             _check_owner(path, parent, os.stat(parent), me, f"directory {parent}", directory=True)
@@ -140,12 +187,6 @@ def _from_file(path: str) -> str:
         if parent == os.path.dirname(parent):
             break
         parent = os.path.dirname(parent)
-    if len(data) > MAX_TOKEN_BYTES:
-        raise ProviderError(f"identity token file {path} is larger than {MAX_TOKEN_BYTES} bytes: not a JWT")
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        raise ProviderError(f"identity token file {path} does not hold a JWT") from None
 
 
 def _check_owner(path: str, where: str, info: os.stat_result, me: int, what: str, directory: bool = False) -> None:

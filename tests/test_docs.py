@@ -73,3 +73,58 @@ def test_every_type_option_is_in_the_readme():
     missing = [f"{type_name} --{option.name}" for type_name in MODULES for option in get_provider(type_name).options
                if f"--{option.name}" not in text]
     assert not missing, f"README never names {missing}"
+
+
+# -- the recipes: what a newcomer copies must be accepted by `registry add` -----------------------------------------
+
+RECIPE_VARIABLES = {"DOCKER_CONNECTION_ID": "0f5b7e0c-3d8a-4c61-9b7e-2a1d4c5e6f70",
+                    "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+                    "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+                    "AZURE_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                    "AZURE_CLIENT_ID": "04b07795-8ddb-461a-bbee-02f9e1bf7b46"}
+
+
+def recipe_commands() -> list[list[str]]:
+    """Every `registry add` with --oidc-token in the README's code blocks, continuation lines joined (a shell `\\`, or
+    a YAML plain scalar's further-indented lines) and $VARIABLES given example values."""
+    import shlex
+
+    commands = []
+    for block in README.read_text(encoding="utf-8").split("```")[1::2]:
+        lines = block.splitlines()
+        for index, line in enumerate(lines):
+            start = line.find("docker-credential-idp registry add")
+            if start < 0:
+                continue
+            text, indent = line[start:], len(line) - len(line.lstrip())
+            for following in lines[index + 1:]:
+                if text.endswith("\\"):
+                    text = text[:-1] + " " + following.strip()
+                elif following.strip() and len(following) - len(following.lstrip()) > indent + 2 \
+                        and not following.lstrip().startswith("- "):
+                    text += " " + following.strip()
+                else:
+                    break
+            if "--oidc-token" not in text:
+                continue
+            text = re.sub(r"\$\{?([A-Z_]+)\}?", lambda m: RECIPE_VARIABLES.get(m.group(1), m.group(0)),
+                          text.split("#", 1)[0])
+            commands.append(shlex.split(text)[1:])
+    return commands
+
+
+def test_the_readme_recipes_are_found():
+    types = {argv[argv.index("--type") + 1] for argv in recipe_commands()}
+    assert {"gar", "oidc"} <= types, types
+
+
+@pytest.mark.parametrize("argv", recipe_commands(), ids=lambda argv: " ".join(argv[2:3] + argv[4:5]))
+def test_every_readme_recipe_with_an_identity_token_is_accepted_by_registry_add(argv):
+    from docker_credential_idp.providers import get_provider
+    from tests.conftest import call_helper
+
+    type_name = argv[argv.index("--type") + 1]
+    if "oidc_token" not in {option.dest for option in get_provider(type_name).options}:
+        pytest.skip(f"--type {type_name} takes no --oidc-token on this branch yet")  # ecr: the aws branch
+    result = call_helper(*argv)
+    assert result.code == 0, result

@@ -362,6 +362,19 @@ def test_acr_kubelet_annotation_chooses_the_client_id(issuer, entra, annotations
     assert get_provider("acr").annotation_keys == {"client_id": "azure.workload.identity/client-id"}
 
 
+@pytest.mark.parametrize("value", ["not a client id/../x", SECRET_LOOKING + "+" + "x" * 200])
+def test_acr_a_malformed_client_id_annotation_is_one_line_never_quoted(issuer, entra, value):
+    """Whoever may annotate a service account chooses the client id the pod's token signs in as: it is checked as
+    --client-id is, before Entra ID is asked, and never quoted (a message goes to the kubelet's log)."""
+    context = FetchContext(identity_token=issuer.mint(ENTRA_FEDERATION_AUDIENCE), timeout=10, host=ACR,
+                           annotations={"azure.workload.identity/client-id": value})
+    with pytest.raises(ProviderError, match="service account annotation azure.workload.identity/client-id: "
+                                            "--client-id is") as raised:
+        fetch_directly("acr", {"tenant": "t1", "oidc_token": "kubelet", "authority_host": entra.url,
+                               "exchange_url": f"{entra.url}/oauth2/exchange", "ca_file": str(entra.ca)}, ACR, context)
+    assert not entra.calls and value not in raised.value.message and SECRET_LOOKING not in raised.value.message
+
+
 def test_acr_kubelet_without_client_id_or_annotation_is_one_line(issuer, entra):
     context = FetchContext(identity_token=issuer.mint(ENTRA_FEDERATION_AUDIENCE), timeout=10, host=ACR)
     with pytest.raises(ProviderError, match="no azure.workload.identity/client-id annotation and the registration no "

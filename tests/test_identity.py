@@ -119,6 +119,53 @@ def test_a_token_file_in_a_directory_others_can_write_is_refused(tmp_path: Path)
         identity.obtain(f"file:{shared / 'token'}", AUDIENCE, FetchContext())
 
 
+def good_token_file(tmp_path: Path) -> Path:
+    """A token file of ours in a directory of ours: what another user would like us to read in place of theirs."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    path = private / "token"
+    path.write_text(Issuer().mint("sts.amazonaws.com"))
+    return path
+
+
+def test_a_link_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    """The path given is checked, not only the file it ends at: whoever can write the directory a link sits in (or any
+    above it) chooses which of our files is read as our identity, and sent where the token goes."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (shared / "token").symlink_to(good_token_file(tmp_path))
+    with pytest.raises(ProviderError, match=f"directory {shared} is writable by group or others"):
+        identity.obtain(f"file:{shared / 'token'}", AUDIENCE, FetchContext())
+    hop = tmp_path / "hop"  # a link to that link is refused alike
+    hop.symlink_to(shared / "token")
+    with pytest.raises(ProviderError, match=f"directory {shared} is writable by group or others"):
+        identity.obtain(f"file:{hop}", AUDIENCE, FetchContext())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another uid's link takes root")
+def test_a_link_another_user_planted_in_a_sticky_directory_is_refused(tmp_path: Path) -> None:
+    """As the kernel's fs.protected_symlinks would (the helper resolves links itself, which that setting does not
+    cover): in /tmp-like directories, a link is followed only if it is ours or root's."""
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    link = sticky / "ci-token"
+    link.symlink_to(good_token_file(tmp_path))
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(ProviderError, match=f"link {link} is owned by uid 65534"):
+        identity.obtain(f"file:{link}", AUDIENCE, FetchContext())
+    os.lchown(link, 0, 0)
+    assert identity.obtain(f"file:{link}", AUDIENCE, FetchContext())
+
+
+def test_links_to_themselves_are_one_line(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ProviderError, match=f"cannot read identity token file {loop}: too many levels of links"):
+        identity.obtain(f"file:{loop}", AUDIENCE, FetchContext())
+
+
 def test_a_missing_or_huge_token_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match="does not exist"):
         identity.obtain(f"file:{tmp_path / 'absent'}", AUDIENCE, FetchContext())

@@ -157,15 +157,21 @@ def test_env_source_is_read_on_every_fetch(world: World, monkeypatch: pytest.Mon
     assert world.github.count() == 0  # the variable's token, not GitHub's
 
 
-@pytest.mark.parametrize("world", ["dockerhub"], indirect=True)
-def test_env_source_minted_for_the_wrong_audience_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("world", ["dockerhub", "chainguard"], indirect=True)
+def test_env_source_minted_for_another_audience_than_the_exchanges_own_is_sent_nowhere(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --oidc-audience, a token minted beforehand must carry the exchange's own audience: one minted for
+    another party (here GitLab's, or AWS STS's on a runner that has both) is not handed to an exchange that could
+    replay it there."""
     monkeypatch.setenv("CI_JOB_JWT", world.issuer.mint("https://gitlab.example.com"))
     world.register("it", "env:CI_JOB_JWT")
     result = call_helper("get", stdin=world.host)
-    assert_one_line_error(result, "the dockerhub exchange", "refused the identity token (HTTP 401, invalid_grant)",
-                          stream="out")
-    assert world.exchange.refused == ["wrong audience 'https://gitlab.example.com', expected "
-                                      "'https://identity.docker.com'"]
+    assert_one_line_error(result, "the identity token from variable CI_JOB_JWT was not minted for the audience the "
+                          f"{world.kind} exchange expects ({DEFAULT_AUDIENCES[world.kind]})",
+                          "give the one it carries with --oidc-audience", stream="out")
+    assert world.exchange.count() == 0 and world.exchange.refused == []
+    monkeypatch.setenv("CI_JOB_JWT", world.issuer.mint(DEFAULT_AUDIENCES[world.kind]))
+    assert call_helper("get", stdin=world.host).code == 0
 
 
 @pytest.mark.parametrize("world", ["dockerhub", "none"], indirect=True)

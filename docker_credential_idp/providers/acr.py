@@ -34,6 +34,16 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
 
+def _client_id_text(text: str) -> str:
+    """--client-id, and in kubelet mode the service account's annotation that stands in for it (fetching.annotated
+    converts it through here): an application id, never quoted back."""
+    value = str(text).strip()
+    if not _CLIENT_ID.fullmatch(value):
+        raise InvalidInput("--client-id is the application (client) id, like 00000000-0000-0000-0000-000000000000: "
+                           "letters, digits, '.', '_' or '-', at most 128 characters")
+    return value
+
+
 class AcrProvider(Provider):
     type_name = "acr"
     summary = ("Azure ACR refresh tokens from an Entra ID identity: service principal, workload identity, managed "
@@ -42,7 +52,7 @@ class AcrProvider(Provider):
     default_expire = 3 * 3600.0  # when the refresh token carries no readable exp
     options = (
         Option("tenant", "Entra ID tenant id (service principal, workload identity)"),
-        Option("client-id", "application (client) id (service principal, workload identity)"),
+        Option("client-id", "application (client) id (service principal, workload identity)", convert=_client_id_text),
         Option("client-secret", "the service principal's client secret", secret=True),
         Option("federated-token-file", "workload identity: file holding the federated token (AKS); the same as "
                "--oidc-token file:PATH", metavar="PATH"),

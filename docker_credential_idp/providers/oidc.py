@@ -201,8 +201,10 @@ class OidcProvider(Provider):
         settings = registration.settings
         exchange = EXCHANGES[settings["exchange"]]
         token = identity.obtain(settings["oidc_token"], self.token_audience(registration), context)
-        if settings.get("oidc_audience") and settings["oidc_token"] != identity.GITHUB_ACTIONS:
-            _check_audience(token, settings["oidc_audience"], settings["oidc_token"])
+        expected = self.token_audience(registration)  # --oidc-audience, else the exchange's own (dockerhub, chainguard)
+        if expected and settings["oidc_token"] != identity.GITHUB_ACTIONS:
+            _check_audience(token, expected, settings["oidc_token"],
+                            None if settings.get("oidc_audience") else exchange.name)
         now = context.now()
         if exchange.name == "none":
             expires = identity.expiry(token)
@@ -221,15 +223,18 @@ class OidcProvider(Provider):
         return Credential(username, secret, _expiry(answer, secret, now, self.lifetime(registration)))
 
 
-def _check_audience(token: str, audience: str, source: str) -> None:
-    """A token minted beforehand (a variable, a file, the kubelet's) for another audience than --oidc-audience is not
-    sent anywhere: it was meant for someone else, and the exchange would refuse it."""
+def _check_audience(token: str, audience: str, source: str, default_of: Optional[str]) -> None:
+    """A token minted beforehand (a variable, a file, the kubelet's) for another audience than --oidc-audience, or
+    without it than the exchange's own, is not sent anywhere: it was meant for someone else (who could replay it), and
+    the exchange would refuse it. `default_of`: the exchange whose own audience it is, None for --oidc-audience's."""
     claimed = identity.claims(token).get("aud")
     audiences = claimed if isinstance(claimed, list) else [claimed]
     if audience not in audiences:
+        which = f"the {default_of} exchange expects ({audience})" if default_of else "--oidc-audience names"
         raise ProviderError(f"the identity token from {identity.describe(source)} was not minted for the audience "
-                            "--oidc-audience names; mint it for that audience (GitLab: id_tokens: NAME: aud:; "
-                            "Kubernetes: the projected token's audience) or change --oidc-audience")
+                            f"{which}; mint it for that audience (GitLab: id_tokens: NAME: aud:; "
+                            "Kubernetes: the projected token's audience) or "
+                            f"{'give the one it carries with' if default_of else 'change'} --oidc-audience")
 
 
 def _exists(path: str) -> bool:
