@@ -5,15 +5,16 @@ providers (and through them, once they fetch, their SDKs)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable, Mapping
-
 from .cache_policy import believable_expiry
 from .errors import IdpError, ProviderError
 from .model import Credential, Registration
 from .providers import get_provider
 from .providers.base import FetchContext
 from .timebox import TimedOut, call_within
+
+TYPE_CHECKING = False  # neither typing nor dataclasses: a cold fetch of a script pays for what it uses only
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
 
 
 def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], float], host: str) -> Credential:
@@ -36,4 +37,4 @@ def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], 
         raise
     except Exception as error:  # noqa: BLE001 - a provider's bug or an SDK's surprise, in one line
         raise ProviderError(f"{where}: unexpected {type(error).__name__} from the provider") from None
-    return replace(result, expires_at=believable_expiry(now(), result.expires_at, provider.lifetime(registration)))
+    return result.replace(expires_at=believable_expiry(now(), result.expires_at, provider.lifetime(registration)))
