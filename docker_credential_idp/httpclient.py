@@ -273,7 +273,7 @@ def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Opti
     else:
         proxy_host, _, proxy_port = hostport.partition(":")
     if not proxy_host or proxy_port and not (proxy_port.isascii() and proxy_port.isdigit()):
-        raise InvalidURL(f"the {scheme}_proxy variable is not a proxy URL such as http://proxy.example.com:3128")
+        raise OSError(f"the {scheme}_proxy variable is not a proxy URL such as http://proxy.example.com:3128")
     authorization = None
     if at and ":" in userinfo:
         import binascii

@@ -337,3 +337,10 @@ def test_no_proxy_as_urllib_reads_it(no_proxy, host, bypassed):
     assert (proxy_for("https", host, 8443, env) is None) is bypassed
     if not bypassed:
         assert proxy_for("https", host, 8443, env) == ("proxy.example.com", 3128, None)
+
+
+def test_a_malformed_proxy_variable_is_a_network_failure_that_names_it(monkeypatch):
+    monkeypatch.setenv("https_proxy", "http://proxy.example.com:not-a-port")
+    with pytest.raises(OSError) as caught:
+        send(Request("https://registry.example.com/v2/"), {}, 5)
+    assert "https_proxy" in network_reason(caught.value)
