@@ -82,9 +82,10 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 # Latency and memory of `get` against Go's ecr-login and docker-credential-pass (docs/performance.md). Not a test.
+# BENCH_ARGS: more of scripts/bench.py's options, e.g. --helper main=/path/to/another/docker-credential-idp.
 bench: setup binary
 	@scripts/install-system-deps.sh --bench
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

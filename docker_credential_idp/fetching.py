@@ -5,15 +5,16 @@ providers (and through them, once they fetch, their SDKs)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Callable, Mapping, Optional
-
 from .cache_policy import believable_expiry
 from .errors import IdpError, ProviderError
 from .model import Credential, Registration
 from .providers import get_provider
 from .providers.base import FetchContext, Provider
 from .timebox import TimedOut, call_within
+
+TYPE_CHECKING = False  # neither typing nor dataclasses: a cold fetch of a script pays for what it uses only
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional
 
 
 def fetch(registration: Registration, env: Mapping[str, str], now: Callable[[], float], host: str,
@@ -58,6 +59,8 @@ def annotated(registration: Registration, provider: Provider, annotations: Mappi
     annotation when it carries one (else the registration's own), checked as `registry add` checks the option; only
     for a registration that exchanges the pod's own token (--oidc-token kubelet), whose trust the annotation cannot
     widen: with the node's identity, whoever may annotate a service account could pick the node's roles."""
+    if not annotations:  # every call but the kubelet's: nothing more to import
+        return registration
     from .identity import KUBELET
 
     used = used_annotations(provider, annotations)
@@ -76,7 +79,7 @@ def annotated(registration: Registration, provider: Provider, annotations: Mappi
         provider.validate(settings, dict(registration.secrets))
     except IdpError as error:
         raise ProviderError(f"service account annotation {key}: {error.message}") from None
-    return replace(registration, settings=settings)
+    return registration.replace(settings=settings)
 
 
 def _with_expiry(credential: Credential, registration: Registration, lifetime: float,
@@ -92,4 +95,4 @@ def _with_expiry(credential: Credential, registration: Registration, lifetime: f
         token_expiry = expiry(credential.secret)
         if token_expiry is not None and (expires_at is None or token_expiry < expires_at):
             expires_at = token_expiry
-    return replace(credential, expires_at=believable_expiry(now(), expires_at, lifetime))
+    return credential.replace(expires_at=believable_expiry(now(), expires_at, lifetime))

@@ -16,12 +16,16 @@ import errno
 import os
 import re
 import stat
-import urllib.parse
-from typing import Any, Mapping, Optional
 
 from .errors import PROG, InvalidInput, ProviderError
 from .jsontext import loads
-from .providers.base import FetchContext, Option
+from .providers.base import Option
+
+TYPE_CHECKING = False  # typing and urllib.parse are not imported at run time: a cold fetch pays for what it uses
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
+
+    from .providers.base import FetchContext
 
 GITHUB_ACTIONS = "github-actions"
 KUBELET = "kubelet"
@@ -95,6 +99,8 @@ def problem(source: str, env: Mapping[str, str]) -> Optional[str]:
             return None
         return ("ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set here (they are in a GitHub "
                 "Actions job with `permissions: id-token: write`)")
+    from .providers.base import FetchContext
+
     try:
         obtain(source, "", FetchContext(env=env))
     except ProviderError as error:
@@ -200,6 +206,8 @@ def _check_owner(path: str, where: str, info: os.stat_result, me: int, what: str
 
 def _github_actions(audience: str, context: FetchContext) -> str:
     """GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=AUD with the request token as a bearer: {"value": JWT}."""
+    import urllib.parse
+
     from .httpclient import Request, check_endpoint, network_reason
 
     url = context.env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")

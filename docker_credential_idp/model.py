@@ -3,10 +3,15 @@ credential it yields."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
 
 from .cache_policy import DEFAULT_MIN_TTL, DEFAULT_REFRESH_MARGIN
+
+TYPE_CHECKING = False  # typing and dataclasses are not imported: a cold fetch pays ~12 ms for them (performance.md)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Optional
+
+    from typing_extensions import Self
 
 # Seconds one fetch may take unless the registration says otherwise (--timeout). A user's script may wait on a slow
 # CLI or a person, so it gets longer. The vault stores each registration's figure beside its record, so that a
@@ -33,6 +38,48 @@ def validate_id(registration_id: str) -> str:
             "'.'-separated part starting and ending with a letter or digit, at most 253 characters"
         )
     return registration_id
+
+
+class Record:
+    """A frozen record in place of `@dataclass(frozen=True)`, whose import (with `inspect` and `ast`) costs a cold
+    fetch ~9 ms. A record's fields are its class's `__slots__` (records are not subclassed further), set once by its
+    `__init__` through `_set`; equality and hash by type and fields; `replace` a copy with some fields changed;
+    `repr` leaves out the fields named in `_hidden` (secrets), as `field(repr=False)` did."""
+
+    __slots__: tuple[str, ...] = ()
+    _hidden: ClassVar[tuple[str, ...]] = ()
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Record)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self._fields().values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self._fields().items() if name not in self._hidden)
+        return f"{type(self).__name__}({shown})"
+
+    def replace(self, **changes: Any) -> Self:
+        unknown = set(changes) - set(self._fields())
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]}")
+        return type(self)(**{**self._fields(), **changes})
 
 
 class Secrets(Mapping[str, str]):
@@ -64,29 +111,38 @@ class Secrets(Mapping[str, str]):
         return dict(self._values)
 
 
-@dataclass(frozen=True)
-class Login:
+class Login(Record):
     """What `docker login` stored over a registration that `registry add` made: served instead of the
     registration's own credential until `docker logout` erases it, and kept apart so that the logout restores
     exactly what the administrator registered."""
 
+    __slots__ = ("username", "secret")
+    _hidden = ("secret",)
     username: str
-    secret: str = field(repr=False)
+    secret: str
+
+    def __init__(self, username: str, secret: str) -> None:
+        self._set(username=username, secret=secret)
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(Record):
     """One row of the registry table. `prefix` is normalised (see matching.parse_prefix)."""
 
+    __slots__ = ("id", "prefix", "type", "settings", "secrets", "origin", "login")
     id: str
     prefix: str
     type: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    secrets: Secrets = field(default_factory=Secrets)
+    settings: Mapping[str, Any]
+    secrets: Secrets
     # "add": created with `registry add`; "store": created by `docker login` through the protocol's store verb;
     # "source:ID": synced from registry source ID (sources.py).
-    origin: str = "add"
-    login: Optional[Login] = None
+    origin: str
+    login: Optional[Login]
+
+    def __init__(self, id: str, prefix: str, type: str, settings: Optional[Mapping[str, Any]] = None,
+                 secrets: Optional[Secrets] = None, origin: str = "add", login: Optional[Login] = None) -> None:
+        self._set(id=id, prefix=prefix, type=type, settings={} if settings is None else settings,
+                  secrets=Secrets() if secrets is None else secrets, origin=origin, login=login)
 
     @property
     def host(self) -> str:
@@ -139,9 +195,13 @@ class Registration:
         )
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(Record):
+    __slots__ = ("username", "secret", "expires_at")
+    _hidden = ("secret",)
     username: str
-    secret: str = field(repr=False)
+    secret: str
     # Seconds since the epoch; None for credentials that do not expire (static passwords).
-    expires_at: Optional[float] = None
+    expires_at: Optional[float]
+
+    def __init__(self, username: str, secret: str, expires_at: Optional[float] = None) -> None:
+        self._set(username=username, secret=secret, expires_at=expires_at)

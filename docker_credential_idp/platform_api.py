@@ -16,45 +16,57 @@ call words its failures for what it was doing.
 from __future__ import annotations
 
 import time
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
 
 from .errors import PROG, ProviderError
-from .httpclient import Transport, network_reason, send
+from .httpclient import Request, network_reason, quote, send
 from .jsontext import loads
+from .model import Record
+
+TYPE_CHECKING = False  # neither typing nor dataclasses on a cold fetch's path
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional
+
+    from .httpclient import Transport
 
 ATTEMPTS = 3
 BACKOFF = (0.5, 1.5)  # seconds before the second and third attempt
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(Record):
     """Where a call goes and how: the API base, the organisation, the token, the TLS settings (`ca_file`), the
     time all of a call's attempts share, and the transport, pause and clock (injected in tests)."""
 
+    __slots__ = ("url", "org", "token", "settings", "timeout", "transport", "sleep", "clock")
+    _hidden = ("token",)
     url: str
     org: str
-    token: str = field(repr=False)
+    token: str
     settings: Mapping[str, Any]
     timeout: float
-    transport: Transport = send
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
+    transport: Transport
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+    def __init__(self, url: str, org: str, token: str, settings: Mapping[str, Any], timeout: float,
+                 transport: Transport = send, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._set(url=url, org=org, token=token, settings=settings, timeout=timeout, transport=transport, sleep=sleep,
+                  clock=clock)
 
     @property
     def host(self) -> str:
-        return urllib.parse.urlsplit(self.url).netloc
+        """The API's host[:port] as its URL spells it (the URL passed check_endpoint when it was added)."""
+        rest = self.url.partition("://")[2]
+        return rest[:min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))]
 
 
 def list_url(base: str, org: str) -> str:
-    return f"{base.rstrip('/')}/orgs/{urllib.parse.quote(org, safe='')}/registries"
+    return f"{base.rstrip('/')}/orgs/{quote(org)}/registries"
 
 
 def creds_url(base: str, org: str, registry_id: str) -> str:
-    return f"{list_url(base, org)}/{urllib.parse.quote(registry_id, safe='')}/creds"
+    return f"{list_url(base, org)}/{quote(registry_id)}/creds"
 
 
 def list_registries(platform: Platform, source_id: str) -> list[dict[str, Any]]:
@@ -123,7 +135,7 @@ def _get(platform: Platform, url: str, refusal: Callable[[int], str]) -> bytes:
     docstring); any other answer is ProviderError with `refusal`'s words for its status."""
     deadline = platform.clock() + platform.timeout
     for attempt in range(ATTEMPTS):
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        request = Request(url, headers={"Accept": "application/json"})
         # Unredirected: a redirect to another host must not carry the token along.
         request.add_unredirected_header("Authorization", f"Bearer {platform.token}")
         try:

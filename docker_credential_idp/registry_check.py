@@ -14,15 +14,17 @@ import json
 import re
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 # Text the registry sends (a realm, a scheme) is escaped before anything prints it. The one helper for that is
 from .errors import PROG
-from .httpclient import Transport, is_loopback, network_reason, origin, send
+from .httpclient import Request, is_loopback, network_reason, origin, send
 from .jsontext import shown
 from .model import Credential, Registration
+
+if TYPE_CHECKING:
+    from .httpclient import Transport
 
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 USER_AGENT = f"{PROG} registry test"
@@ -69,7 +71,7 @@ class _Handshake:
 
     def get(self, url: str, authorization: Optional[str], call: str) -> Optional[tuple[int, Any, bytes]]:
         """The answer, or None when there was none (the last step says why)."""
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        request = Request(url, headers={"User-Agent": USER_AGENT})
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
         started = self.clock()

@@ -4,7 +4,6 @@ registry table (table.py). `get` itself is the pipeline's (pipeline.py); this mo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Mapping, Optional
 
 from .errors import PROG, AmbiguousRegistry, CredentialsNotFound
@@ -34,10 +33,10 @@ class CredsStore:
                     "which fetches its own tokens; the credentials from docker login were not stored"
                 )
             if exact is not None and exact.origin == "store":
-                table[exact.id] = replace(exact, settings={**exact.settings, "username": username},
+                table[exact.id] = exact.replace(settings={**exact.settings, "username": username},
                                           secrets=Secrets({"password": secret}))
             elif exact is not None:
-                table[exact.id] = replace(exact, login=Login(username, secret))
+                table[exact.id] = exact.replace(login=Login(username, secret))
             else:
                 new_id = _id_for(request, table)
                 table[new_id] = Registration(id=new_id, prefix=request, type="basic", settings={"username": username},
@@ -63,7 +62,7 @@ class CredsStore:
             if exact is not None and exact.origin == "store":
                 del table[exact.id]
             elif exact is not None and exact.login is not None:
-                table[exact.id] = replace(exact, login=None)
+                table[exact.id] = exact.replace(login=None)
             else:
                 return [exact] if exact is not None else _reached(request, table, self.table.scope)
             removed.append(exact.id)

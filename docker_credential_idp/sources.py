@@ -27,7 +27,7 @@ from . import source_record
 from .cache_policy import SyncReason, lock_wait, source_due
 from .errors import PROG, IdpError, InvalidInput, ProviderError
 from .fsutil import LockTimeout
-from .httpclient import Transport, check_endpoint, send
+from .httpclient import check_endpoint, send
 from .matching import parse_prefix
 from .model import DEFAULT_FETCH_TIMEOUT, Registration, Secrets, validate_id
 from .platform_api import Platform, list_registries
@@ -38,6 +38,7 @@ from .vault import Vault
 
 if TYPE_CHECKING:
     from .cache_policy import Reason
+    from .httpclient import Transport
 
 DEFAULT_REFRESH = 600.0
 TYPES = ("platform",)

@@ -4,9 +4,12 @@ SDK that retries on its own, so the whole call runs in a thread that is given up
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing is not imported on the fetch path
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    T = TypeVar("T")
 
 
 class TimedOut(Exception):

@@ -103,12 +103,11 @@ def record_text(registration: Registration) -> str:
 
 
 def parse_record(record: str) -> Registration:
-    import json
-
+    from .jsontext import loads
     from .model import Registration
 
     try:
-        return Registration.from_record(json.loads(record))
+        return Registration.from_record(loads(record))
     except (KeyError, TypeError, ValueError):
         raise VaultError("the vault holds a malformed registration record; restore it from a backup") from None
 

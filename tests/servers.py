@@ -102,7 +102,8 @@ def form(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
 
 
-def google_token_endpoint(access_token: str, expires_in: Callable[[], int] = lambda: 3600) -> LocalServer:
+def google_token_endpoint(access_token: str, expires_in: Callable[[], int] = lambda: 3600,
+                          tls: Optional[tuple[Path, Path]] = None) -> LocalServer:
     """OAuth 2.0 token endpoint as google-auth's service-account flow uses it (JWT-bearer grant)."""
 
     def route(method: str, path: str, headers: Any, body: bytes) -> Answer:
@@ -112,7 +113,7 @@ def google_token_endpoint(access_token: str, expires_in: Callable[[], int] = lam
             return json_answer({"error": "invalid_grant"}, 400)
         return json_answer({"access_token": access_token, "expires_in": expires_in(), "token_type": "Bearer"})
 
-    return LocalServer(route)
+    return LocalServer(route, tls)
 
 
 def gce_metadata_server(access_token: str) -> LocalServer:

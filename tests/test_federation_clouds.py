@@ -431,6 +431,7 @@ def test_doctor_names_what_keeps_each_source_from_giving_a_token(issuer, tmp_pat
         f"file:{tmp_path / 'absent'}")
     add("a-kubelet", "--prefix", "y.azurecr.io", "--type", "acr", "--tenant", "t", "--oidc-token", "kubelet")
     result = call_helper("doctor", "--json")
+    assert result.out, result
     problems = {p["subject"]: p["problem"] for p in json.loads(result.out) if p["check"] == "identity"}
     assert "variable GCP_ID_TOKEN holds no identity token" in problems["registration g-env (gcr)"]
     assert "ACTIONS_ID_TOKEN_REQUEST_URL" in problems["registration g-gha (gcr)"]

@@ -19,8 +19,9 @@ from docker_credential_idp.vault import Vault
 from docker_credential_idp.vault_table import PAYLOAD_HEADER
 
 from .conftest import add_basic, assert_one_line_error, call_helper, run_helper
-from .servers import ecr_api_endpoint
+from .servers import ecr_api_endpoint, platform_creds_api
 from .test_token_cache import HEAVY_MODULES, imports_of_get
+from .tls import make_tls
 
 HOST = "registry.example.com"
 ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -63,6 +64,41 @@ def test_static_and_cached_ecr_hits_load_nothing_heavy():
             assert "docker_credential_idp.pipeline" in imported  # the profile did record our imports
             assert imported & (HEAVY_MODULES | {"docker_credential_idp.fetching"}) == set(), host
         assert api.count() == 1
+    finally:
+        api.stop()
+
+
+# What a cold fetch of a `script` or `platform` registration never needs (issue 22 §1; docs/performance.md): urllib's
+# client brings http.client, email and tempfile; dataclasses brings inspect and ast; the rest are typing, json and
+# what only some answers need (datetime for an ISO expiry, ipaddress and urllib.parse for a registry add's checks,
+# the idna codec for a non-ASCII host). A `script` fetch does not load the HTTP client, ssl or socket either.
+UNUSED_ON_A_COLD_FETCH = frozenset({
+    "urllib.request", "urllib.error", "urllib.parse", "http.client", "email", "email.parser", "tempfile",
+    "dataclasses", "inspect", "ast", "typing", "json", "datetime", "ipaddress", "encodings.idna",
+})
+
+
+def test_cold_script_and_platform_fetches_load_only_what_they_use(tmp_path):
+    ca, cert, key = make_tls(tmp_path / "tls")
+    api = platform_creds_api(token="platform-token-7", org="acme", tls=(cert, key),
+                             registries={"team": {"username": "robot", "password": "platform-pw-7"}})
+    try:
+        result = call_helper("registry", "add", "s", "--prefix", "script.example.com", "--type", "script",
+                             "--script-stdin", stdin="echo u:script-pw-7")
+        assert result.code == 0, result
+        result = call_helper("registry", "add", "p", "--prefix", HOST, "--type", "platform", "--url", api.url, "--org",
+                             "acme", "--registry-id", "team", "--token-stdin", "--ca-file", str(ca),
+                             stdin="platform-token-7")
+        assert result.code == 0, result
+        script = imports_of_get("script.example.com")  # nothing cached: each fetches
+        platform = imports_of_get(HOST)
+        assert api.count() == 1
+        for imported in (script, platform):
+            assert "docker_credential_idp.fetching" in imported  # the profile did record a fetch
+            assert imported & UNUSED_ON_A_COLD_FETCH == set()
+        # (importlib.import_module, which loads a provider, is not in the profile; what the provider imports is)
+        assert "subprocess" in script and script & {"ssl", "socket", "docker_credential_idp.httpclient"} == set()
+        assert {"ssl", "docker_credential_idp.httpclient", "docker_credential_idp.platform_api"} <= platform
     finally:
         api.stop()
 

@@ -7,7 +7,6 @@ Entra ID step belongs to azure-identity, whose own transport it uses (tests/test
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import urllib.parse
@@ -92,7 +91,7 @@ def test_platform_names_each_refusal_and_does_not_retry_it(status, fragment):
 ])
 def test_platform_a_refused_token_names_the_fix_that_applies_to_the_registration(origin, fix):
     with pytest.raises(ProviderError) as refused:
-        fetch(dataclasses.replace(PLATFORM, origin=origin), ScriptedTransport((401, {"error": "no"})))
+        fetch(PLATFORM.replace(origin=origin), ScriptedTransport((401, {"error": "no"})))
     assert refused.value.message.endswith(fix), refused.value.message
     assert "registry add" not in refused.value.message
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .base import Provider
 

@@ -14,12 +14,11 @@ import os
 import re
 import shutil
 import urllib.parse
-import urllib.request
 from typing import Any, ClassVar, Mapping, Optional
 
 from .. import identity
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import check_endpoint, network_reason
+from ..httpclient import Request, check_endpoint, network_reason
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, import_sdk
 
@@ -229,7 +228,7 @@ def _client_id(settings: Mapping[str, Any]) -> str:
 def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: str,
                settings: Mapping[str, Any]) -> dict[str, Any]:
     body = urllib.parse.urlencode(form).encode("ascii")
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
+    request = Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
                                                              "Accept": "application/json"})
     try:
         status, _, payload = context.transport(request, settings, context.timeout)

@@ -7,49 +7,74 @@ imported inside `fetch`.
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from ..errors import InvalidInput, ProviderUnavailable
-from ..httpclient import Transport, send
-from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Registration
+from ..model import DEFAULT_FETCH_TIMEOUT, Credential, Record, Registration
+
+# Neither typing nor the HTTP client is imported here: a `script` fetch needs neither (tests/test_pipeline.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar, Mapping, Optional
+
+    from ..httpclient import Request, Transport
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
     """One `registry add` option. A secret option becomes `--NAME-stdin` and `--NAME-env VAR` (and `--NAME-file`
     when `from_file`), so a secret never has to appear in argv."""
 
+    __slots__ = ("name", "help", "secret", "required", "flag", "from_file", "metavar", "convert")
     name: str
     help: str
-    secret: bool = False
-    required: bool = False
-    flag: bool = False  # a boolean switch rather than a value
-    from_file: bool = False
-    metavar: Optional[str] = None
+    secret: bool
+    required: bool
+    flag: bool  # a boolean switch rather than a value
+    from_file: bool
+    metavar: Optional[str]
     # Settings whose value is a number of seconds, an integer, and so on.
-    convert: Optional[Callable[[str], Any]] = None
+    convert: Optional[Callable[[str], Any]]
+
+    def __init__(self, name: str, help: str, secret: bool = False, required: bool = False, flag: bool = False,
+                 from_file: bool = False, metavar: Optional[str] = None,
+                 convert: Optional[Callable[[str], Any]] = None) -> None:
+        self._set(name=name, help=help, secret=secret, required=required, flag=flag, from_file=from_file,
+                  metavar=metavar, convert=convert)
 
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
 
 
-@dataclass(frozen=True)
-class FetchContext:
+def send(request: Request, settings: Mapping[str, Any], timeout: float) -> tuple[int, Any, bytes]:
+    """httpclient.send, imported by the first fetch that speaks HTTP (ssl and socket are most of a cold fetch's
+    imports, and a script never needs them)."""
+    from ..httpclient import send
+
+    return send(request, settings, timeout)
+
+
+class FetchContext(Record):
+    __slots__ = ("host", "env", "timeout", "now", "transport", "sleep", "identity_token", "annotations")
+    _hidden = ("identity_token",)
     # The registry host the credential is for: the registration's, or the one a pattern registration matched.
-    host: str = ""
-    env: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_FETCH_TIMEOUT
-    now: Callable[[], float] = time.time
-    transport: Transport = send
-    sleep: Callable[[float], None] = time.sleep
+    host: str
+    env: Mapping[str, str]
+    timeout: float
+    now: Callable[[], float]
+    transport: Transport
+    sleep: Callable[[float], None]
     # The kubelet's request (KEP-4412): the pod's service-account token and its service account's annotations. Empty
     # outside `kubelet` mode; `identity.obtain` reads the token for registrations with --oidc-token kubelet.
-    identity_token: str = field(default="", repr=False)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    identity_token: str
+    annotations: Mapping[str, str]
+
+    def __init__(self, host: str = "", env: Optional[Mapping[str, str]] = None, timeout: float = DEFAULT_FETCH_TIMEOUT,
+                 now: Callable[[], float] = time.time, transport: Transport = send,
+                 sleep: Callable[[float], None] = time.sleep, identity_token: str = "",
+                 annotations: Optional[Mapping[str, str]] = None) -> None:
+        self._set(host=host, env={} if env is None else env, timeout=timeout, now=now, transport=transport,
+                  sleep=sleep, identity_token=identity_token, annotations={} if annotations is None else annotations)
 
 
 class Provider:
@@ -143,6 +168,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(text: str) -> float:
     """`90s`, `30m`, `1h`, `12h`, `1d` or `1h30m` (or plain seconds) -> seconds, as --expire takes them."""
+    import re
+
     value = str(text).strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", value):
         seconds = float(value)

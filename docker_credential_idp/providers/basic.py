@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import InvalidInput
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class BasicProvider(Provider):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from .. import identity
@@ -116,7 +116,7 @@ class OidcProvider(Provider):
     options = (
         Option("exchange", f"oidc: what the identity token is traded with: {', '.join(EXCHANGES)}", required=True,
                metavar="KIND", convert=_exchange_kind),
-        replace(identity.OPTIONS[0], required=True),
+        identity.OPTIONS[0].replace(required=True),
         identity.OPTIONS[1],
         Option("connection-id", "oidc dockerhub: the Docker Hub OIDC connection's UUID", metavar="UUID",
                convert=_connection_id),

@@ -4,14 +4,15 @@ the platform holds the registry's secrets and rotates them."""
 
 from __future__ import annotations
 
-import datetime
-from typing import Any, Optional
-
 from ..errors import InvalidInput
 from ..httpclient import check_endpoint
 from ..model import Credential, Registration
 from ..platform_api import Platform, creds_url, read_creds
 from .base import FetchContext, Option, Provider, expire_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 EXPIRY_FIELDS = ("expires_at", "expiresAt", "expires", "expiry")
 
@@ -59,6 +60,8 @@ def _expiry(answer: dict[str, Any], now: float) -> Optional[float]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value) / (1000 if value > 1e11 else 1)  # milliseconds, as some APIs send
         if isinstance(value, str) and value:
+            import datetime
+
             try:
                 moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:

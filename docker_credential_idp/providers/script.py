@@ -8,11 +8,14 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Mapping
 
 from ..errors import PROG, InvalidInput, ProviderError
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 # What is read of a script's output: an answer is one short line; chatter on stderr (progress, warnings) may run
 # longer, but a script that prints without end (`yes`) must not fill this process's memory.
