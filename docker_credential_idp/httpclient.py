@@ -480,3 +480,26 @@ def network_reason(error: BaseException) -> str:
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
         return "timed out"
     return str(getattr(reason, "strerror", None) or reason)
+
+
+def oauth_error(body: bytes) -> str:
+    """What an OAuth error answer may show of itself: its error code (a word such as invalid_grant) and Entra ID's
+    AADSTS number — never the description or the rest of the body, which an endpoint may fill with what it was sent
+    (the identity token). "" when the answer names neither."""
+    from .jsontext import loads
+
+    try:
+        detail = loads(body[:4096].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    if not isinstance(detail, dict):
+        return ""
+    code = detail.get("error")
+    is_word = isinstance(code, str) and 0 < len(code) <= 64 and all(
+        character.isascii() and (character.isalnum() or character in "_.-") for character in code)
+    shown = str(code) if is_word else ""
+    numbers = detail.get("error_codes")
+    first = numbers[0] if isinstance(numbers, list) and numbers else None
+    if isinstance(first, int) and not isinstance(first, bool) and 0 <= first < 10**9:
+        shown = f"{shown} (AADSTS{first})".strip()
+    return shown

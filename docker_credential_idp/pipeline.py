@@ -320,5 +320,5 @@ class GetPipeline:
             self.warn(f"{PROG}: note: registration {registration.id!r} gets credentials that live "
                       f"{format_duration(float(-(-lifetime // 1)))}, no longer than its --min-ttl "
                       f"{format_duration(registration.min_ttl)} (what a client such as BuildKit may keep an answer), so "
-                      "each request fetches a new one and none is cached; lower --min-ttl if your clients keep answers "
-                      "for less")
+                      "each request fetches a new one rather than answer from the cache; lower --min-ttl if your "
+                      "clients keep answers for less")

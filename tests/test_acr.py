@@ -11,7 +11,14 @@ import pytest
 
 from .conftest import assert_one_line_error, call_helper
 from .oidc import Issuer
-from .servers import ENTRA_FEDERATION_AUDIENCE, entra_and_acr_exchange, fake_jwt, managed_identity_endpoint
+from .servers import (
+    ENTRA_FEDERATION_AUDIENCE,
+    LocalServer,
+    entra_and_acr_exchange,
+    fake_jwt,
+    json_answer,
+    managed_identity_endpoint,
+)
 from .test_token_cache import imports_of_get
 
 HOST = "myregistry.azurecr.io"
@@ -123,3 +130,26 @@ def test_a_cache_hit_does_not_import_azure_identity(entra):
     imported = imports_of_get(HOST)
     assert "docker_credential_idp.pipeline" in imported
     assert not {m for m in imported if m.startswith(("azure", "msal"))}
+
+
+@pytest.mark.parametrize("answer, shown", [
+    ({"error": f"invalid_grant {REFRESH}", "error_codes": [REFRESH]}, "HTTP 401"),  # an echo: nothing of it shown
+    ({"error": REFRESH.replace(".", "")[:60] + " x"}, "HTTP 401"),
+    ({"error": "invalid_grant", "error_codes": [70008]}, "HTTP 401 invalid_grant (AADSTS70008)"),
+])
+def test_a_refused_exchange_shows_its_error_code_never_what_it_echoes(entra, answer, shown):
+    """An exchange may fill its error with what it was sent (the Entra token): only a word of a code and a number
+    are shown."""
+    hostile = LocalServer(lambda method, path, headers, body: json_answer(answer, 401))
+    try:
+        result = call_helper("registry", "add", "acr", "--prefix", HOST, "--type", "acr", "--tenant", "t1",
+                             "--client-id", "c1", "--client-secret-stdin", "--authority-host", entra.url,
+                             "--exchange-url", f"{hostile.url}/oauth2/exchange", "--ca-file", str(entra.ca),
+                             stdin="sp-secret-1")
+        assert result.code == 0, result
+        line = assert_one_line_error(call_helper("get", stdin=HOST), "the ACR token exchange refused the request",
+                                     stream="out")
+    finally:
+        hostile.stop()
+    assert line.endswith(shown) or f"{shown};" in line or f"{shown} " in line, line
+    assert REFRESH not in line and REFRESH.replace(".", "")[:60] not in line

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping, Optional
 
 from .. import identity
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import Request, check_endpoint, network_reason
+from ..httpclient import Request, check_endpoint, network_reason, oauth_error
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, import_sdk
 
@@ -229,14 +229,15 @@ def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: st
                settings: Mapping[str, Any]) -> dict[str, Any]:
     body = urllib.parse.urlencode(form).encode("ascii")
     request = Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
-                                                             "Accept": "application/json"})
+                                               "Accept": "application/json"})
     try:
         status, _, payload = context.transport(request, settings, context.timeout)
     except OSError as error:
         raise ProviderError(f"cannot reach {who} at {urllib.parse.urlsplit(url).netloc}: {network_reason(error)}",
                             transient=True) from None
     if status != 200:
-        raise ProviderError(f"{who} refused the request: HTTP {status}{_oauth_error(payload)}",
+        code = oauth_error(payload)
+        raise ProviderError(f"{who} refused the request: HTTP {status}{' ' + code if code else ''}",
                             transient=status >= 500 or status == 429)
     try:
         answer = json.loads(payload)
@@ -245,19 +246,6 @@ def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: st
     if not isinstance(answer, dict):
         raise ProviderError(f"{who} answered with JSON that is not an object")
     return answer
-
-
-def _oauth_error(payload: bytes) -> str:
-    """The OAuth error code (and Entra's AADSTS number) from an error answer; never the whole body."""
-    try:
-        detail = json.loads(payload)
-    except ValueError:
-        return ""
-    if not isinstance(detail, dict) or not isinstance(detail.get("error"), str):
-        return ""
-    codes = detail.get("error_codes")
-    suffix = f" (AADSTS{codes[0]})" if isinstance(codes, list) and codes else ""
-    return f" {detail['error'][:80]}{suffix}"
 
 
 def _jwt_expiry(token: str) -> float | None:

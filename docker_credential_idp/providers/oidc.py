@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from .. import identity
 from ..errors import InvalidInput, ProviderError
-from ..httpclient import Request, check_endpoint, network_reason, origin
+from ..httpclient import Request, check_endpoint, network_reason, oauth_error, origin
 from ..jsontext import loads
 from ..model import Credential, Registration
 from .base import FetchContext, Option, Provider, expire_option
@@ -291,11 +291,11 @@ def _call(kind: str, request: Request, settings: Mapping[str, Any], context: Fet
     except OSError as error:
         raise ProviderError(f"{where} did not answer: {network_reason(error)}", transient=True) from None
     if status in (401, 403):
-        raise ProviderError(f"{where} refused the identity token (HTTP {status}{_oauth_error(body)}): check its "
+        raise ProviderError(f"{where} refused the identity token (HTTP {status}{_shown_error(body)}): check its "
                             f"audience (--oidc-audience) and that the service trusts its issuer and subject "
                             f"({_trust_hint(kind)})")
     if status != 200:
-        raise ProviderError(f"{where} answered HTTP {status}{_oauth_error(body)}",
+        raise ProviderError(f"{where} answered HTTP {status}{_shown_error(body)}",
                             transient=status >= 500 or status == 429)
     try:
         answer = loads(body[:MAX_TOKEN_CHARS * 2].decode("utf-8"))
@@ -313,17 +313,6 @@ def _trust_hint(kind: str) -> str:
             "chainguard": "the identity's issuer and subject, and --identity"}.get(kind, "")
 
 
-_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _oauth_error(body: bytes) -> str:
-    """The OAuth error code of an error answer (a word such as invalid_grant), never its description or body."""
-    try:
-        detail = loads(body[:4096].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return ""
-    code = detail.get("error") if isinstance(detail, dict) else None
-    return f", {code}" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
 
 
 def _username_from(kind: str, settings: Mapping[str, Any], answer: Mapping[str, Any]) -> str:
@@ -354,3 +343,8 @@ def _expiry(answer: Mapping[str, Any], secret: str, now: float, lifetime: float)
 
 
 PROVIDER = OidcProvider()
+
+
+def _shown_error(body: bytes) -> str:
+    code = oauth_error(body)
+    return f", {code}" if code else ""
