@@ -30,7 +30,9 @@ def loads(data: str | bytes, finite: bool = False) -> Any:
             start = len(text) - len(text.lstrip(" \t\n\r"))
             try:
                 value, end = _scanner(finite)(text, start)
-            except StopIteration:
+            except (StopIteration, ValueError, SystemError):
+                # Malformed: json.loads says how. (The scanner reports errors through json.decoder, which it finds
+                # only once json is imported; before that it fails with a SystemError.)
                 value, end = None, -1
             if end >= 0 and not text[end:].strip(" \t\n\r"):
                 return value

@@ -262,3 +262,19 @@ def test_a_passphrase_vault_derives_its_key_once_per_call(monkeypatch):
     status, out, _ = call_main("get", stdin=HOST.encode())
     assert status == 0 and json.loads(out)["Secret"] == "passphrase-pw-1"
     assert len(derivations) == 1 and len(reads) == 1
+
+
+def test_malformed_json_in_a_process_that_never_imported_json_is_a_value_error():
+    """jsontext.loads runs _json's scanner without importing json; the scanner reports malformed input through
+    json.decoder, so in a process where nothing imported json (a real `get`) it must still raise json's ValueError,
+    not a SystemError from the C scanner. In-process tests have json imported and cannot see this."""
+    import subprocess
+    import sys
+
+    program = ("import sys\nfrom docker_credential_idp import jsontext\nassert 'json' not in sys.modules\n"
+               "for text in ('{not json', '{\"a\": 1', '[1,]', '\"open'):\n"
+               "    try:\n        jsontext.loads(text)\n    except ValueError as error:\n"
+               "        print(type(error).__name__)\n")
+    result = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["JSONDecodeError"] * 4
