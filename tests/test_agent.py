@@ -466,3 +466,36 @@ def test_a_get_through_the_agent_imports_almost_nothing(isolated_env):
     assert {"_socket", "docker_credential_idp.agent_client"} <= imported
     assert imported & (HEAVY_MODULES | {"socket", "ctypes", "select", "selectors", "docker_credential_idp.vault",
                                         "docker_credential_idp.crypto", "docker_credential_idp.pipeline"}) == set()
+
+
+def test_a_refresh_runs_in_its_callers_directory_and_environment_not_the_last_callers(isolated_env, tmp_path):
+    """The refresh ahead runs the fetch as the get of the caller it serves would: in that caller's working directory
+    and process environment (the SDKs' and the proxy's variables), not those another caller's fetch left set."""
+    counter = tmp_path / "calls"
+    script_registration("short", "short.example.com",
+                        f'echo x >> {counter}\necho "robot:$(basename "$PWD")-$(wc -l < {counter} | tr -d " ")"\n',
+                        "--expire", "1h")
+    add_basic("other", "other.example.com", "robot", "other-secret-1234")
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    clock = Clock()
+    running = Agent(home_location(os.environ), None, idle_timeout=7200, now=clock)
+    here = os.getcwd()
+
+    def get(server: str, cwd: Path, **extra: str) -> bytes:
+        reply = running.answer(Request("get", __version__, running.home, str(cwd), {**os.environ, **extra},
+                                       server.encode()))
+        assert reply[:1] == b"=", reply
+        return reply
+
+    try:
+        assert b"mine-1" in get("short.example.com", mine)
+        # Another caller, in another directory with another environment, fetches: the gate sets the process's.
+        assert b"robot" in get("other.example.com", theirs, https_proxy="http://127.0.0.1:9")
+        clock.now += 3260
+        assert running.refresh_due(wait=True) == 1
+        assert running.refreshes == 1
+        assert b"mine-2" in get("short.example.com", mine)
+    finally:
+        os.chdir(here)
