@@ -21,6 +21,7 @@ import pytest
 from docker_credential_idp import __version__, agent, agent_client
 from docker_credential_idp.agent import Agent, Request
 from docker_credential_idp.cache_policy import DEFAULT_REFRESH_MARGIN, refresh_at
+from docker_credential_idp.commands.agent import unit_texts
 from docker_credential_idp.paths import home_location
 
 from .conftest import Clock, add_basic, assert_one_line_error, call_helper, run_helper
@@ -444,6 +445,21 @@ def test_install_writes_the_systemd_user_units(isolated_env):
     assert f"ListenStream={path}\n" in socket_unit and "SocketMode=0600" in socket_unit
     assert "agent start --foreground --idle-timeout 1800" in service
     assert "systemctl --user enable --now docker-credential-idp-agent.socket" in result.out
+
+
+def test_install_writes_percent_and_dollar_as_systemd_reads_them(isolated_env, tmp_path, monkeypatch):
+    """systemd expands %-specifiers in ListenStream=, Environment= and ExecStart= (and $NAME in ExecStart=): a home
+    named /x/100%h would become the user's home directory, and the agent would serve another home than get's."""
+    home = tmp_path / "100%h $HOME"
+    monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_HOME", str(home))
+    monkeypatch.delenv("XDG_RUNTIME_DIR")  # the socket in the home itself, its path in ListenStream=
+    texts = unit_texts(str(home), os.environ, 60)
+    socket_unit, service = texts["docker-credential-idp-agent.socket"], texts["docker-credential-idp-agent.service"]
+    assert f"ListenStream={tmp_path}/100%%h $HOME/agent.sock\n" in socket_unit
+    assert f"Environment='DOCKER_CREDENTIAL_IDP_HOME={tmp_path}/100%%h $HOME'\n" in service
+    monkeypatch.setattr(agent, "program", lambda: ["/opt/a%i$b/python"])
+    assert "ExecStart='/opt/a%%i$$b/python' agent start" in unit_texts(str(home), os.environ, 60)[
+        "docker-credential-idp-agent.service"]
 
 
 def test_a_bad_idle_timeout_is_one_line(isolated_env):
