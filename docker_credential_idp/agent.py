@@ -223,6 +223,11 @@ class Agent:
                 with agent.gate.holding(cwd, self.env):
                     return super()._under_fetch_lock(*args, **options)
 
+            def refresh(self, server: str, served_fetched_at: float) -> Optional[CachedToken]:
+                # It fetches without _under_fetch_lock: the gate around all of it (before the fetch lock, as above).
+                with agent.gate.holding(cwd, self.env):
+                    return super().refresh(server, served_fetched_at)
+
         return AgentPipeline
 
     def answer(self, request: Request) -> bytes:

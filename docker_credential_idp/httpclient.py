@@ -30,8 +30,11 @@ MAX_LINE = 65536  # a status or header line; http.client's limits
 MAX_HEADERS = 100
 MAX_REDIRECTS = 10  # urllib's HTTPRedirectHandler.max_redirections
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-_contexts: dict[tuple[Optional[str], bool, bool], ssl.SSLContext] = {}
-_directory_fell_short: set[tuple[Optional[str], str]] = set()  # (CA file, host) the directory alone did not verify
+# By (CA file, --insecure, whole store, SSL_CERT_FILE, SSL_CERT_DIR): the resident agent sets os.environ to each
+# caller's in turn, and OpenSSL reads the two variables when a context loads the store.
+_contexts: dict[tuple[Optional[str], bool, bool, Optional[str], Optional[str]], ssl.SSLContext] = {}
+# (CA file, host, SSL_CERT_FILE, SSL_CERT_DIR) the store's directory alone did not verify
+_directory_fell_short: set[tuple[Optional[str], str, Optional[str], Optional[str]]] = set()
 
 
 class Request:
@@ -108,7 +111,8 @@ def tls_context(settings: Mapping[str, Any], whole_store: bool = True) -> ssl.SS
     ~140 certificates take ~20 ms to parse, the largest part of a cold fetch's TLS. `send` tries the directory
     first where there is one (and SSL_CERT_FILE names no file of its own) and, if verification fails, the whole
     store: the directory's anchors are a subset of the whole store's, so what it verifies the whole store does."""
-    key = (settings.get("ca_file"), bool(settings.get("insecure")), whole_store or _store_directory() is None)
+    key = (settings.get("ca_file"), bool(settings.get("insecure")), whole_store or _store_directory() is None,
+           os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     if key not in _contexts:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED, as the default's
         if key[1]:
@@ -342,7 +346,7 @@ def _connect(scheme: str, host: str, port: int, proxy: Optional[tuple[str, int, 
     (tls_context says why)."""
     if scheme != "https":
         return _open(host, port, proxy, timeout, tunnel=False)
-    tried = (settings.get("ca_file"), host)
+    tried = (settings.get("ca_file"), host, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     lean = not settings.get("insecure") and _store_directory() is not None and tried not in _directory_fell_short
     for whole_store in ((False, True) if lean else (True,)):
         context = tls_context(settings, whole_store)

@@ -75,11 +75,20 @@ class Record:
         shown = ", ".join(f"{name}={value!r}" for name, value in self._fields().items() if name not in self._hidden)
         return f"{type(self).__name__}({shown})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Through __init__ (copy, deepcopy, pickle): the default reduction of a slotted object sets the fields with
+        # setattr, which a frozen record refuses.
+        return _rebuild, (type(self), self._fields())
+
     def replace(self, **changes: Any) -> Self:
         unknown = set(changes) - set(self._fields())
         if unknown:
             raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]}")
         return type(self)(**{**self._fields(), **changes})
+
+
+def _rebuild(cls: type[Record], fields: dict[str, Any]) -> Record:
+    return cls(**fields)
 
 
 class Secrets(Mapping[str, str]):

@@ -21,6 +21,7 @@ import pytest
 from docker_credential_idp import __version__, agent, agent_client
 from docker_credential_idp.agent import Agent, Request
 from docker_credential_idp.cache_policy import DEFAULT_REFRESH_MARGIN, refresh_at
+from docker_credential_idp.commands.agent import unit_texts
 from docker_credential_idp.paths import home_location
 
 from .conftest import Clock, add_basic, assert_one_line_error, call_helper, run_helper
@@ -446,6 +447,21 @@ def test_install_writes_the_systemd_user_units(isolated_env):
     assert "systemctl --user enable --now docker-credential-idp-agent.socket" in result.out
 
 
+def test_install_writes_percent_and_dollar_as_systemd_reads_them(isolated_env, tmp_path, monkeypatch):
+    """systemd expands %-specifiers in ListenStream=, Environment= and ExecStart= (and $NAME in ExecStart=): a home
+    named /x/100%h would become the user's home directory, and the agent would serve another home than get's."""
+    home = tmp_path / "100%h $HOME"
+    monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_HOME", str(home))
+    monkeypatch.delenv("XDG_RUNTIME_DIR")  # the socket in the home itself, its path in ListenStream=
+    texts = unit_texts(str(home), os.environ, 60)
+    socket_unit, service = texts["docker-credential-idp-agent.socket"], texts["docker-credential-idp-agent.service"]
+    assert f"ListenStream={tmp_path}/100%%h $HOME/agent.sock\n" in socket_unit
+    assert f"Environment='DOCKER_CREDENTIAL_IDP_HOME={tmp_path}/100%%h $HOME'\n" in service
+    monkeypatch.setattr(agent, "program", lambda: ["/opt/a%i$b/python"])
+    assert "ExecStart='/opt/a%%i$$b/python' agent start" in unit_texts(str(home), os.environ, 60)[
+        "docker-credential-idp-agent.service"]
+
+
 def test_a_bad_idle_timeout_is_one_line(isolated_env):
     assert_one_line_error(call_helper("agent", "start", "--idle-timeout", "soon"), "--idle-timeout", "1h")
 
@@ -466,3 +482,36 @@ def test_a_get_through_the_agent_imports_almost_nothing(isolated_env):
     assert {"_socket", "docker_credential_idp.agent_client"} <= imported
     assert imported & (HEAVY_MODULES | {"socket", "ctypes", "select", "selectors", "docker_credential_idp.vault",
                                         "docker_credential_idp.crypto", "docker_credential_idp.pipeline"}) == set()
+
+
+def test_a_refresh_runs_in_its_callers_directory_and_environment_not_the_last_callers(isolated_env, tmp_path):
+    """The refresh ahead runs the fetch as the get of the caller it serves would: in that caller's working directory
+    and process environment (the SDKs' and the proxy's variables), not those another caller's fetch left set."""
+    counter = tmp_path / "calls"
+    script_registration("short", "short.example.com",
+                        f'echo x >> {counter}\necho "robot:$(basename "$PWD")-$(wc -l < {counter} | tr -d " ")"\n',
+                        "--expire", "1h")
+    add_basic("other", "other.example.com", "robot", "other-secret-1234")
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    clock = Clock()
+    running = Agent(home_location(os.environ), None, idle_timeout=7200, now=clock)
+    here = os.getcwd()
+
+    def get(server: str, cwd: Path, **extra: str) -> bytes:
+        reply = running.answer(Request("get", __version__, running.home, str(cwd), {**os.environ, **extra},
+                                       server.encode()))
+        assert reply[:1] == b"=", reply
+        return reply
+
+    try:
+        assert b"mine-1" in get("short.example.com", mine)
+        # Another caller, in another directory with another environment, fetches: the gate sets the process's.
+        assert b"robot" in get("other.example.com", theirs, https_proxy="http://127.0.0.1:9")
+        clock.now += 3260
+        assert running.refresh_due(wait=True) == 1
+        assert running.refreshes == 1
+        assert b"mine-2" in get("short.example.com", mine)
+    finally:
+        os.chdir(here)

@@ -224,6 +224,29 @@ def test_the_store_s_directory_is_read_first_and_a_failure_is_checked_against_th
         httpclient._contexts.clear()
 
 
+def test_the_trust_store_is_the_one_ssl_cert_file_names_at_each_request(tmp_path, monkeypatch):
+    """The resident agent sets os.environ to each caller's in turn: a caller's SSL_CERT_FILE (a company CA) is
+    trusted for its requests, as a get of its own would trust it, and for no other caller's."""
+    ca, cert, key = make_tls(tmp_path / "tls")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    httpclient._contexts.clear()
+    httpclient._directory_fell_short.clear()
+    server = serving(echo, (cert, key))
+    try:
+        with pytest.raises(OSError):
+            send(Request(f"{server.url}/"), {}, 5)
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        assert send(Request(f"{server.url}/"), {}, 5)[0] == 200
+        monkeypatch.delenv("SSL_CERT_FILE")
+        with pytest.raises(OSError):
+            send(Request(f"{server.url}/"), {}, 5)
+    finally:
+        server.stop()
+        httpclient._contexts.clear()
+        httpclient._directory_fell_short.clear()
+
+
 def subject_hash(ca: Path) -> str:
     """OpenSSL's X509_NAME_hash of the CA's subject: the file name a hashed directory files it under."""
     import ctypes

@@ -61,6 +61,22 @@ def test_repr_never_shows_a_secret():
     assert SECRET not in repr(registration) and "password" in repr(registration)
 
 
+def test_records_copy_as_frozen_dataclasses_did():
+    """copy.copy and copy.deepcopy of a record (a frozen dataclass's were equal copies): a slotted record's default
+    reduction sets its fields with setattr, which a frozen record refuses."""
+    import copy
+
+    from docker_credential_idp.model import Credential, Login
+
+    registration = make_registration().replace(login=Login("bob", "login-secret-1234"))
+    for record in (registration, Login("bob", "login-secret-1234"), Credential("u", "s-1234", 5.0)):
+        assert copy.copy(record) == record and copy.deepcopy(record) == record
+    with pytest.raises(AttributeError):
+        registration.id = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        registration.unknown = 1  # type: ignore[attr-defined]
+
+
 def test_env_key_creates_no_key_file_and_is_needed_to_read(home, monkeypatch):
     key = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv("DOCKER_CREDENTIAL_IDP_KEY", key)

@@ -100,8 +100,12 @@ def unit_texts(home: str, env: Any, idle: float) -> dict[str, str]:
 
     from .. import agent
 
-    path = agent.socket_path(home, env)
-    command = " ".join(shlex.quote(part) for part in agent.program())
+    def literal(text: str) -> str:  # systemd expands %-specifiers in these settings: %% is a percent sign
+        return text.replace("%", "%%")
+
+    path = literal(agent.socket_path(home, env))
+    # ExecStart also substitutes $NAME: $$ is a dollar sign.
+    command = " ".join(literal(shlex.quote(part)).replace("$", "$$") for part in agent.program())
     return {
         f"{UNIT_NAME}.socket": (
             "[Unit]\nDescription=docker-credential-idp agent socket\n\n"
@@ -110,7 +114,7 @@ def unit_texts(home: str, env: Any, idle: float) -> dict[str, str]:
         f"{UNIT_NAME}.service": (
             "[Unit]\nDescription=docker-credential-idp agent\n"
             f"Requires={UNIT_NAME}.socket\n\n"
-            f"[Service]\nEnvironment={shlex.quote('DOCKER_CREDENTIAL_IDP_HOME=' + home)}\n"
+            f"[Service]\nEnvironment={literal(shlex.quote('DOCKER_CREDENTIAL_IDP_HOME=' + home))}\n"
             f"ExecStart={command} agent start --foreground --idle-timeout {idle:g}\n"
             "LimitCORE=0\nNoNewPrivileges=yes\n"),
     }
