@@ -251,8 +251,11 @@ def test_docker_pull_with_a_read_only_home(registry):
     image = f"{registry.host}/{IMAGE}:{TAG}"
     forget(image)
     home = os.environ["DOCKER_CREDENTIAL_IDP_HOME"]
+    # The home is read-only in this mount namespace only. A resident agent (IDP_TEST_AGENT runs) lives outside it and
+    # would see a writable home, which no real deployment has (an agent shares its callers' mounts): the helper
+    # answers alone here, with or without an agent started.
     pulled = run_client("unshare", "-m", "sh", "-c", 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
-                        'exec docker pull "$2"', "sh", home, image)
+                        'DOCKER_CREDENTIAL_IDP_AGENT=off exec docker pull "$2"', "sh", home, image)
     assert pulled.returncode == 0, pulled.stderr
     assert "unexpected error" not in pulled.stdout + pulled.stderr
     assert not (Path(home) / "tokens.bin").exists()
