@@ -6,6 +6,9 @@ parser) and `tempfile`, 12 ms on a cold fetch that makes one small call (docs/pe
 urllib's behaviour: proxies from the environment (`https_proxy` through a CONNECT tunnel, `http_proxy` with the
 request's absolute URL, `no_proxy`), redirects followed only within the origin and without the unredirected
 headers (the tokens), answers with error statuses returned rather than raised, network failures raised as OSError.
+What it adds: one deadline for a whole call of `send` (Deadline), as a recv's timeout alone lets a server that
+trickles a byte at a time, or sends interim answers without end, hold the call (and, in the agent, a thread and a
+socket) for ever.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 
 from .errors import InvalidInput, ProviderError
 
@@ -29,6 +33,8 @@ MAX_BODY = 1024 * 1024
 MAX_LINE = 65536  # a status or header line; http.client's limits
 MAX_HEADERS = 100
 MAX_REDIRECTS = 10  # urllib's HTTPRedirectHandler.max_redirections
+MAX_INTERIM = 10  # 1xx answers before the final one; a server sends one or two (100 Continue, 103 Early Hints)
+RECV_SIZE = 65536
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 # By (CA file, --insecure, whole store, SSL_CERT_FILE, SSL_CERT_DIR): the resident agent sets os.environ to each
 # caller's in turn, and OpenSSL reads the two variables when a context loads the store.
@@ -96,6 +102,27 @@ class RedirectRefused(OSError):
 
 class BadAnswer(OSError):
     """What came back is not an HTTP/1.x answer (or breaks its limits): the server or the path to it is broken."""
+
+
+class Deadline:
+    """When a call of `send` must be over: connect, TLS handshake, proxy CONNECT, request, answer and every redirect
+    hop share it. `left()` is what remains (a TimeoutError, as a socket's timeout raises, once nothing does), and
+    `arm(connection)` gives a socket that as its timeout before each blocking operation. Monotonic: a clock that
+    steps does not move it."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")  # socket.timeout's words: network_reason and callers read it as today
+        return left
+
+    def arm(self, connection: socket.socket) -> None:
+        connection.settimeout(self.left())
 
 
 class InvalidURL(ValueError):
@@ -217,11 +244,18 @@ def send(request: Request, settings: Mapping[str, Any], timeout: float) -> tuple
     """(status, headers, body) for any HTTP answer, error statuses included, the body cut at MAX_BODY; network
     failures raise OSError (RedirectRefused and BadAnswer are ones). Redirects are followed as urllib follows them
     (GET and HEAD on any of 301, 302, 303, 307, 308; POST on 301, 302, 303 as a GET without its body), but only
-    within the origin and without the request's unredirected headers."""
+    within the origin and without the request's unredirected headers.
+
+    `timeout` bounds the whole call, redirects included (Deadline), not only each operation: it is the
+    registration's fetch timeout, which is what the caller's outer bound (timebox.call_within, timeout + 1 s) allows
+    a fetch, so a call that needs more could not have been used anyway; each operation's own timeout was this same
+    figure, so min(per-operation timeout, time left) is the time left. A provider that makes several calls gives
+    each the fetch timeout, as before; the outer bound still caps their sum."""
+    deadline = Deadline(timeout)
     url, method, data = request.full_url, request.get_method(), request.data
     headers = {**request.headers, **request.unredirected_hdrs}  # urllib's precedence
     for redirects in range(MAX_REDIRECTS + 1):
-        status, answer_headers, body = _exchange(url, method, data, headers, settings, timeout)
+        status, answer_headers, body = _exchange(url, method, data, headers, settings, deadline)
         location = answer_headers.get("location") or answer_headers.get("uri")
         follows = method in ("GET", "HEAD") or method == "POST" and status in (301, 302, 303)
         if status not in REDIRECT_STATUSES or location is None or not follows or redirects == MAX_REDIRECTS:
@@ -304,7 +338,7 @@ def _bypassed(host: str, port: int, no_proxy: str) -> bool:
 
 
 def _exchange(url: str, method: str, data: Optional[bytes], headers: Mapping[str, str], settings: Mapping[str, Any],
-              timeout: float) -> tuple[int, Headers, bytes]:
+              deadline: Deadline) -> tuple[int, Headers, bytes]:
     """One request and its answer over a new connection (`Connection: close`, as urllib sends)."""
     scheme, host, port, target = split_url(url)
     proxy = proxy_for(scheme, host, port, os.environ)
@@ -333,25 +367,79 @@ def _exchange(url: str, method: str, data: Optional[bytes], headers: Mapping[str
             raise ValueError("a header name or value with a line break, NUL or colon in it; not sent")
         lines.append(f"{name}: {value}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    connection = _connect(scheme, host, port, proxy, settings, timeout)
-    with connection, connection.makefile("rb") as stream:
-        connection.sendall(head + (data or b""))
-        return _read_answer(stream, method)
+    connection = _connect(scheme, host, port, proxy, settings, deadline)
+    with connection:
+        _send_all(connection, head + (data or b""), deadline)
+        return _read_answer(_Reader(connection, deadline), method)
+
+
+def _send_all(connection: socket.socket, data: bytes, deadline: Deadline) -> None:
+    """sendall, each send within what is left (an SSLSocket's sendall gives each piece the whole timeout)."""
+    view = memoryview(data)
+    while view:
+        deadline.arm(connection)
+        view = view[connection.send(view):]
+
+
+class _Reader:
+    """An answer's bytes as a buffered file gives them (readline, read), each recv within what is left of the
+    deadline: a file from makefile would recv on for as long as bytes trickle in."""
+
+    __slots__ = ("connection", "deadline", "buffer", "ended")
+
+    def __init__(self, connection: socket.socket, deadline: Deadline) -> None:
+        self.connection, self.deadline = connection, deadline
+        self.buffer = bytearray()
+        self.ended = False
+
+    def _more(self) -> bool:
+        if not self.ended:
+            self.deadline.arm(self.connection)
+            chunk = self.connection.recv(RECV_SIZE)
+            self.buffer += chunk
+            self.ended = not chunk
+        return not self.ended
+
+    def _take(self, size: int) -> bytes:
+        taken = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return taken
+
+    def readline(self, limit: int) -> bytes:
+        """A line with its newline, or `limit` bytes of one, or what is left at the end."""
+        searched = 0
+        while True:
+            end = self.buffer.find(b"\n", searched, limit)
+            if end >= 0:
+                return self._take(end + 1)
+            if len(self.buffer) >= limit:
+                return self._take(limit)
+            searched = len(self.buffer)
+            if not self._more():
+                return self._take(limit)
+
+    def read(self, size: int) -> bytes:
+        """`size` bytes, or fewer at the end."""
+        while len(self.buffer) < size and self._more():
+            pass
+        return self._take(size)
 
 
 def _connect(scheme: str, host: str, port: int, proxy: Optional[tuple[str, int, Optional[str]]],
-             settings: Mapping[str, Any], timeout: float) -> socket.socket:
+             settings: Mapping[str, Any], deadline: Deadline) -> socket.socket:
     """A connection to the server (through the proxy's tunnel for https), with TLS for https: verified first
     against the store's directory and, if that falls short, again from the start against the whole store
-    (tls_context says why)."""
+    (tls_context says why). ssl bounds a handshake by the socket's timeout as a whole; both tries share the
+    deadline."""
     if scheme != "https":
-        return _open(host, port, proxy, timeout, tunnel=False)
+        return _open(host, port, proxy, deadline, tunnel=False)
     tried = (settings.get("ca_file"), host, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     lean = not settings.get("insecure") and _store_directory() is not None and tried not in _directory_fell_short
     for whole_store in ((False, True) if lean else (True,)):
         context = tls_context(settings, whole_store)
-        connection = _open(host, port, proxy, timeout, tunnel=True)
+        connection = _open(host, port, proxy, deadline, tunnel=True)
         try:
+            deadline.arm(connection)
             return context.wrap_socket(connection, server_hostname=host.encode("ascii"))
         except ssl.SSLCertVerificationError:
             connection.close()
@@ -364,35 +452,55 @@ def _connect(scheme: str, host: str, port: int, proxy: Optional[tuple[str, int, 
     raise AssertionError("the loop returns or raises")  # pragma: no cover
 
 
-def _open(host: str, port: int, proxy: Optional[tuple[str, int, Optional[str]]], timeout: float,
+def _open(host: str, port: int, proxy: Optional[tuple[str, int, Optional[str]]], deadline: Deadline,
           tunnel: bool) -> socket.socket:
     """A TCP connection to the server, or to the proxy (`tunnel`: through its CONNECT tunnel to the server). Host
     names go to the resolver and to ssl as ASCII bytes (split_url made them so): as str, both would load the idna
     codec."""
     if proxy is None:
-        connection = socket.create_connection((host.encode("ascii"), port), timeout)  # type: ignore[arg-type]
+        connection = _dial(host.encode("ascii"), port, deadline)
     else:
         proxy_host = proxy[0].encode("ascii" if proxy[0].isascii() else "idna")
-        connection = socket.create_connection((proxy_host, proxy[1]), timeout)  # type: ignore[arg-type]
+        connection = _dial(proxy_host, proxy[1], deadline)
         if tunnel:
             try:
-                _tunnel(connection, host, port, proxy[2])
+                _tunnel(connection, host, port, proxy[2], deadline)
             except BaseException:
                 connection.close()
                 raise
     return connection
 
 
-def _tunnel(connection: socket.socket, host: str, port: int, authorization: Optional[str]) -> None:
+def _dial(host: bytes, port: int, deadline: Deadline) -> socket.socket:
+    """socket.create_connection's loop over the resolver's addresses (the last failure raised), each connect within
+    what is left of the deadline rather than a whole timeout each. The resolver itself is not bounded: getaddrinfo
+    cannot be interrupted (the outer timebox bounds a one-shot get; the agent's threads wait on the resolver)."""
+    failure: Optional[OSError] = None
+    for family, kind, protocol, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = deadline.left()  # before each address: past the deadline, no other is tried
+        connection = socket.socket(family, kind, protocol)
+        try:
+            connection.settimeout(left)
+            connection.connect(address)
+            return connection
+        except OSError as error:
+            connection.close()
+            failure = error
+    raise failure or OSError("the resolver gave no address")
+
+
+def _tunnel(connection: socket.socket, host: str, port: int, authorization: Optional[str],
+            deadline: Deadline) -> None:
     """CONNECT host:port through the proxy on `connection`; OSError unless it answers 2xx."""
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if authorization:
         lines.append(f"Proxy-Authorization: {authorization}")
-    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    _send_all(connection, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), deadline)
     # Byte by byte, so that nothing of the TLS handshake that follows is read into a buffer here.
     head = b""
     while not head.endswith(b"\r\n\r\n"):
+        deadline.arm(connection)
         byte = connection.recv(1)
         if not byte:
             raise BadAnswer("the proxy closed the connection before answering CONNECT")
@@ -411,8 +519,8 @@ def _status(line: bytes) -> int:
     return int(parts[1])
 
 
-def _read_answer(stream: Any, method: str) -> tuple[int, Headers, bytes]:
-    while True:
+def _read_answer(stream: _Reader, method: str) -> tuple[int, Headers, bytes]:
+    for _ in range(MAX_INTERIM + 1):
         line = stream.readline(MAX_LINE + 1)
         if not line:
             raise BadAnswer("the server closed the connection without answering")
@@ -422,6 +530,8 @@ def _read_answer(stream: Any, method: str) -> tuple[int, Headers, bytes]:
         headers = _read_headers(stream)
         if not 100 <= status < 200 or status == 101:
             break
+    else:
+        raise BadAnswer(f"more than {MAX_INTERIM} interim (1xx) answers before the final one")
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return status, headers, b""
     if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -438,7 +548,7 @@ def _read_answer(stream: Any, method: str) -> tuple[int, Headers, bytes]:
     return status, headers, stream.read(MAX_BODY)
 
 
-def _read_headers(stream: Any) -> Headers:
+def _read_headers(stream: _Reader) -> Headers:
     headers = Headers()
     for _ in range(MAX_HEADERS + 1):
         line = stream.readline(MAX_LINE + 1)
@@ -452,7 +562,7 @@ def _read_headers(stream: Any) -> Headers:
     raise BadAnswer(f"more than {MAX_HEADERS} headers")
 
 
-def _read_chunked(stream: Any) -> bytes:
+def _read_chunked(stream: _Reader) -> bytes:
     """A chunked body, cut at MAX_BODY (what is beyond is not read)."""
     body = bytearray()
     while True:

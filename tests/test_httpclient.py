@@ -367,3 +367,160 @@ def test_a_malformed_proxy_variable_is_a_network_failure_that_names_it(monkeypat
     with pytest.raises(OSError) as caught:
         send(Request("https://registry.example.com/v2/"), {}, 5)
     assert "https_proxy" in network_reason(caught.value)
+
+
+class SlowServer:
+    """A server on 127.0.0.1 that reads a request's head (or nothing, `reads_head=False`: a TLS client speaks first
+    and is answered byte by byte here) and then writes `answer`'s pieces, one every `every` seconds: an answer that
+    never completes as an exchange, though every recv gets something within any per-operation timeout. The loop is
+    bounded (`pieces` at most) and ends when the client goes away or `stop` is called."""
+
+    def __init__(self, answer: Callable[[int], bytes], every: float, reads_head: bool = True,
+                 pieces: int = 600) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        self.connections = 0
+
+        def serve() -> None:
+            while not self.stopped.is_set():
+                try:
+                    connection, _ = self.listener.accept()
+                except OSError:
+                    return
+                self.connections += 1
+                threading.Thread(target=answer_on, args=(connection,), daemon=True).start()
+
+        def answer_on(connection: socket.socket) -> None:
+            with connection:
+                try:
+                    connection.settimeout(10)
+                    head = b""
+                    while reads_head and b"\r\n\r\n" not in head:
+                        chunk = connection.recv(65536)
+                        if not chunk:
+                            return
+                        head += chunk
+                    for index in range(pieces):
+                        if self.stopped.wait(every):
+                            return
+                        connection.sendall(answer(index))
+                except OSError:  # the client gave up: what the tests expect
+                    return
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:  # wakes the accept (closing the listener from here would not)
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+        except OSError:
+            pass
+        self.thread.join(10)
+        self.listener.close()
+
+
+def ends_within(limit: float, work: Callable[[], Any]) -> tuple[float, BaseException | None]:
+    """(seconds taken, what `work` raised) — or a test failure when it is still running after `limit` seconds (the
+    thread is left: it is a daemon, and the server behind it stops with the test)."""
+    import time
+
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            work()
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"send was still running after {limit} s"
+    return time.monotonic() - started, outcome[0]
+
+
+def piece_of(text: bytes, then: bytes) -> Callable[[int], bytes]:
+    """The bytes of `text` one at a time, then `then` for ever."""
+    return lambda index: text[index:index + 1] if index < len(text) else then
+
+
+TRICKLES = {
+    # a byte every 0.2 s: the status line, then a header line that never ends
+    "status and headers": piece_of(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"),
+    # interim answers, one every 0.2 s, for ever
+    "endless 100 Continue": lambda index: b"HTTP/1.1 100 Continue\r\n\r\n",
+    # the head at once, then the body a byte every 0.2 s
+    "sized body": lambda index: b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" if index == 0 else b"b",
+    "chunked body": lambda index: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n186a0\r\n" if index == 0
+                                   else b"c"),
+    "unsized body": lambda index: b"HTTP/1.0 200 OK\r\n\r\n" if index == 0 else b"d",
+}
+
+
+@pytest.mark.parametrize("trickle", TRICKLES)
+def test_an_answer_that_trickles_ends_at_the_timeout(trickle):
+    """Every recv gets a byte within 0.2 s, under the 1 s timeout; the exchange as a whole must still end at it, with
+    the timeout's OSError (what callers and network_reason already treat as a transient "timed out")."""
+    server = SlowServer(TRICKLES[trickle], every=0.2)
+    try:
+        taken, error = ends_within(10, lambda: send(Request(f"{server.url}/x"), {}, 1.0))
+        assert isinstance(error, TimeoutError) and network_reason(error) == "timed out", error
+        assert taken >= 0.9  # the deadline, not a recv's timeout, ended it: each recv had a byte within 0.2 s
+    finally:
+        server.stop()
+
+
+def test_redirect_hops_share_the_deadline():
+    """Eleven hops of 0.3 s each: under the old per-hop timeout this took 3.3 s and returned the last 302."""
+    import time
+
+    def route(method: str, path: str, headers: Any, body: bytes):
+        time.sleep(0.3)
+        return 302, {"Location": "/again"}, b""
+
+    server = serving(route)
+    try:
+        taken, error = ends_within(10, lambda: send(Request(f"{server.url}/x"), {}, 1.0))
+        assert isinstance(error, TimeoutError), error
+        assert server.count() <= 5  # it stopped hopping at the deadline, not at MAX_REDIRECTS
+    finally:
+        server.stop()
+
+
+def test_the_proxy_s_connect_answer_trickling_ends_at_the_timeout(monkeypatch):
+    proxy = SlowServer(piece_of(b"HTTP/1.1 200 Connection established\r\nX-Slow: ", b"p"), every=0.2)
+    try:
+        monkeypatch.setenv("https_proxy", proxy.url)
+        taken, error = ends_within(10, lambda: send(Request("https://registry.internal.test/v2/"), {}, 1.0))
+        assert isinstance(error, TimeoutError), error
+    finally:
+        proxy.stop()
+
+
+def test_a_tls_handshake_that_trickles_ends_at_the_timeout():
+    """A TLS record header announcing 16 KiB, then a byte every 0.2 s. ssl bounds one handshake by the socket's
+    timeout already; with the store's directory tried first and the whole store after, there can be two."""
+    server = SlowServer(piece_of(b"\x16\x03\x03\x40\x00", b"\x00"), every=0.2, reads_head=False)
+    try:
+        taken, error = ends_within(10, lambda: send(Request(f"https://127.0.0.1:{server.port}/"), {}, 1.0))
+        assert isinstance(error, TimeoutError), error
+    finally:
+        server.stop()
+
+
+def test_interim_answers_are_capped():
+    """Eleven 100 Continue answers at once, then a final answer: more interim answers than any server sends, so the
+    answer is refused rather than read on (an endless stream of them would otherwise run to the deadline)."""
+    cap = getattr(httpclient, "MAX_INTERIM", 10)
+    many = b"HTTP/1.1 100 Continue\r\n\r\n" * (cap + 1) + b"HTTP/1.1 204 No Content\r\n\r\n"
+    with pytest.raises(BadAnswer) as caught:
+        raw(many)
+    assert "interim" in network_reason(caught.value)
+    few = b"HTTP/1.1 100 Continue\r\n\r\n" * cap + b"HTTP/1.1 204 No Content\r\n\r\n"
+    assert raw(few)[0] == 204
