@@ -76,15 +76,23 @@ class _Handshake:
             request.add_unredirected_header("Authorization", authorization)
         started = self.clock()
         if started >= self.deadline:
-            self.steps.append(Step(call, None, 0.0, f"timed out (--timeout {self.timeout:g} s in all)"))
+            self.steps.append(Step(call, None, 0.0, self.out_of_time))
             return None
         try:
             answer = self.transport(request, self.settings, self.deadline - started)
         except OSError as error:
-            self.steps.append(Step(call, None, (self.clock() - started) * 1000, network_reason(error)))
+            ended = self.clock()
+            # The transport ends a request at the deadline it was given: then the handshake's bound is the cause.
+            why = self.out_of_time if ended >= self.deadline else network_reason(error)
+            self.steps.append(Step(call, None, (ended - started) * 1000, why))
             return None
         self.steps.append(Step(call, answer[0], (self.clock() - started) * 1000))
         return answer
+
+    @property
+    def out_of_time(self) -> str:
+        return (f"no answer within --timeout {self.timeout:g} s (the whole handshake's bound; raise it with registry "
+                "add --replace --timeout if the registry is slow)")
 
     @property
     def failure(self) -> Optional[str]:

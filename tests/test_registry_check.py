@@ -139,9 +139,19 @@ def test_the_credential_goes_only_to_an_https_token_service(realm, verdict):
 def test_the_whole_handshake_shares_one_deadline():
     """A registry that takes the whole timeout on its first answer leaves no time for the next request."""
     outcome, transport = run((401, b"", BASIC_CHALLENGE), per_call=TEAM.fetch_timeout)
-    assert outcome.verdict == f"lost {HOST}: timed out (--timeout 10 s in all)"
-    assert outcome.steps[-1] == Step(f"GET {BASE} with Basic auth", None, 0.0, "timed out (--timeout 10 s in all)")
+    out_of_time = ("no answer within --timeout 10 s (the whole handshake's bound; raise it with registry add --replace "
+                   "--timeout if the registry is slow)")
+    assert outcome.verdict == f"lost {HOST}: {out_of_time}"
+    assert outcome.steps[-1] == Step(f"GET {BASE} with Basic auth", None, 0.0, out_of_time)
     assert len(transport.requests) == 1
+
+
+def test_a_request_the_transport_ends_at_the_deadline_names_the_bound():
+    """httpclient.send ends a request at the deadline it is given: the step names --timeout, not a bare timeout."""
+    outcome, _ = run(TimeoutError("timed out"), per_call=TEAM.fetch_timeout)
+    assert outcome.steps[-1].failure is not None and "no answer within --timeout 10 s" in outcome.steps[-1].failure
+    outcome, _ = run(TimeoutError("timed out"), per_call=1.0)  # a connect timeout well before the bound
+    assert outcome.steps[-1].failure == "timed out"
 
 
 def test_each_step_is_printed_on_one_line():
