@@ -240,6 +240,15 @@ def _github_actions(audience: str, context: FetchContext) -> str:
     return value
 
 
+_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+
+
+def scrubbed(text: str, limit: int = 240) -> str:
+    """Text an exchange or its SDK said, as a message may show it: one line, at most `limit` characters, anything
+    shaped like a JWT replaced by [token] (an endpoint may echo the token it was sent)."""
+    return _JWT_LIKE.sub("[token]", " ".join(text.split()))[:limit]
+
+
 def claims(token: str) -> dict[str, Any]:
     """A JWT's payload, unverified (the exchange verifies it); {} when it is not readable."""
     parts = token.split(".")

@@ -8,7 +8,6 @@ azure-identity is imported inside fetch only; the exchange is one form POST, wri
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -30,7 +29,6 @@ SDK = ("azure.identity", "azure-identity")
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
 
 def _client_id_text(text: str) -> str:
@@ -146,7 +144,7 @@ class AcrProvider(Provider):
         refresh_token = exchanged.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise ProviderError("the ACR token exchange answered without a refresh_token")
-        return Credential(USERNAME, refresh_token, _jwt_expiry(refresh_token) or context.now() + self.lifetime(registration))
+        return Credential(USERNAME, refresh_token, identity.expiry(refresh_token) or context.now() + self.lifetime(registration))
 
     def _entra_token(self, registration: Registration, context: FetchContext) -> str:
         sdk = import_sdk(self.type_name, *SDK)
@@ -199,7 +197,7 @@ def _first_line(error: BaseException) -> str:
     # azure-identity's messages can run to a troubleshooting essay; its first line names the cause. Anything shaped
     # like a JWT is taken out: an endpoint may echo the assertion it was sent.
     text = str(error).strip().splitlines()
-    return _JWT_LIKE.sub("[token]", " ".join(text[0].split()))[:240] if text else type(error).__name__
+    return identity.scrubbed(text[0]) if text else type(error).__name__
 
 
 def _authority(settings: Mapping[str, Any]) -> str:
@@ -246,17 +244,6 @@ def _post_form(context: FetchContext, url: str, form: Mapping[str, str], who: st
     if not isinstance(answer, dict):
         raise ProviderError(f"{who} answered with JSON that is not an object")
     return answer
-
-
-def _jwt_expiry(token: str) -> float | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        return float(claims["exp"])
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 PROVIDER = AcrProvider()

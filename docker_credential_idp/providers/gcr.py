@@ -32,7 +32,6 @@ SERVICE_ACCOUNT_ANNOTATION = "iam.gke.io/gcp-service-account"
 _PROVIDER_NAME = re.compile(r"(?://iam\.googleapis\.com/)?(projects/[0-9]{1,20}/locations/global/workloadIdentityPools/"
                             r"[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32})")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,128}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}")
-_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
 
 class GcrProvider(Provider):
@@ -247,7 +246,7 @@ def _said(error: BaseException) -> str:
     """What google-auth's error says (its first argument: STS's `Error code X: description`), one bounded line with
     anything shaped like a JWT taken out: an endpoint may echo what it was sent."""
     text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-    return _JWT_LIKE.sub("[token]", " ".join(text.split()))[:240]
+    return identity.scrubbed(text)
 
 
 def _iam_said(error: BaseException) -> str:
@@ -259,7 +258,7 @@ def _iam_said(error: BaseException) -> str:
         detail = None
     if isinstance(detail, dict) and isinstance(detail.get("message"), str):
         text = f"{detail.get('status') or detail.get('code') or ''} {detail['message']}".strip()
-        return _JWT_LIKE.sub("[token]", " ".join(text.split()))[:240]
+        return identity.scrubbed(text)
     return _said(error)
 
 
